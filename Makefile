@@ -1,0 +1,31 @@
+# make demo: the main job on the embedded toy dataset.  make test: the test suite.
+# Both create .venv and install the project into it when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/psc-eval
+STAMP := $(VENV)/.psc-installed
+DEMO_OUT ?= out/demo
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(CLI) ls
+	$(CLI) data preview --dataset toy --out $(DEMO_OUT)/toy-preview.png
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check psc_eval models baselines tests benchmarks
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

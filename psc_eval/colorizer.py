@@ -1,0 +1,214 @@
+"""The Colorizer protocol, the lazy colorizer registry, and the reference colorizers.
+
+A colorizer returns chroma only: ``colorize(L, n_samples) -> ab`` with
+L (B,1,H,W) in Lab units [0, 100] and ab (B,n_samples,2,H,W) in Lab units.
+The harness recombines ab with the ORIGINAL L and converts to RGB once, so no
+method can win by altering luminance.
+
+Registry: names map lazily to ``"module:attr"`` strings, so listing names imports
+no model code (timm's ``create_model`` and lm-evaluation-harness's registry are
+the pattern). ``get_colorizer("pkg.mod:Class")`` builds a user's own class.
+
+Oracle colorizers (``gt``) set ``oracle = True``: the runner then passes the
+sample's true chroma as ``colorize(..., target_ab=ab)``. ``gt`` returns exactly
+the ab of the image the judge would otherwise see (the dataset's resized RGB
+converted to Lab), so ``gt`` recombined with L reproduces the colour image up to
+Lab -> RGB gamut clipping and uint8 rounding: the colour row of Fig. 8.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from .errors import PscError, UnknownNameError
+
+
+@runtime_checkable
+class Colorizer(Protocol):
+    name: str
+    stochastic: bool  # False: n_samples > 1 is refused
+
+    def colorize(
+        self, L: Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None
+    ) -> Tensor: ...
+
+
+# name -> "module:attr"; imported only when the colorizer is built.
+_LAZY: dict[str, str] = {
+    "gray": "psc_eval.colorizer:GrayColorizer",
+    "gt": "psc_eval.colorizer:GroundTruthColorizer",
+    "ours": "psc_eval.models.colorizer:PSC",
+    "psc-purple": "psc_eval.models.colorizer:PSCPurple",
+    "psc-purple-blue": "psc_eval.models.colorizer:PSCPurpleBlue",
+    "psc-film": "psc_eval.models.colorizer:PSCFiLM",
+    "psc-embedding": "psc_eval.models.colorizer:PSCEmbedding",
+}
+_DESCRIPTIONS: dict[str, str] = {
+    "gray": "reference: ab = 0 (the gray row of Fig. 8)",
+    "gt": "reference oracle: the true ab (the colour row of Fig. 8)",
+    "ours": "paper's final model: f + h + g, concatenation (Sec. 3.2.2)",
+    "psc-purple": "f + g, no semantics (Sec. 3.1)",
+    "psc-purple-blue": "f shares its trunk with h; g sees f only (Sec. 3.2.1)",
+    "psc-film": "f + h + g, feature-transform fusion (Sec. 3.2.2)",
+    "psc-embedding": "decode f's own mixture, no autoregression (Figs. 4, 6)",
+}
+_BUILT: dict[str, Callable[..., Any]] = {}
+
+
+def register_colorizer(name: str, description: str = "") -> Callable:
+    """Class decorator: ``@register_colorizer("mine")`` makes ``get_colorizer("mine")`` work."""
+
+    def deco(cls):
+        _BUILT[name] = cls
+        _LAZY.setdefault(name, f"{cls.__module__}:{cls.__qualname__}")
+        if description:
+            _DESCRIPTIONS[name] = description
+        return cls
+
+    return deco
+
+
+def list_colorizers() -> dict[str, str]:
+    """name -> one-line description; imports nothing heavy."""
+    return {n: _DESCRIPTIONS.get(n, "") for n in sorted(_LAZY)}
+
+
+def _import_attr(spec: str, what: str) -> Any:
+    mod_name, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        raise UnknownNameError(
+            f"cannot import {what} module {mod_name!r} ({e}), in {spec!r}, "
+            "check the module path or install the package that provides it"
+        ) from None
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise UnknownNameError(
+            f"module {mod_name!r} has no attribute {attr!r}, in {spec!r}, "
+            "check the attribute name after the colon"
+        ) from None
+
+
+def resolve_colorizer_class(name: str) -> Callable[..., Any]:
+    if name in _BUILT:
+        return _BUILT[name]
+    if name in _LAZY:
+        return _import_attr(_LAZY[name], "colorizer")
+    if ":" in name:
+        return _import_attr(name, "colorizer")
+    raise UnknownNameError(
+        f"unknown colorizer {name!r}, known: {', '.join(sorted(_LAZY))}, "
+        "run 'psc-eval ls' or pass a 'module:attr' path"
+    )
+
+
+def get_colorizer(name: str, **kwargs: Any) -> Colorizer:
+    """Build a colorizer by registry name or ``module:attr`` path."""
+    obj = resolve_colorizer_class(name)(**kwargs)
+    if not hasattr(obj, "colorize"):
+        raise UnknownNameError(
+            f"{name!r} built an object without a colorize() method, in the registry, "
+            "point it at a class implementing the Colorizer protocol"
+        )
+    if not getattr(obj, "name", None):
+        obj.name = name
+    return obj
+
+
+def check_L(L: Tensor) -> None:
+    """Refuse an L tensor of the wrong shape or outside [0, 100] (one clear line)."""
+    if not isinstance(L, Tensor) or L.ndim != 4 or L.shape[1] != 1:
+        shape = tuple(L.shape) if isinstance(L, Tensor) else type(L).__name__
+        raise PscError(
+            f"L must have shape (B,1,H,W), got {shape}, in the colorize() input, "
+            "pass Lab luminance with one channel"
+        )
+    lo, hi = float(L.min()), float(L.max())
+    if lo < -1e-3 or hi > 100.0 + 1e-3 or L.isnan().any():
+        raise PscError(
+            f"L values must lie in [0, 100], got [{lo:.3g}, {hi:.3g}], in the colorize() input, "
+            "pass Lab L (not normalised, not 0-255)"
+        )
+
+
+def check_n_samples(colorizer: Any, n_samples: int) -> None:
+    if n_samples < 1:
+        raise PscError(f"n_samples must be >= 1, got {n_samples}, in colorize(), pass 1 or more")
+    if n_samples > 1 and not getattr(colorizer, "stochastic", False):
+        raise PscError(
+            f"colorizer {getattr(colorizer, 'name', '?')!r} is deterministic, "
+            f"n_samples={n_samples} was asked, use n_samples=1"
+        )
+
+
+class GrayColorizer:
+    """ab = 0 everywhere: the gray-input row of Fig. 8 / Table 3."""
+
+    name = "gray"
+    stochastic = False
+    oracle = False
+    weights_sha256: str | None = None
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def colorize(
+        self, L: Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        check_L(L)
+        check_n_samples(self, n_samples)
+        B, _, H, W = L.shape
+        return L.new_zeros(B, n_samples, 2, H, W)
+
+
+class GroundTruthColorizer:
+    """The true ab of each sample (an oracle; the runner passes ``target_ab``)."""
+
+    name = "gt"
+    stochastic = False
+    oracle = True
+    weights_sha256: str | None = None
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def colorize(
+        self,
+        L: Tensor,
+        n_samples: int = 1,
+        *,
+        generator: torch.Generator | None = None,
+        target_ab: Tensor | None = None,
+    ) -> Tensor:
+        check_L(L)
+        check_n_samples(self, n_samples)
+        if target_ab is None:
+            raise PscError(
+                "the 'gt' colorizer needs the true chroma, in colorize(), "
+                "call it as colorize(L, target_ab=ab) (the runner does this)"
+            )
+        if target_ab.shape[-2:] != L.shape[-2:] or target_ab.shape[1] != 2:
+            raise PscError(
+                f"target_ab has shape {tuple(target_ab.shape)} for L {tuple(L.shape)}, "
+                "in gt.colorize(), pass (B,2,H,W) chroma of the same images"
+            )
+        return target_ab.unsqueeze(1).to(L.dtype).clone()
+
+
+def run_colorizer(
+    colorizer: Any,
+    L: Tensor,
+    ab_true: Tensor | None = None,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Call ``colorize`` the way the harness does (oracles get the true ab)."""
+    if getattr(colorizer, "oracle", False):
+        return colorizer.colorize(L, n_samples, generator=generator, target_ab=ab_true)
+    return colorizer.colorize(L, n_samples, generator=generator)
