@@ -26,8 +26,8 @@ def dataset_options(default_split: str | None = None):
     def deco(f):
         f = click.option("--allow-partial", is_flag=True,
                          help="Accept a VOC split whose image count differs from the official one.")(f)
-        f = click.option("--size", default=128, show_default=True, type=int,
-                         help="Square input size (images resized antialiased, masks nearest).")(f)
+        f = click.option("--size", default=None, type=int,
+                         help="Square input size; default 128 (real data), 64 (toy).")(f)
         f = click.option("--split", default=default_split,
                          help="Split as named on disk (default: the dataset's evaluation split).")(f)
         f = click.option("--root", default=None, type=click.Path(file_okay=False),

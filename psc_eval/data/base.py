@@ -179,6 +179,8 @@ class SegDataset(torch.utils.data.Dataset):
     has_masks: bool = True
     # How class indices relate to the source's labels (recorded in results).
     class_convention: str = ""
+    default_split: str = "val"
+    default_size: int = DEFAULT_SIZE
 
     def __init__(self, root: str | Path | None, split: str, size: int = DEFAULT_SIZE):
         if size < 8:

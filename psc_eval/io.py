@@ -1,0 +1,59 @@
+"""Atomic file writes (temp file + fsync + os.replace) and file hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import PscError
+
+
+def ensure_dir(path: str | Path, what: str = "output folder") -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PscError(f"cannot create {what} ({e.strerror}), {path}, choose a writable path")
+    if not os.access(path, os.W_OK):
+        raise PscError(f"{what} is not writable, {path}, choose a writable path")
+    return path
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = True) -> Path:
+    """Write through ``write(fileobj)`` to a temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    def write(f):
+        json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
+        f.write("\n")
+
+    return atomic_write(path, write, binary=False)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
