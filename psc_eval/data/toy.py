@@ -120,7 +120,7 @@ def render_scene(seed: int, split: str, index: int, size: int = DEFAULT_SIZE):
     paint(~sky, ground_cls, LUMA[ground_cls] + _texture(rng, yy, xx, 7.0), chroma(ground_cls))
 
     if rng.random() < 0.5:  # sun
-        r = rng.uniform(0.05, 0.08)
+        r = rng.uniform(0.07, 0.1)
         cy, cx = rng.uniform(r + 0.02, max(horizon - r - 0.05, r + 0.03)), rng.uniform(0.1, 0.9)
         paint(_ellipse(yy, xx, cy, cx, r, r) & sky, SUN, LUMA[SUN], chroma(SUN))
     for _ in range(int(rng.random() < 0.6) + int(rng.random() < 0.3)):  # clouds
@@ -136,7 +136,7 @@ def render_scene(seed: int, split: str, index: int, size: int = DEFAULT_SIZE):
 
     if meadow:
         for _ in range(int(rng.random() < 0.75) + int(rng.random() < 0.3)):  # trees
-            r = rng.uniform(0.08, 0.13)
+            r = rng.uniform(0.11, 0.16)
             cx = rng.uniform(0.12, 0.88)
             cy = horizon - 0.4 * r + rng.uniform(0.0, 0.1)
             region = _ellipse(yy, xx, cy, cx, r, r * rng.uniform(0.8, 1.1))
@@ -144,30 +144,30 @@ def render_scene(seed: int, split: str, index: int, size: int = DEFAULT_SIZE):
             paint(region, TREE, LUMA[TREE] + _texture(rng, yy, xx, 5.0), chroma(TREE))
     else:
         for _ in range(int(rng.random() < 0.8) + int(rng.random() < 0.3)):  # umbrellas
-            r = rng.uniform(0.09, 0.14)
+            r = rng.uniform(0.12, 0.17)
             cx, base = rng.uniform(0.15, 0.85), ground_y(0.15, 0.85)
             top = base - 2.2 * r
             region = _ellipse(yy, xx, top + r, cx, r, r) & (yy <= top + r)
-            region |= _rect(yy, xx, top + r, base, cx - 0.012, cx + 0.012)
+            region |= _rect(yy, xx, top + r, base, cx - 0.02, cx + 0.02)
             paint(region, UMBRELLA, LUMA[UMBRELLA] + _texture(rng, yy, xx, 4.0), chroma(UMBRELLA))
     if rng.random() < 0.5:  # rock, either scene
         cy, cx = ground_y(), rng.uniform(0.1, 0.9)
-        ry, rx = rng.uniform(0.04, 0.07), rng.uniform(0.06, 0.11)
+        ry, rx = rng.uniform(0.06, 0.1), rng.uniform(0.09, 0.15)
         bump = 1.0 + 0.15 * np.sin(6 * np.arctan2(yy - cy, xx - cx) + rng.uniform(0, 6.3))
         region = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= bump
         paint(region, ROCK, LUMA[ROCK] + _texture(rng, yy, xx, 6.0), chroma(ROCK))
     if meadow and rng.random() < 0.6:  # cow
         cy, cx = ground_y(0.12, 0.85), rng.uniform(0.15, 0.85)
-        w, h = rng.uniform(0.08, 0.11), rng.uniform(0.04, 0.055)
+        w, h = rng.uniform(0.11, 0.15), rng.uniform(0.055, 0.075)
         side = 1 if rng.random() < 0.5 else -1
         region = _ellipse(yy, xx, cy, cx, h, w)
         region |= _ellipse(yy, xx, cy - 0.6 * h, cx + side * 1.1 * w, 0.5 * h, 0.35 * w)
         for dx in (-0.7, -0.3, 0.3, 0.7):
-            region |= _rect(yy, xx, cy, cy + 2.0 * h, cx + dx * w - 0.008, cx + dx * w + 0.008)
+            region |= _rect(yy, xx, cy, cy + 2.0 * h, cx + dx * w - 0.015, cx + dx * w + 0.015)
         paint(region, COW, LUMA[COW] + _texture(rng, yy, xx, 5.0), chroma(COW))
     if rng.random() < 0.5:  # car, either scene, one of four hues
         cy, cx = ground_y(0.12, 0.85), rng.uniform(0.18, 0.82)
-        w, h = rng.uniform(0.1, 0.15), rng.uniform(0.035, 0.05)
+        w, h = rng.uniform(0.14, 0.2), rng.uniform(0.05, 0.07)
         ma, mb = CAR_MODES[int(rng.integers(len(CAR_MODES)))]
         ab = (rng.normal(ma, CAR_MODE_SD), rng.normal(mb, CAR_MODE_SD))
         body = _rect(yy, xx, cy - h, cy + h, cx - w, cx + w)
