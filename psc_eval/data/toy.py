@@ -18,8 +18,8 @@ per image from the distribution below, plus a little per-pixel noise):
  4    cow        40 + texture            unimodal brown       N(14, 3),  N(22, 3)
  5    umbrella   55 + texture            unimodal red         N(58, 5),  N(36, 5)
  6    car        50 + texture            MULTIMODAL, 4 hues:  red (55, 40), blue (15, -55),
-                                         yellow (-2, 72), purple (45, -35), each +- N(0, 4)
- 7    sun        90                      unimodal yellow      N(2, 2),   N(78, 5)
+                                         yellow (0, 55), purple (45, -35), each +- N(0, 4)
+ 7    sun        90                      unimodal yellow      N(-4, 2),  N(72, 4)
  8    cloud      92 + texture            near neutral         N(0, 1),   N(-3, 1)
  9    rock       48 + texture            neutral gray         N(0, 1.5), N(2, 1.5)
 ====  =========  ======================  ==========================================
@@ -60,11 +60,11 @@ CHROMA = {
     TREE: (-26.0, 4.0, 24.0, 4.0),
     COW: (14.0, 3.0, 22.0, 3.0),
     UMBRELLA: (58.0, 5.0, 36.0, 5.0),
-    SUN: (2.0, 2.0, 78.0, 5.0),
+    SUN: (-4.0, 2.0, 72.0, 4.0),
     CLOUD: (0.0, 1.0, -3.0, 1.0),
     ROCK: (0.0, 1.5, 2.0, 1.5),
 }
-CAR_MODES = ((55.0, 40.0), (15.0, -55.0), (-2.0, 72.0), (45.0, -35.0))
+CAR_MODES = ((55.0, 40.0), (15.0, -55.0), (0.0, 55.0), (45.0, -35.0))
 CAR_MODE_SD = 4.0
 LUMA = {GRASS: 52.0, SAND: 52.0, TREE: 34.0, COW: 40.0, UMBRELLA: 55.0, CAR: 50.0,
         SUN: 90.0, CLOUD: 92.0, ROCK: 48.0}
