@@ -124,7 +124,8 @@ def check_mask(
 def resize_image(arr: np.ndarray, size: int) -> np.ndarray:
     if arr.shape[0] == size and arr.shape[1] == size:
         return arr
-    return np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
+    # np.array (a copy): torch.from_numpy warns on the read-only view np.asarray gives.
+    return np.array(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
 
 
 def resize_mask(m: np.ndarray, size: int) -> np.ndarray:

@@ -1,0 +1,32 @@
+"""Shared test setup: makes ``tests/fixtures_data.py`` importable (pytest runs with
+``--import-mode=importlib``, which puts no test folder on ``sys.path``) and offers its
+dataset-tree builders as factory fixtures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import fixtures_data  # noqa: E402
+
+
+@pytest.fixture
+def voc_tree(tmp_path):
+    """Factory: ``voc_tree(**kw)`` builds a VOCdevkit under tmp_path (see build_voc)."""
+    return lambda **kw: fixtures_data.build_voc(tmp_path, **kw)
+
+
+@pytest.fixture
+def coco10k_tree(tmp_path):
+    return lambda **kw: fixtures_data.build_cocostuff10k(tmp_path, **kw)
+
+
+@pytest.fixture
+def coco164k_tree(tmp_path):
+    return lambda **kw: fixtures_data.build_cocostuff164k(tmp_path, **kw)
