@@ -89,7 +89,125 @@ def data_preview(dataset, root, split, size, allow_partial, out, n_rows) -> None
 
 # --- runner commands (miou, psnr, diversity): psc_eval.runner ---
 
+
+def runner_options(f):
+    """Options shared by psc-eval miou / psnr."""
+    opts = [
+        click.option("--colorizer", "colorizer", required=True,
+                     help="Colorizer name (psc-eval ls) or module:attr."),
+        click.option("--colorizer-weights", default=None, type=click.Path(dir_okay=False),
+                     help="Colorizer checkpoint (default: the trained one under $PSC_HOME)."),
+        click.option("--limit", default=None, type=int, help="Evaluate the first N images."),
+        click.option("--batch-size", default=32, show_default=True, type=int),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:K."),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--out", default="reports", show_default=True,
+                     type=click.Path(file_okay=False), help="Results go to OUT/runs/..."),
+        click.option("--no-cache", is_flag=True, help="Recompute everything; write no cache."),
+        click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+                     help="Cache folder (default $PSC_HOME/cache/eval)."),
+        click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64),
+                     help="DataLoader worker processes."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _run_eval_cmd(kind, dataset, root, split, size, allow_partial, **kw) -> None:
+    from .dist import dist_info
+    from .runner import run_eval
+
+    ds = open_dataset(dataset, root, split, size, allow_partial)
+    summary = run_eval(
+        kind, kw.pop("colorizer"), ds, cache=not kw.pop("no_cache"),
+        progress=not kw.pop("quiet"), **kw,
+    )
+    if dist_info().is_main:
+        click.echo(summary.text())
+
+
+@cli.command("miou")
+@dataset_options()
+@click.option("--segmenter", default=None,
+              help="Judge name (psc-eval ls) or module:attr; default: the dataset's judge.")
+@click.option("--weights", default=None, type=click.Path(dir_okay=False),
+              help="Judge weights (default: the trained judge under $PSC_HOME/judges).")
+@runner_options
+def miou_cmd(dataset, root, split, size, allow_partial, **kw) -> None:
+    """Mean IoU of a judge on colorized images (Table 3, Fig. 8): gray / colorizer / colour."""
+    _run_eval_cmd("miou", dataset, root, split, size, allow_partial, **kw)
+
+
+@cli.command("psnr")
+@dataset_options()
+@runner_options
+def psnr_cmd(dataset, root, split, size, allow_partial, **kw) -> None:
+    """PSNR of colorized images against the true colours (Table 3); needs no masks."""
+    _run_eval_cmd("psnr", dataset, root, split, size, allow_partial, **kw)
+
+
 # --- model commands (train, sample): psc_eval.models ---
+
+
+@cli.command("train")
+@click.option("--colorizer", required=True,
+              help="Variant to train: ours, psc-purple, psc-purple-blue, psc-film.")
+@click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
+@click.option("--config", "config", default="toy", show_default=True,
+              help="toy, paper or a path to a .toml file (models/configs/).")
+@click.option("--root", default=None, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option("--size", default=None, type=int, help="Input size (config: 128 paper, 64 toy).")
+@click.option("--epochs", default=None, type=int)
+@click.option("--batch-size", default=None, type=int)
+@click.option("--lr", default=None, type=float)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 (default: the config's).")
+@click.option("--seed", default=None, type=int)
+@click.option("--n-train", default=None, type=int, help="Train on the first N images only.")
+@click.option("--workers", default=None, type=int, help="DataLoader worker processes.")
+@click.option("--resume", is_flag=False, flag_value="last", default=None,
+              help="Continue from last.pt of the run folder, or from the checkpoint given.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Checkpoint folder (default $PSC_HOME/models/<dataset>/<colorizer>).")
+def train_cmd(colorizer, dataset, config, root, size, epochs, batch_size, lr, device, seed,
+              n_train, workers, resume, out_dir) -> None:
+    """Train the paper's model or one of its ablations (Eq. 6; torchrun for several GPUs)."""
+    from .models.commands import train_colorizer
+
+    res = train_colorizer(colorizer, dataset, config, root=root, size=size, epochs=epochs,
+                          batch_size=batch_size, lr=lr, device=device, seed=seed,
+                          n_train=n_train, workers=workers, resume=resume, out_dir=out_dir)
+    click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
+
+
+@cli.command("sample")
+@click.option("--colorizer", required=True, help="Colorizer name (psc-eval ls).")
+@click.option("--dataset", default="toy", show_default=True)
+@click.option("--root", default=None, type=click.Path(file_okay=False))
+@click.option("--split", default=None)
+@click.option("--size", default=None, type=int)
+@click.option("--n", "n", default=3, show_default=True, type=click.IntRange(1, 64),
+              help="Samples per image.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--limit", default=8, show_default=True, type=click.IntRange(1, 1024),
+              help="Images (grid rows).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--temperature", default=1.0, show_default=True, type=float)
+@click.option("--sampler", default="cached", show_default=True,
+              type=click.Choice(["cached", "naive"]))
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--weights", default=None, type=click.Path(dir_okay=False),
+              help="Checkpoint (default: the trained one under $PSC_HOME).")
+def sample_cmd(colorizer, dataset, root, split, size, n, out, limit, seed, temperature,
+               sampler, device, weights) -> None:
+    """Write a PNG grid per run: gray | samples | ground truth."""
+    from .models.commands import write_samples
+
+    path = write_samples(colorizer, dataset, out, n=n, limit=limit, seed=seed,
+                         temperature=temperature, sampler=sampler, device=device, root=root,
+                         split=split, size=size, weights=weights)
+    click.echo(f"wrote {path}")
 
 # --- study commands (study create/serve/tally): psc_eval.study ---
 

@@ -1,0 +1,183 @@
+"""One JSON file per evaluation run: the schema, atomic writing, loading, and ``collect``.
+
+Layout (DESIGN.md "Results")::
+
+    <out>/runs/<dataset>/<segmenter>/<colorizer>/<split>-seed<k>.json
+
+Tables and figures (``psc-eval report``) are derived only from these files, the way
+lm-evaluation-harness derives its tables from its results JSON. Numbers stay raw floats;
+formatting happens in the report.
+
+Non-finite numbers. JSON has no NaN or infinity, so every non-finite float (a class
+whose IoU is undefined, an infinite PSNR) is written as ``null`` and its location is
+listed under ``"nonfinite"``: a map from a dotted path (``per_class_iou.cow``,
+``metrics.psnr_max``) to ``"nan"``, ``"inf"`` or ``"-inf"``. ``load_result`` puts the
+exact values back, so a result round-trips; a reader that ignores ``nonfinite`` sees
+``null`` and cannot mistake it for a number. Counts that matter (``psnr_n_infinite``)
+are stored as plain integers besides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PscError
+from .io import atomic_write_json
+
+SCHEMA_VERSION = 1
+DEFAULT_OUT = "reports"
+
+# Path components come from user-given names (a "module:attr" colorizer); keep them portable.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@dataclass
+class RunResult:
+    """Everything one run measured, plus where it came from.
+
+    ``metrics`` holds raw floats / ints, e.g. ``miou``, ``pixel_accuracy``, ``mean_accuracy``,
+    ``psnr`` (dB, mean over images with finite PSNR), ``psnr_n``, ``psnr_n_infinite``,
+    ``psnr_ab``, ``num_images`` (scored). ``per_class_iou`` maps class name -> IoU (NaN
+    where a class's union is empty). ``histograms`` maps a name to
+    ``{"bin_edges": [...], "counts": [...], ...}``. ``skipped`` lists
+    ``{"id", "reason"}`` of images that were never scored.
+    """
+
+    kind: str
+    dataset: str
+    segmenter: str
+    colorizer: str
+    split: str
+    seed: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    per_class_iou: dict[str, float] = field(default_factory=dict)
+    histograms: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict: non-finite floats become null, listed under ``nonfinite``."""
+        nonfinite: dict[str, str] = {}
+        body = _encode(asdict(self), "", nonfinite)
+        body["nonfinite"] = nonfinite
+        return body
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> RunResult:
+        obj = dict(obj)
+        nonfinite = obj.pop("nonfinite", {}) or {}
+        for path, val in nonfinite.items():
+            _set_path(obj, path, float(val))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+def _encode(x: Any, path: str, nonfinite: dict[str, str]) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        nonfinite[path] = "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        return None
+    if isinstance(x, dict):
+        return {str(k): _encode(v, f"{path}.{k}" if path else str(k), nonfinite) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_encode(v, f"{path}[{i}]", nonfinite) for i, v in enumerate(x)]
+    return x
+
+
+def _set_path(obj: Any, path: str, value: float) -> None:
+    # Paths are "a.b.c" with optional "[i]" list indices, as _encode writes them.
+    tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    cur = obj
+    for i, tok in enumerate(tokens):
+        last = i == len(tokens) - 1
+        key: Any = int(tok[1:-1]) if tok.startswith("[") else tok
+        if last:
+            cur[key] = value
+        else:
+            cur = cur[key]
+
+
+def safe_name(name: str) -> str:
+    """A registry name or ``module:attr`` path as one portable path component."""
+    return _UNSAFE.sub("_", str(name)).strip("._") or "_"
+
+
+def result_path(
+    out_dir: str | Path, dataset: str, segmenter: str, colorizer: str, split: str, seed: int
+) -> Path:
+    """``<out>/runs/<dataset>/<segmenter>/<colorizer>/<split>-seed<k>.json``."""
+    return (
+        Path(out_dir) / "runs" / safe_name(dataset) / safe_name(segmenter)
+        / safe_name(colorizer) / f"{safe_name(split)}-seed{int(seed)}.json"
+    )
+
+
+def write_result(result: RunResult, out_dir: str | Path = DEFAULT_OUT) -> Path:
+    """Write atomically (temp file + fsync + rename): a reader never sees a partial file."""
+    path = result_path(
+        out_dir, result.dataset, result.segmenter, result.colorizer, result.split, result.seed
+    )
+    return atomic_write_json(path, result.to_json())
+
+
+def load_result(path: str | Path) -> RunResult:
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PscError(f"result file not found, {path}, run psc-eval miou/psnr first") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PscError(f"result file is not valid JSON ({e.msg if hasattr(e, 'msg') else e}), "
+                       f"{path}, delete it and rerun the evaluation") from None
+    if not isinstance(obj, dict) or "schema_version" not in obj:
+        raise PscError(f"not a psc-eval result (no schema_version), {path}, "
+                       "point at reports/runs/... files")
+    if int(obj["schema_version"]) > SCHEMA_VERSION:
+        raise PscError(f"result schema {obj['schema_version']} is newer than this psc-eval "
+                       f"({SCHEMA_VERSION}), {path}, upgrade psc-eval")
+    return RunResult.from_json(obj)
+
+
+COLUMNS = ["dataset", "segmenter", "colorizer", "split", "seed", "kind", "miou", "psnr",
+           "psnr_ab", "psnr_n_infinite", "pixel_accuracy", "mean_accuracy", "num_images",
+           "num_skipped", "path"]
+
+
+def collect(root: str | Path = DEFAULT_OUT):
+    """All results under ``root`` (or ``root/runs``) as a pandas DataFrame, one row per run.
+
+    Columns: ``COLUMNS`` (metrics a run lacks are NaN; a PSNR stored as infinite is inf),
+    sorted by dataset, segmenter, colorizer, split, seed.
+    """
+    import pandas as pd
+
+    root = Path(root)
+    base = root / "runs" if (root / "runs").is_dir() else root
+    rows = []
+    for p in sorted(base.rglob("*.json")) if base.is_dir() else []:
+        try:
+            r = load_result(p)
+        except PscError:
+            continue  # not a run file (e.g. some other JSON in reports/)
+        m = r.metrics
+        rows.append({
+            "dataset": r.dataset, "segmenter": r.segmenter, "colorizer": r.colorizer,
+            "split": r.split, "seed": r.seed, "kind": r.kind,
+            "miou": _num(m.get("miou")), "psnr": _num(m.get("psnr")),
+            "psnr_ab": _num(m.get("psnr_ab")), "psnr_n_infinite": m.get("psnr_n_infinite"),
+            "pixel_accuracy": _num(m.get("pixel_accuracy")),
+            "mean_accuracy": _num(m.get("mean_accuracy")),
+            "num_images": m.get("num_images"), "num_skipped": len(r.skipped), "path": str(p),
+        })
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(["dataset", "segmenter", "colorizer", "split", "seed"],
+                          ignore_index=True)
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
