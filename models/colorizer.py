@@ -1,0 +1,167 @@
+"""The paper's model and its ablations as registered colorizers (the Colorizer protocol).
+
+``colorize(L, n)`` runs f (and h) once per image at the config's input size, samples g
+``n`` times at the embedding resolution (raster order, ``psc_eval.models.sampling``),
+maps the sampled chroma back to Lab units and upsamples it bilinearly to L's size; the
+harness joins it with the ORIGINAL L (Sec. 3.1, chromatic subsampling). An L of another
+size than the model's input is resized (bilinear, antialiased) for the network only.
+The Polyak-averaged weights (checkpoint key ``"ema"``) are used.
+
+Weights: ``weights=PATH`` or, by default, ``colorizer_dir(dataset, name)/last.pt``
+(``$PSC_HOME/models/<dataset>/<name>/last.pt``). ``psc-embedding`` decodes the
+``ours`` checkpoint's embedding mixture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..checkpoint import load_checkpoint
+from ..color import denormalize_ab
+from ..colorizer import check_L, check_n_samples
+from ..errors import ConfigError, WeightsError
+from ..io import sha256_file
+from ..paths import colorizer_dir
+from .config import config_from_checkpoint
+from .network import PSCNet, embedding_mode
+from .training import LAST
+
+SAMPLERS = ("cached", "naive")
+
+
+def default_weights(dataset: str, variant: str) -> Path:
+    return colorizer_dir(dataset, variant) / LAST
+
+
+class _PSCBase:
+    """Shared loading and the f/h pass; subclasses decide how ab is produced."""
+
+    name = "ours"
+    weights_variant = "ours"  # the checkpoint this colorizer reads
+    stochastic = True
+    oracle = False
+
+    def __init__(
+        self,
+        dataset: str = "toy",
+        weights: str | Path | None = None,
+        device: str = "cpu",
+        sampler: str = "cached",
+        temperature: float = 1.0,
+        **_: Any,
+    ):
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {sampler!r}, in --sampler, use cached or naive")
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}, in --temperature, "
+                              "use e.g. 1.0")
+        path = Path(weights) if weights else default_weights(dataset, self.weights_variant)
+        if not path.is_file():
+            cfg = "toy" if dataset == "toy" else "paper"
+            raise WeightsError(
+                f"no trained weights for {self.weights_variant!r} on {dataset}, {path}, run: "
+                f"psc-eval train --colorizer {self.weights_variant} --dataset {dataset} "
+                f"--config {cfg}"
+            )
+        ck = load_checkpoint(path)
+        if ck.get("kind") != "colorizer" or ck.get("variant") != self.weights_variant:
+            raise WeightsError(
+                f"checkpoint is of {ck.get('variant')!r} (kind {ck.get('kind')!r}), not "
+                f"{self.weights_variant!r}, {path}, pass a checkpoint of "
+                f"'{self.weights_variant}' (psc-eval train --colorizer {self.weights_variant})"
+            )
+        from .commands import build_net
+
+        cfg = config_from_checkpoint(ck["config"], str(path))
+        self.device = torch.device(device)
+        self.net: PSCNet = build_net(self.weights_variant, cfg, int(ck["num_classes"]))
+        self.net.load_state_dict(ck["ema"])
+        self.net.to(self.device).eval()
+        self.config = ck["config"]
+        self.num_classes = int(ck["num_classes"])
+        self.weights_path = str(path)
+        self.weights_sha256 = sha256_file(path)
+        self.sampler = sampler
+        self.temperature = float(temperature)
+
+    def _embed(self, L: Tensor) -> tuple[Tensor, Tensor | None]:
+        size = self.net.cfg.input_size
+        x = L.to(self.device, torch.float32)
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True).clamp(0.0, 100.0)
+        return self.net.embed(x)
+
+    def _finish(self, x: Tensor, L: Tensor, n: int) -> Tensor:
+        """(B*n,2,h,w) in [-1,1] -> (B,n,2,H,W) Lab units on L's device."""
+        ab = denormalize_ab(x.float())
+        ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        B = L.shape[0]
+        return ab.view(B, n, 2, *L.shape[-2:]).to(L.device)
+
+    @torch.no_grad()
+    def colorize(
+        self, L: Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """L (B,1,H,W) in [0,100] -> ab (B,n,2,H,W) in Lab units (n raster-order samples)."""
+        from .sampling import sample
+
+        check_L(L)
+        check_n_samples(self, n_samples)
+        emb, logits = self._embed(L)
+        cond = self.net.condition(emb, logits)  # (B,C,h,w): once per image
+        cond = cond.repeat_interleave(n_samples, dim=0)  # sample i of image b at b*n + i
+        x = sample(self.net.g, cond, generator=generator, temperature=self.temperature,
+                   method=self.sampler)
+        return self._finish(x, L, n_samples)
+
+
+class PSC(_PSCBase):
+    """``ours``: f + h + g, g conditioned on concat(f, softmax(h)) (Sec. 3.2.2)."""
+
+    name = weights_variant = "ours"
+
+
+class PSCPurple(_PSCBase):
+    """``psc-purple``: f + g (Sec. 3.1)."""
+
+    name = weights_variant = "psc-purple"
+
+
+class PSCPurpleBlue(_PSCBase):
+    """``psc-purple-blue``: f shares its trunk with h; g sees f only (Sec. 3.2.1)."""
+
+    name = weights_variant = "psc-purple-blue"
+
+
+class PSCFiLM(_PSCBase):
+    """``psc-film``: g sees f transformed by (gamma, beta) from softmax(h) (Sec. 3.2.2)."""
+
+    name = weights_variant = "psc-film"
+
+
+class PSCEmbedding(_PSCBase):
+    """``psc-embedding``: decode the embedding's own mixture (PIC; Figs. 4 and 6).
+
+    No autoregression: each chroma pixel takes the mode of its most probable mixture
+    component (``network.embedding_mode``), so the output is deterministic
+    (``stochastic = False``). Reads the ``ours`` checkpoint.
+    """
+
+    name = "psc-embedding"
+    weights_variant = "ours"
+    stochastic = False
+
+    @torch.no_grad()
+    def colorize(
+        self, L: Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        check_L(L)
+        check_n_samples(self, n_samples)
+        emb, _ = self._embed(L)
+        return self._finish(embedding_mode(self.net.emb_params(emb)), L, 1)

@@ -1,0 +1,134 @@
+"""The bodies of ``psc-eval train`` and ``psc-eval sample`` (the CLI only parses options).
+
+Checkpoints live under ``psc_eval.paths.colorizer_dir(dataset, colorizer)``, i.e.
+``$PSC_HOME/models/<dataset>/<colorizer>/`` (``$PSC_HOME`` defaults to
+``~/.cache/psc-eval``): ``epoch-NNNN.pt`` per epoch, ``last.pt`` (what the colorizers
+load by default) and ``log.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..color import lab_parts_to_rgb, to_uint8
+from ..data import collate, get_dataset
+from ..errors import ConfigError
+from ..paths import colorizer_dir
+from .config import Config, VARIANTS, load_config, resolve_variant
+from .network import PSCNet
+from .training import LAST, MemoryCache, TrainResult, Trainer, seed_everything
+
+# Training split per dataset, when the config names none (Sec. 4.1: VOC train_aug 10582).
+TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}
+
+
+def build_net(variant: str, cfg: Config, num_classes: int) -> PSCNet:
+    """The network of one trainable variant (``VARIANTS``); cfg already resolved."""
+    with_seg = variant != "psc-purple"
+    return PSCNet(cfg.model, num_classes, with_seg, cfg.train.loss_weights)
+
+
+def resolve_train_config(
+    colorizer: str, config: str, overrides: dict[str, Any] | None = None
+) -> Config:
+    if colorizer not in VARIANTS:
+        raise ConfigError(
+            f"cannot train {colorizer!r}, in --colorizer, use one of {', '.join(VARIANTS)} "
+            "(psc-embedding reuses the 'ours' weights)"
+        )
+    return resolve_variant(load_config(config, overrides), colorizer)
+
+
+def train_colorizer(
+    colorizer: str,
+    dataset: str = "toy",
+    config: str = "toy",
+    *,
+    root: str | None = None,
+    size: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    n_train: int | None = None,
+    workers: int | None = None,
+    resume: str | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train one variant; ``resume`` = None, ``"last"`` (out_dir/last.pt) or a path."""
+    overrides = {
+        "model.input_size": size, "train.epochs": epochs, "train.batch_size": batch_size,
+        "train.lr": lr, "train.device": device, "train.seed": seed, "train.n_train": n_train,
+        "train.workers": workers,
+    }
+    cfg = resolve_train_config(colorizer, config, overrides)
+    t = cfg.train
+    out = Path(out_dir) if out_dir is not None else colorizer_dir(dataset, colorizer)
+    resume_path = None if resume is None else (out / LAST if resume == "last" else Path(resume))
+    split = t.train_split or TRAIN_SPLITS.get(dataset, "train")
+    size_ = cfg.model.input_size
+    train_ds = get_dataset(dataset, root=root, split=split, size=size_)
+    val_ds = get_dataset(dataset, root=root, split=t.val_split or None, size=size_)
+    if t.n_train:
+        train_ds.subset(t.n_train)
+    if t.n_val:
+        val_ds.subset(t.n_val)
+    seed_everything(t.seed)
+    net = build_net(colorizer, cfg, train_ds.num_classes)
+    meta = {"variant": colorizer, "dataset": dataset, "num_classes": train_ds.num_classes,
+            "class_names": list(train_ds.class_names),
+            "train_fingerprint": train_ds.fingerprint(), "val_fingerprint": val_ds.fingerprint()}
+    wrap = (lambda d: MemoryCache(d)) if (t.cache_in_memory and t.workers == 0) else (lambda d: d)
+    trainer = Trainer(net, t, wrap(train_ds), wrap(val_ds), out, config=cfg.to_dict(), meta=meta,
+                      device=t.device, progress=progress)
+    return trainer.fit(resume=resume_path)
+
+
+def write_samples(
+    colorizer: str,
+    dataset: str = "toy",
+    out: str | Path = "samples",
+    *,
+    n: int = 3,
+    limit: int = 8,
+    seed: int = 0,
+    temperature: float = 1.0,
+    sampler: str = "cached",
+    device: str = "cpu",
+    root: str | None = None,
+    split: str | None = None,
+    size: int | None = None,
+    weights: str | None = None,
+) -> Path:
+    """A PNG grid, one row per image: gray | n samples | ground truth (``out/<name>-grid.png``).
+
+    The samples are joined with the ORIGINAL L, as the harness does.
+    """
+    from ..colorizer import check_n_samples, get_colorizer
+    from ..io import atomic_write, ensure_dir
+
+    col = get_colorizer(colorizer, dataset=dataset, weights=weights, device=device,
+                        sampler=sampler, temperature=temperature)
+    n = n if getattr(col, "stochastic", False) else 1
+    check_n_samples(col, n)
+    ds = get_dataset(dataset, root=root, split=split, size=size).subset(limit)
+    batch = collate([ds[i] for i in range(len(ds))])
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        ab = col.colorize(batch["L"], n, generator=g)  # (B,n,2,H,W)
+    L = batch["L"]
+    tiles = [lab_parts_to_rgb(L, torch.zeros_like(batch["ab"]))]
+    tiles += [lab_parts_to_rgb(L, ab[:, k].to(L.dtype)) for k in range(ab.shape[1])]
+    tiles.append(lab_parts_to_rgb(L, batch["ab"]))
+    rows = torch.cat(tiles, dim=3)  # (B,3,H,(n+2)W)
+    grid = to_uint8(torch.cat(list(rows), dim=1)).permute(1, 2, 0).numpy()
+    path = ensure_dir(out) / f"{colorizer}-{dataset}-grid.png"
+    atomic_write(path, lambda f: Image.fromarray(np.ascontiguousarray(grid)).save(f, format="PNG"))
+    return path
