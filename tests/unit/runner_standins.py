@@ -93,7 +93,7 @@ class NoisyColorizer(_Base):
 
     def colorize(self, L, n_samples=1, *, generator=None):
         B, _, H, W = L.shape
-        return 30.0 * torch.randn(B, n_samples, 2, H, W, generator=generator)
+        return (30.0 * torch.randn(B, n_samples, 2, H, W, generator=generator)).clamp(-100, 100)
 
 
 class BadColorizer(_Base):

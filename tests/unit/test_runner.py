@@ -1,0 +1,252 @@
+"""The evaluation runner against an independent numpy / skimage computation, its cache,
+resume, validation of colorizer output, and a 2-process gloo run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage.color import lab2rgb
+from skimage.metrics import peak_signal_noise_ratio
+
+from psc_eval.data import get_dataset
+from psc_eval.errors import ColorizerOutputError, PscError
+from psc_eval.runner import batch_seed, check_ab, evaluate, evaluate_rows
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from runner_standins import (  # noqa: E402
+    BadColorizer,
+    ChromaJudge,
+    NoisyColorizer,
+    TiltColorizer,
+    chroma_judge_numpy,
+)
+
+N, SIZE = 7, 32
+
+
+@pytest.fixture(autouse=True)
+def psc_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PSC_TEST_COUNTER", raising=False)
+    monkeypatch.delenv("PSC_TEST_SLEEP", raising=False)
+    monkeypatch.delenv("PSC_TEST_BAD", raising=False)
+    return tmp_path / "home"
+
+
+def toy(n=N):
+    return get_dataset("toy", split="val", size=SIZE, n_images=n)
+
+
+def reference(ds, ab_fn):
+    """Independent pipeline: skimage lab2rgb (float64), uint8 rounding, numpy bincount mIoU,
+    skimage PSNR. ``ab_fn(sample) -> (2,H,W)`` float32 chroma as the colorizer returns it."""
+    C = ds.num_classes
+    conf = np.zeros((C, C), np.int64)
+    psnrs = []
+    for i in range(len(ds)):
+        s = ds[i]
+        ab = ab_fn(s).astype(np.float16).astype(np.float64)  # the runner's documented precision
+        lab = np.concatenate([s["L"].numpy().astype(np.float64), ab], 0).transpose(1, 2, 0)
+        rgb = np.round(np.clip(lab2rgb(lab), 0, 1) * 255).astype(np.uint8)
+        true = np.round(s["rgb"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        pred = chroma_judge_numpy(rgb[None])[0]
+        t = s["mask"].numpy()
+        conf += np.bincount(t.ravel() * C + pred.ravel(), minlength=C * C).reshape(C, C)
+        with np.errstate(divide="ignore"):  # identical images: inf, as intended
+            psnrs.append(peak_signal_noise_ratio(true, rgb, data_range=255))
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    psnrs = np.array(psnrs)
+    fin = np.isfinite(psnrs)
+    return {"miou": float(np.nanmean(iou)), "iou": iou, "psnr": float(psnrs[fin].mean())
+            if fin.any() else float("nan"), "n_inf": int((~fin).sum()),
+            "pixel_accuracy": float(tp.sum() / conf.sum())}
+
+
+def test_rows_match_independent_numpy_pipeline():
+    ds = toy()
+    gray, tilt, gt = evaluate_rows(["gray", TiltColorizer(), "gt"], ds, ChromaJudge(),
+                                   batch_size=3, progress=False)
+    refs = {
+        "gray": reference(ds, lambda s: np.zeros((2, SIZE, SIZE), np.float32)),
+        "tilt": reference(ds, lambda s: np.concatenate(
+            [0.4 * (s["L"].numpy() - 50.0), np.full((1, SIZE, SIZE), 20.0)]).astype(np.float32)),
+        "gt": reference(ds, lambda s: s["ab"].numpy()),
+    }
+    for r in (gray, tilt, gt):
+        ref = refs[r.colorizer]
+        assert r.metrics["miou"] == pytest.approx(ref["miou"], abs=1e-12)
+        assert r.metrics["pixel_accuracy"] == pytest.approx(ref["pixel_accuracy"], abs=1e-12)
+        iou = np.array(list(r.per_class_iou.values()), dtype=float)
+        np.testing.assert_allclose(iou, ref["iou"], atol=1e-12, equal_nan=True)
+        assert r.metrics["psnr_n_infinite"] == ref["n_inf"]
+        if np.isfinite(ref["psnr"]):
+            # float32 (ours) vs float64 (skimage) Lab -> RGB: one value of these 7 x 3 x 32 x 32
+            # sits at 117.50002 and rounds to the other uint8 level, worth ~1e-5 dB.
+            assert r.metrics["psnr"] == pytest.approx(ref["psnr"], abs=1e-4)
+        assert r.metrics["num_images"] == N and r.skipped == []
+    # gt reproduces the dataset's uint8 images exactly (PSNR inf on every image), and the
+    # judge of colour images beats the one of gray images on this data.
+    assert gt.metrics["psnr_n_infinite"] == N
+    assert gt.metrics["miou"] > gray.metrics["miou"] + 0.2
+    assert list(gt.per_class_iou)[:3] == ["sky", "grass", "sand"]
+    prov = gt.provenance
+    assert prov["dataset_fingerprint"] == ds.fingerprint()
+    assert prov["miou_convention"].startswith("dataset-level confusion matrix")
+    assert gt.histograms["psnr_rgb"]["n_infinite"] == N
+    assert sum(tilt.histograms["psnr_rgb"]["counts"]) == N
+
+
+def test_cache_repeat_is_free_and_equal_and_no_cache_equal(psc_home):
+    ds = toy()
+    judge = ChromaJudge()
+    first = evaluate_rows(["gray", TiltColorizer(), "gt"], ds, judge, batch_size=3,
+                          progress=False)
+    calls = judge.calls
+    again = evaluate_rows(["gray", TiltColorizer(), "gt"], ds, judge, batch_size=3,
+                          progress=False)
+    assert judge.calls == calls  # nothing segmented again
+    fresh = evaluate_rows(["gray", TiltColorizer(), "gt"], ds, ChromaJudge(), batch_size=3,
+                          progress=False, cache=False)
+    for a, b, c in zip(first, again, fresh):
+        assert a.metrics == b.metrics == c.metrics
+        assert b.provenance["cache_stats"] == {"images_colorized": 0, "images_from_cache": N}
+    assert first[1].provenance["cache_stats"]["images_colorized"] == N
+    ab_dirs = list((psc_home / "cache" / "eval" / "ab").iterdir())
+    assert len(ab_dirs) == 1  # only the tilt row stores chroma; gray / gt are recomputed
+    assert len(list(ab_dirs[0].glob("*.pt"))) == 3  # one shard per batch (7 images, batch 3)
+
+
+def test_interrupted_run_resumes_with_identical_result(tmp_path, monkeypatch):
+    ds = toy()
+    counter = tmp_path / "count.txt"
+    monkeypatch.setenv("PSC_TEST_COUNTER", str(counter))
+
+    class Interrupting(TiltColorizer):
+        name = "tilt"  # same cache key as TiltColorizer... except the class path
+        calls = 0
+
+        def colorize(self, L, n_samples=1, *, generator=None):
+            Interrupting.calls += 1
+            if Interrupting.calls == 3:
+                raise KeyboardInterrupt
+            return super().colorize(L, n_samples, generator=generator)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(Interrupting(), ds, ChromaJudge(), batch_size=2, progress=False)
+    done = sum(map(int, counter.read_text().split()))
+    assert done == 4  # two batches of 2 finished and were cached
+    counter.write_text("")
+    r = evaluate(Interrupting(), ds, ChromaJudge(), batch_size=2, progress=False)
+    assert sum(map(int, counter.read_text().split())) == N - 4
+    assert r.provenance["cache_stats"] == {"images_colorized": N - 4, "images_from_cache": 4}
+    full = evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, progress=False,
+                    cache=False)
+    assert r.metrics == full.metrics
+
+
+def test_stochastic_seeding_per_batch_and_resume():
+    ds = toy(5)
+    a = evaluate(NoisyColorizer(), ds, metrics=("psnr",), batch_size=2, seed=3, progress=False,
+                 cache=False)
+    b = evaluate(NoisyColorizer(), ds, metrics=("psnr",), batch_size=2, seed=3, progress=False)
+    c = evaluate(NoisyColorizer(), ds, metrics=("psnr",), batch_size=2, seed=4, progress=False,
+                 cache=False)
+    assert a.metrics == b.metrics and a.metrics["psnr"] != c.metrics["psnr"]
+    assert a.segmenter == "none" and a.kind == "psnr" and "miou" not in a.metrics
+    assert batch_seed(3, 0) != batch_seed(3, 2) and batch_seed(3, 2) == batch_seed(3, 2)
+
+
+@pytest.mark.parametrize("mode,word", [("nan", "NaN or infinite"), ("range", "out-of-range")])
+def test_bad_colorizer_output_names_image_and_keeps_cache(mode, word, monkeypatch, psc_home):
+    monkeypatch.setenv("PSC_TEST_BAD", mode)
+    ds = toy()
+    with pytest.raises(ColorizerOutputError) as e:
+        evaluate(BadColorizer(), ds, ChromaJudge(), batch_size=2, progress=False)
+    msg = e.value.one_line()
+    assert "'toy-val-00003'" in msg and word in msg and "\n" not in str(e.value)
+    # The first batch's chroma and scores stay cached; nothing of the bad batch was written.
+    ab = list((psc_home / "cache" / "eval" / "ab").glob("*/*.pt"))
+    assert [p.name for p in ab] == ["00000000-00002.pt"]
+    scores = list((psc_home / "cache" / "eval" / "scores").glob("*/*.pt"))
+    assert [p.name for p in scores] == ["00000000-00002.pt"]
+
+
+def test_check_ab_shapes_and_slack():
+    ids = ["a", "b"]
+    ok = torch.zeros(2, 1, 2, 4, 4)
+    assert check_ab(ok, ids, 1, "x") is ok
+    ok[0, 0, 0, 0, 0] = 129.9  # inside the documented 2-unit slack over 128
+    check_ab(ok, ids, 1, "x")
+    for bad in (torch.zeros(2, 2, 4, 4), torch.zeros(2, 1, 3, 4, 4), torch.zeros(1, 1, 2, 4, 4),
+                torch.zeros(2, 1, 2, 4, 4, dtype=torch.int64)):
+        with pytest.raises(ColorizerOutputError, match="'a'"):
+            check_ab(bad, ids, 1, "x")
+    low = torch.zeros(2, 1, 2, 4, 4)
+    low[1, 0, 1, 2, 2] = -129.5
+    with pytest.raises(ColorizerOutputError, match="'b'"):
+        check_ab(low, ids, 1, "x")
+
+
+def test_limit_masks_and_class_mismatch_errors(tmp_path):
+    ds = toy()
+    with pytest.raises(PscError, match="--limit must be >= 1"):
+        evaluate("gray", ds, ChromaJudge(), limit=0, progress=False)
+    r = evaluate("gray", ds, ChromaJudge(), limit=2, progress=False)
+    assert r.metrics["num_images"] == 2 and len(ds) == N  # the caller's dataset is untouched
+    judge = ChromaJudge()
+    judge.num_classes = 21
+    with pytest.raises(PscError, match="predicts 21 classes"):
+        evaluate("gray", ds, judge, progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_equals_one_process(tmp_path):
+    """A 2-rank gloo run of the CLI (5 images: not divisible by 2) equals 1 process."""
+    args = ["miou", "--colorizer", "runner_standins:TiltColorizer", "--segmenter",
+            "runner_standins:ChromaJudge", "--limit", "5", "--batch-size", "2", "--size",
+            str(SIZE), "--no-cache", "--quiet"]
+    env = {**os.environ, "PSC_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "psc_eval.cli", *args, "--out", str(tmp_path / "two")]
+    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "colorized" in outs[0][0] and outs[1][0] == ""  # only rank 0 reports
+
+    from psc_eval.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--out", str(tmp_path / "one")])
+    assert e.value.code == 0
+    files = sorted((tmp_path / "one").rglob("*.json"))
+    assert len(files) == 3
+    for f in files:
+        one = json.loads(f.read_text())
+        two = json.loads((tmp_path / "two" / f.relative_to(tmp_path / "one")).read_text())
+        assert two["provenance"]["world_size"] == 2 and one["provenance"]["world_size"] == 1
+        assert one["metrics"].keys() == two["metrics"].keys()
+        for k, v in one["metrics"].items():
+            assert two["metrics"][k] == pytest.approx(v, abs=1e-9, nan_ok=True), k
+        assert one["per_class_iou"] == two["per_class_iou"]
+        assert one["histograms"] == two["histograms"]
