@@ -13,7 +13,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-import fixtures_data  # noqa: E402
+import fixtures_data
 
 
 @pytest.fixture

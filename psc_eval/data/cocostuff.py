@@ -125,12 +125,18 @@ def mat_to_mask(S: np.ndarray, where: object) -> np.ndarray:
 def load_mat_mask(path: Path, image_hw: tuple[int, int] | None) -> np.ndarray:
     """Read a 10k ``.mat`` annotation -> int64 HxW class indices, checked against the image size."""
     from scipy.io import loadmat  # scipy is heavy; only 10k needs it
+    from scipy.io.matlab import MatReadError
 
     if not path.is_file():
         raise DataError(f"annotation file not found, {path}, check the annotations/ folder")
     try:
         mat = loadmat(str(path))
-    except Exception as e:  # scipy raises several unrelated types for a bad file
+    except NotImplementedError:  # MATLAB v7.3 files are HDF5, which loadmat does not read
+        raise DataError(
+            f".mat annotation is a MATLAB v7.3 (HDF5) file, {path}, "
+            "use the COCO-stuff 10k release's v5 .mat files or re-save with -v7"
+        ) from None
+    except (MatReadError, OSError, ValueError, TypeError, EOFError, KeyError) as e:
         raise DataError(
             f"cannot read .mat annotation ({type(e).__name__}), {path}, replace the corrupt file"
         ) from None
@@ -262,7 +268,7 @@ class CocoStuffDataset(SegDataset):
         s["class_convention"] = self.class_convention
         return s
 
-    def subset(self, limit: int | None) -> "CocoStuffDataset":
+    def subset(self, limit: int | None) -> CocoStuffDataset:
         super().subset(limit)
         if self.variant == "164k":
             self._files = self._files[: len(self.ids)]

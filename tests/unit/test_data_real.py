@@ -3,12 +3,15 @@ loaded through ``get_dataset``: the code path users hit."""
 
 from __future__ import annotations
 
+import shutil
+
+import fixtures_data as fd
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-import fixtures_data as fd
 from psc_eval.data import collate, get_dataset
 from psc_eval.data.cocostuff import CLASS_NAMES as COCO_NAMES
 from psc_eval.data.voc import CLASS_NAMES as VOC_NAMES
@@ -261,8 +264,7 @@ def test_cocostuff164k_layout_and_split_aliases(coco164k_tree, maps_dir):
 
 def test_cocostuff164k_missing_maps_and_wrong_map_values(coco164k_tree):
     t = coco164k_tree()
-    sid = sorted(p.stem for p in (t.root / "images" / "val2017").iterdir())[0]
-    from PIL import Image
+    sid = min(p.stem for p in (t.root / "images" / "val2017").iterdir())
 
     m = t.labels[f"val2017/{sid}"].copy()
     m[5, 5] = 200
@@ -271,8 +273,6 @@ def test_cocostuff164k_missing_maps_and_wrong_map_values(coco164k_tree):
     ds = get_dataset("cocostuff", root=t.root, split="val2017", allow_partial=True)
     with pytest.raises(DataError, match=r"values \[200\] outside \{0..181, 255\}"):
         ds[0]
-    import shutil
-
     shutil.rmtree(t.root / "stuffthingmaps" / "train2017")
     with pytest.raises(DataError, match="label maps not found"):
         get_dataset("cocostuff", root=t.root, split="train2017", allow_partial=True)
