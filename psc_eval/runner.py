@@ -72,7 +72,6 @@ from .dist import DistInfo, all_gather_objects, all_reduce_sum, init_distributed
 from .errors import ColorizerOutputError, PscError, UnknownNameError
 from .io import atomic_write, atomic_write_json, ensure_dir
 from .paths import cache_dir as default_cache_dir
-from .paths import judge_weights_path
 from .results import DEFAULT_OUT, RunResult, write_result
 
 CACHE_VERSION = 1
@@ -189,7 +188,8 @@ def build_segmenter(
 
     A ``module:attr`` class is called as ``cls(weights=..., num_classes=..., device=...)``
     and must provide ``predict(rgb) -> (B,H,W)`` with rgb (B,3,H,W) in [0, 1].
-    Registry judges without ``weights`` use the trained file under $PSC_HOME/judges.
+    Registry judges without ``weights`` use the trained file under $PSC_HOME/judges
+    (``psc-eval train-judge``); none there is an error naming the command to run.
     """
     if ":" in name:
         from .colorizer import _import_attr
@@ -197,13 +197,13 @@ def build_segmenter(
         cls = _import_attr(name, "segmenter")
         seg = cls(weights=weights, num_classes=num_classes, device=device)
     else:
-        from .judge import load_segmenter
+        from .judge import load_segmenter, resolve_judge_weights
 
-        if weights is None:
-            default = judge_weights_path(dataset, name)
-            if default.is_file():
-                weights = default
-        seg = load_segmenter(name, weights=weights, num_classes=num_classes, device=device)
+        # A missing trained judge is a one-line error naming the train-judge command:
+        # a randomly initialised judge must never score silently.
+        weights = resolve_judge_weights(dataset, name, weights)
+        seg = load_segmenter(name, weights=weights, num_classes=num_classes, device=device,
+                             dataset=dataset)
     if not hasattr(seg, "predict"):
         raise UnknownNameError(
             f"segmenter {name!r} has no predict() method, in --segmenter, "
@@ -612,11 +612,11 @@ class EvalSummary:
         reasons = Counter(s["reason"] for s in sk)
         lines.append(f"skipped {len(sk)} images" + (
             " (" + "; ".join(f"{v}x {k}" for k, v in reasons.items()) + ")" if sk else ""))
-        stats = [r.provenance["cache_stats"] for r in self.results]
-        lines.append(
-            f"colorized {sum(s['images_colorized'] for s in stats)} images, "
-            f"{sum(s['images_from_cache'] for s in stats)} from cache"
-        )
+        main = [r for r in self.results if r.colorizer not in REFERENCE_ROWS] or self.results
+        for r in main:
+            st = r.provenance["cache_stats"]
+            lines.append(f"{r.colorizer}: colorized {st['images_colorized']} images, "
+                         f"{st['images_from_cache']} from cache")
         if self.paths:
             lines.append(f"wrote {len(self.paths)} results: " + ", ".join(map(str, self.paths)))
         return "\n".join(lines)

@@ -23,7 +23,7 @@ from psc_eval.runner import batch_seed, check_ab, evaluate, evaluate_rows
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from runner_standins import (  # noqa: E402
+from runner_standins import (
     BadColorizer,
     ChromaJudge,
     NoisyColorizer,
