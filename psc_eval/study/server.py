@@ -246,7 +246,7 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
             # with unread data makes the client see a reset instead of our 413.
             self.close_connection = True
             try:
-                self.connection.settimeout(1.0)
+                self.connection.settimeout(0.25)
                 left = min(n, 1 << 16)
                 while left > 0:
                     chunk = self.rfile.read(min(left, 8192))
