@@ -69,7 +69,7 @@ def read_id_list(path: Path, what: str) -> list[str]:
             f"{what} list file not found, {path}, restore it from the dataset's download"
         )
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # a BOM is not part of an id
     except OSError as e:
         raise DataError(f"cannot read list file ({e.strerror}), {path}, check its permissions")
     ids: list[str] = []
