@@ -25,7 +25,7 @@ def dataset_options(default_split: str | None = None):
 
     def deco(f):
         f = click.option("--allow-partial", is_flag=True,
-                         help="Accept a VOC split whose image count differs from the official one.")(f)
+                         help="Accept a split whose image count differs from the official one.")(f)
         f = click.option("--size", default=None, type=int,
                          help="Square input size; default 128 (real data), 64 (toy).")(f)
         f = click.option("--split", default=default_split,

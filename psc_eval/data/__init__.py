@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownNameError
-from .base import IGNORE_INDEX, DEFAULT_SIZE, Sample, SegDataset, collate
+from .base import DEFAULT_SIZE, IGNORE_INDEX, Sample, SegDataset, collate
 
 _DATASETS: dict[str, tuple[str, str]] = {
     "toy": ("psc_eval.data.toy:ToyDataset", "procedural scenes, 10 classes, no files (default)"),
@@ -47,6 +47,11 @@ def get_dataset(
 
 
 __all__ = [
-    "IGNORE_INDEX", "DEFAULT_SIZE", "Sample", "SegDataset", "collate", "get_dataset",
+    "DEFAULT_SIZE",
+    "IGNORE_INDEX",
+    "Sample",
+    "SegDataset",
+    "collate",
+    "get_dataset",
     "list_datasets",
 ]

@@ -200,7 +200,7 @@ class SegDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Sample:
         return self.load(index)
 
-    def subset(self, limit: int | None) -> "SegDataset":
+    def subset(self, limit: int | None) -> SegDataset:
         """The first ``limit`` ids (the same object when no limit)."""
         if limit is None:
             return self
