@@ -3,8 +3,8 @@
 Units (so the 1:100:1 balance of Sec. 4.1 can be checked in the logs):
 
 - ``L_emb_bpd`` and ``L_gen_bpd``: discretized-mixture-of-logistics NLL (Salimans et al.
-  2017) in **bits per chroma value**: the per-pixel NLL in nats (summed over a and b) is
-  averaged over pixels, divided by 2 (two chroma values per pixel) and by ln 2.
+  2017) in **bits per chroma value**: the NLL in nats summed over a and b and all pixels,
+  divided by (2 * B * H * W * ln 2) (``dmol.mixture_nll_bits_per_dim``).
 - ``L_seg``: softmax cross-entropy in **nats per pixel** (Chen et al. 2018), averaged
   over the pixels whose label is not 255.
 
@@ -18,16 +18,12 @@ centre, as PIL's NEAREST resize picks it (``psc_eval.data.base.resize_mask``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..color import AB_MAX, AB_MIN, normalize_ab
 from ..data.base import IGNORE_INDEX
-
-LN2 = math.log(2.0)
 
 
 def chroma_target(ab: Tensor, factor: int) -> Tensor:
@@ -44,11 +40,6 @@ def mask_target(mask: Tensor, factor: int) -> Tensor:
         return mask
     o = factor // 2
     return mask[:, o::factor, o::factor]
-
-
-def nats_to_bits_per_dim(nll: Tensor, dims_per_pixel: int = 2) -> Tensor:
-    """Per-pixel NLL in nats (B,H,W), summed over channels -> mean bits per channel value."""
-    return nll.mean() / (dims_per_pixel * LN2)
 
 
 def seg_loss(logits: Tensor, mask: Tensor) -> Tensor:
