@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -67,7 +68,13 @@ from torch import Tensor
 
 from . import __version__
 from .color import AB_MAX, AB_MIN, lab_parts_to_rgb, to_uint8
-from .colorizer import GrayColorizer, GroundTruthColorizer, get_colorizer, run_colorizer
+from .colorizer import (
+    GrayColorizer,
+    GroundTruthColorizer,
+    get_colorizer,
+    resolve_colorizer_class,
+    run_colorizer,
+)
 from .dist import DistInfo, all_gather_objects, all_reduce_sum, init_distributed, rank_device
 from .errors import ColorizerOutputError, PscError, UnknownNameError
 from .io import atomic_write, atomic_write_json, ensure_dir
@@ -481,7 +488,7 @@ def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int,
         if seg is not None:
             pred = seg.predict(rgb_u8.to(torch.float32) / 255.0)  # (B,H,W)
             cm = ConfusionMatrix(num_classes)
-            cm.update(pred.to("cpu", torch.int64), batch["mask"])
+            cm.update(pred.to(torch.int64), batch["mask"].to(pred.device))  # bincount on device
             out["mat"] = cm.mat
     return out
 
@@ -579,6 +586,24 @@ def _finish(r: _Row, ds: Any, seg: Any, metrics: tuple[str, ...], info: DistInfo
 # ----------------------------------------------------------------------------- commands
 
 
+def _build_colorizer(name: str, dataset: str, weights: str | Path | None, device: str) -> Any:
+    """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device);
+    a user's ``module:attr`` class whose ``__init__`` takes fewer gets only those it names."""
+    kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device}
+    cls = resolve_colorizer_class(name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # builtins / C types: pass everything
+        params = None
+    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        if weights is not None and "weights" not in params:
+            raise PscError(
+                f"colorizer {name!r} takes no weights, in --colorizer-weights, drop the option"
+            )
+        kw = {k: v for k, v in kw.items() if k in params}
+    return get_colorizer(name, **kw)
+
+
 @dataclass
 class EvalSummary:
     kind: str
@@ -665,11 +690,8 @@ def run_eval(
     dev = rank_device(device, info)
 
     names = list(dict.fromkeys(["gray", colorizer, "gt"]))
-    cols = []
-    for nm in names:
-        kw: dict[str, Any] = {"dataset": dataset.name, "device": dev}
-        kw["weights"] = colorizer_weights if nm == colorizer else None
-        cols.append(get_colorizer(nm, **kw))
+    cols = [_build_colorizer(nm, dataset.name, colorizer_weights if nm == colorizer else None,
+                             dev) for nm in names]
     seg = None
     if kind == "miou":
         seg_name = segmenter or default_segmenter_name(dataset.name)

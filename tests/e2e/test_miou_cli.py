@@ -180,3 +180,12 @@ def test_folder_psnr_works_miou_needs_masks(tmp_path, capsys):
     assert res["kind"] == "psnr" and res["skipped"] == [
         {"id": "gray.png", "reason": "grayscale source (PIL mode L)"}]
     assert res["metrics"]["num_images"] == 2 and np.isfinite(res["metrics"]["psnr"])
+
+
+def test_plain_user_colorizer_class(tmp_path, capsys):
+    common = ["--colorizer", "runner_standins:PlainColorizer", "--size", "32", "--limit", "2",
+              "--quiet", "--out", str(tmp_path / "o")]
+    rc, out, err = run(["psnr", *common], capsys)
+    assert rc == 0 and "plain" in out, err
+    rc, _, err = run(["psnr", *common, "--colorizer-weights", str(tmp_path / "w.pt")], capsys)
+    assert rc == 2 and "takes no weights" in err and err.count("\n") == 1

@@ -110,3 +110,16 @@ class BadColorizer(_Base):
         if self.calls >= 2:
             out[1, 0, 0, 3, 3] = 200.0 if os.environ.get("PSC_TEST_BAD") == "range" else float("nan")
         return out
+
+
+class PlainColorizer:
+    """A user's minimal colorizer: no constructor arguments at all."""
+
+    name = "plain"
+    stochastic = False
+
+    def __init__(self):
+        pass
+
+    def colorize(self, L, n_samples=1, *, generator=None):
+        return torch.full((L.shape[0], n_samples, 2, *L.shape[-2:]), 5.0)
