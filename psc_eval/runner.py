@@ -33,7 +33,9 @@ in flight and a rerun resumes where it stopped:
 * ``ab/<key>/<start>-<count>.pt``: the colorizer's float16 ab, keyed by (colorizer name
   and class, weights sha256, config, seed, dataset fingerprint, n_samples, batch size
   for stochastic colorizers). Not written for the reference rows (gray, gt): their ab
-  costs nothing to recompute.
+  costs nothing to recompute. The key holds the fingerprint's name, root, split, size
+  (and toy seed) but not its id list; each shard stores its image ids and is used only
+  when they are the batch's ids, so ``--limit`` runs and full runs share batches.
 * ``scores/<key>/<start>-<count>.pt``: the batch's confusion counts, per-image PSNR and
   skipped ids, keyed by the ab key plus the judge (name, class, weights sha256) and the
   device type. A repeated run reads only these small files, so it is nearly free.
@@ -268,7 +270,10 @@ def _row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples
         "weights_sha256": getattr(colorizer, "weights_sha256", None),
         "config": _jsonable(getattr(colorizer, "config", None)),
         "seed": int(seed),
-        "dataset": ds.fingerprint_key(),
+        # The fingerprint without its id list: every shard stores its ids and is used only
+        # when they match, so a --limit run and a full run share their common batches.
+        "dataset": {k: v for k, v in ds.fingerprint().items()
+                    if k not in ("num_images", "ids_sha256")},
         "n_samples": int(n_samples),
         "batch_size": int(batch_size) if getattr(colorizer, "stochastic", False) else None,
         "ab_dtype": str(AB_CACHE_DTYPE),

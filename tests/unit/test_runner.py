@@ -156,6 +156,17 @@ def test_interrupted_run_resumes_with_identical_result(tmp_path, monkeypatch):
     assert r.metrics == full.metrics
 
 
+def test_limit_runs_share_cached_batches_with_longer_runs():
+    ds = toy()
+    evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, limit=5, progress=False)
+    r = evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, progress=False)
+    # batches [0,2) and [2,4) are shared; [4,5) of the short run is not the batch [4,6)
+    assert r.provenance["cache_stats"] == {"images_colorized": N - 4, "images_from_cache": 4}
+    full = evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, progress=False,
+                    cache=False)
+    assert r.metrics == full.metrics
+
+
 def test_stochastic_seeding_per_batch_and_resume():
     ds = toy(5)
     a = evaluate(NoisyColorizer(), ds, metrics=("psnr",), batch_size=2, seed=3, progress=False,
