@@ -20,9 +20,10 @@ import hashlib
 import math
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -254,7 +255,7 @@ def create_study(
     manifest = {
         "schema": SCHEMA,
         "note": "PRIVATE: maps opaque trial ids to methods; never serve this file to observers",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "psc_eval_version": __version__,
         "seed": cfg.seed,
         "dataset": ds.fingerprint(),

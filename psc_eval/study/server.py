@@ -33,17 +33,25 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import threading
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..errors import PscError
 from .store import (
-    ANSWERS, STIMULI, STIMULUS_RE, Study, append_line, check_observer_id, encode_record,
-    fcntl, load_study, read_responses, repair_torn_tail,
+    ANSWERS,
+    STIMULI,
+    STIMULUS_RE,
+    Study,
+    append_line,
+    check_observer_id,
+    encode_record,
+    fcntl,
+    load_study,
+    read_responses,
+    repair_torn_tail,
 )
 
 MAX_BODY = 4096  # bytes; an answer is ~150
@@ -161,7 +169,7 @@ class StudyState:
                 "rt_ms": None if rt is None else round(float(rt), 1),
                 "index": state["answered"],
                 "exposure_ms": self.exposure_ms,
-                "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+                "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
             }
             # Durable before acknowledged: a kill before this returns loses only this answer.
             append_line(self.study.responses_path, encode_record(rec))
@@ -175,7 +183,7 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
         sys_version = ""
         timeout = 15  # seconds per socket read: a stalled client cannot hold a thread forever
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # observers' requests are not logged (the answers file is the record)
 
         def _send(self, status: int, body: bytes, ctype: str, cache: str = "no-store") -> None:
@@ -201,7 +209,7 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
             # so '..', '%2e%2e' and friends can only ever miss.
             return urlsplit(self.path).path
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             try:
                 path = self._route_path()
                 if path == "/favicon.ico":
@@ -222,7 +230,7 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
 
         do_HEAD = do_GET
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             try:
                 path = self._route_path()
                 if path not in ("/api/session", "/api/answer"):
@@ -305,7 +313,8 @@ class StudyServer:
                 "drop it for no limit"
             )
         self.study = load_study(study_dir)
-        self._lockf = open(Path(study_dir) / ".serve.lock", "a+")
+        # Held open for the server's lifetime (the flock lives as long as the file object).
+        self._lockf = open(Path(study_dir) / ".serve.lock", "a+")  # noqa: SIM115
         if fcntl is not None:
             try:
                 fcntl.flock(self._lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -339,7 +348,7 @@ class StudyServer:
         host = self.httpd.server_address[0]
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}/"
 
-    def start(self) -> "StudyServer":
+    def start(self) -> StudyServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever,
                                         kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
@@ -360,10 +369,10 @@ class StudyServer:
         if not self._lockf.closed:
             self._lockf.close()
 
-    def __enter__(self) -> "StudyServer":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

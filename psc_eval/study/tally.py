@@ -202,7 +202,7 @@ def tally_study(
         "table": "Table 4",
         "note": ("human naturalness judgements from a psc-eval study; report these only as "
                  "human data, never mixed with automated proxies"),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "psc_eval_version": __version__,
         "study": {
             "path": str(Path(study_dir).resolve()),

@@ -18,8 +18,14 @@ from psc_eval.cli import main
 from psc_eval.data import get_dataset
 from psc_eval.errors import PscError
 from psc_eval.study import (
-    TallyConfig, create_study, format_table, load_study, read_responses, tally_study,
-    two_way_bootstrap, wilson_interval,
+    TallyConfig,
+    create_study,
+    format_table,
+    load_study,
+    read_responses,
+    tally_study,
+    two_way_bootstrap,
+    wilson_interval,
 )
 from psc_eval.study.store import RESPONSES, encode_record
 from psc_eval.study.tally import draw_weights
@@ -280,8 +286,7 @@ def test_bootstrap_degenerate_and_seeded():
 
 def _write_answers(study_dir, rows):
     with open(study_dir / RESPONSES, "ab") as f:
-        for r in rows:
-            f.write(encode_record(r) + b"\n")
+        f.writelines(encode_record(r) + b"\n" for r in rows)
 
 
 def test_tally_counts_exclusions_and_torn_lines(tmp_path, capsys):
@@ -352,7 +357,7 @@ def test_tally_cli_prints_table(tmp_path, capsys):
               "0.5"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert re.search(r"^gray\s+1\s+100\.0", out, re.M) and "human data" in out
+    assert re.search(r"^gray\s+1\s+100\.0", out, re.MULTILINE) and "human data" in out
     with pytest.raises(SystemExit) as e:
         main(["study", "tally", str(study_dir), "--vigilance-threshold", "2"])
     assert e.value.code == 2
