@@ -19,9 +19,9 @@ from ..color import lab_parts_to_rgb, to_uint8
 from ..data import collate, get_dataset
 from ..errors import ConfigError
 from ..paths import colorizer_dir
-from .config import Config, VARIANTS, load_config, resolve_variant
+from .config import VARIANTS, Config, load_config, resolve_variant
 from .network import PSCNet
-from .training import LAST, MemoryCache, TrainResult, Trainer, seed_everything
+from .training import LAST, MemoryCache, Trainer, TrainResult, seed_everything
 
 # Training split per dataset, when the config names none (Sec. 4.1: VOC train_aug 10582).
 TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}

@@ -18,7 +18,6 @@ centre, as PIL's NEAREST resize picks it (``psc_eval.data.base.resize_mask``).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -7,9 +7,9 @@ named scalar loss terms plus ``"total"``; the paper's network and the baselines 
 - Optimiser (Sec. 4.1): Adam, lr 1e-3, betas (0.95, 0.9995).
 - Polyak averaging (Polyak & Juditsky 1992; PIC's decay 0.9995): an exponential moving
   average of the weights, ``ema <- d * ema + (1 - d) * w`` with
-  ``d = min(decay, (1 + t) / (10 + t))`` at update t (the warm-up of TensorFlow's
-  ExponentialMovingAverage with ``num_updates``), so a short run is not dominated by
-  the random initial weights. Validation uses the averaged weights, and the colorizers
+  ``d = min(decay, (1 + t) / (10 + t))`` at update t = 0, 1, ... (the warm-up of
+  TensorFlow's ExponentialMovingAverage with ``num_updates``), so a short run is not
+  dominated by the random initial weights. Validation uses the averaged weights, and the colorizers
   load them (``"ema"`` in the checkpoint).
 - Data order: epoch e visits the training set in ``randperm(n, seed * 1000003 + e)``,
   a pure function of (seed, epoch); with the model, optimiser, averaged weights and
@@ -34,9 +34,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,8 +133,8 @@ class DistInfo:
 
 def dist_info() -> DistInfo:
     return DistInfo(
-        int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0)),
-        int(os.environ.get("LOCAL_RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+        int(os.environ.get("LOCAL_RANK", "0")),
     )
 
 
@@ -263,7 +264,8 @@ class Trainer:
     # --- one epoch -----------------------------------------------------------------------
     @torch.no_grad()
     def _update_ema(self) -> None:
-        d = min(self.cfg.polyak, (1.0 + self.step) / (10.0 + self.step))
+        t = self.step - 1  # updates before this one
+        d = min(self.cfg.polyak, (1.0 + t) / (10.0 + t))
         for pe, p in zip(self.ema.parameters(), self.model.parameters()):
             pe.lerp_(p.detach(), 1.0 - d)
         for be, b in zip(self.ema.buffers(), self.model.buffers()):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from psc_eval.errors import ConfigError
 from psc_eval.models.config import config_from_dict, load_config, resolve_variant
 from psc_eval.models.dmol import discretized_mix_logistic_nll
 from psc_eval.models.losses import chroma_target, mask_target, seg_loss
 from psc_eval.models.network import GatedResBlock, PSCNet, embedding_mode
+
+from psc_eval.errors import ConfigError
 
 C = 5  # classes in these tests
 
