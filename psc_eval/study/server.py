@@ -376,6 +376,19 @@ class StudyServer:
         self.close()
 
 
+def _lan_ip() -> str | None:
+    """The address this machine would use on the LAN (a UDP connect sends no packet)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            ip = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if ip.startswith("127.") else ip
+
+
 def serve_study(study_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
                 exposure_ms: int | None = None, echo=print) -> None:
     """Serve until interrupted (Ctrl-C); prints where observers should point their browser."""
@@ -383,8 +396,9 @@ def serve_study(study_dir: str | Path, host: str = "127.0.0.1", port: int = 8000
     n = len(srv.study.trials)
     echo(f"serving study {srv.study.root} ({n} trials per observer) at {srv.url}")
     if host in ("0.0.0.0", "::", ""):
-        echo("listening on all interfaces: observers open http://<this machine's LAN IP>:"
-             f"{srv.port}/ (see docs/study.md)")
+        ip = _lan_ip() or "<this machine's LAN IP>"
+        echo(f"listening on all interfaces: observers open http://{ip}:{srv.port}/ "
+             "(see docs/study.md)")
     if srv.state.ignored_lines:
         echo(f"note: {srv.state.ignored_lines} malformed or duplicate line(s) in responses.jsonl "
              "are ignored")

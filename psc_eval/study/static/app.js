@@ -123,6 +123,7 @@
   function switchObserver(ev) {
     ev.preventDefault();
     try { localStorage.removeItem(STORE); } catch (e) { /* ignore */ }
+    history.replaceState(null, "", location.pathname);  // drop a ?observer= link
     observer = null;
     current = null;
     $("observer").value = "";
