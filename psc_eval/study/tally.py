@@ -20,7 +20,19 @@ observers who answered no catch trial cannot be checked and are excluded too (li
 separately). Exclusions are counted in the output.
 
 The output is HUMAN data (``"kind": "human"``); ``psc-eval report`` shows it as Table 4
-and never mixes it with the automated proxies.
+and never mixes it with the automated proxies. tally.json (schema psc-eval/study-tally/1)::
+
+    {"schema", "kind": "human", "table": "Table 4", "study": {..., "manifest_sha256"},
+     "config": {"vigilance_threshold", "n_boot", "seed", "confidence", "interval"},
+     "observers": {"total", "included", "excluded_failed_vigilance",
+                   "excluded_no_vigilance", "per_observer": {id: {...}}},
+     "methods": {method: {"n", "n_natural", "natural_rate", "wilson": [lo, hi],
+                          "bootstrap": [lo, hi], "bootstrap_dropped",
+                          "n_observers", "n_images"}},      # rates are fractions in [0, 1]
+     "vigilance": {"vigilance-real" | "vigilance-wrong": {"n", "n_natural", ...}},
+     "responses": {"valid", "ignored_malformed_lines", "ignored_duplicates", ...}}
+
+A method with no answers has ``natural_rate`` and its intervals as null.
 """
 
 from __future__ import annotations
