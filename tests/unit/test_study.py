@@ -16,7 +16,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from psc_eval.cli import main
 from psc_eval.data import get_dataset
-from psc_eval.errors import PscError
+from psc_eval.errors import ColorizerOutputError, PscError
 from psc_eval.study import (
     TallyConfig,
     create_study,
@@ -43,6 +43,25 @@ HELPER = textwrap.dedent('''
             B, _, H, W = L.shape
             ab = torch.tensor([20.0, -20.0]).view(1, 1, 2, 1, 1)
             return ab.expand(B, n_samples, 2, H, W).clone()
+
+    class HalfRes:
+        """No keyword arguments at all; chroma at half resolution (upsampled by the harness)."""
+        name = "halfres"
+        stochastic = False
+        def __init__(self):
+            pass
+        def colorize(self, L, n_samples=1, *, generator=None):
+            B, _, H, W = L.shape
+            return torch.full((B, n_samples, 2, H // 2, W // 2), 10.0)
+
+    class Broken:
+        name = "broken"
+        stochastic = False
+        def __init__(self, **kw):
+            pass
+        def colorize(self, L, n_samples=1, *, generator=None):
+            B, _, H, W = L.shape
+            return torch.full((B, n_samples, 2, H, W), float("nan"))
 
     class Noisy:
         """Stochastic: chroma drawn from the generator it is given."""
@@ -171,6 +190,20 @@ def test_create_refuses_existing_study_and_bad_options(tmp_path):
     with pytest.raises(PscError, match="needs 6 colour images .* has 3"):
         _make(tmp_path, n=2, name="w", methods="gray", dataset_obj=get_dataset("toy", n_images=3))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_user_classes_without_kwargs_and_bad_output(tmp_path, helper_module):
+    _make(tmp_path, methods=f"{helper_module}:HalfRes", n=1, n_vigilance=0, name="h")
+    m = json.loads((tmp_path / "h" / "manifest.json").read_text())
+    (t,) = m["trials"].values()
+    lab = rgb2lab(_pixels(tmp_path / "h", t) / 255.0)
+    assert np.abs(np.median(lab[..., 1:].reshape(-1, 2), 0) - 10).max() < 1.0
+    with pytest.raises(PscError, match="takes no weights"):
+        _make(tmp_path, methods=f"{helper_module}:HalfRes", name="h2",
+              weights={f"{helper_module}:HalfRes": "x.pt"})
+    with pytest.raises(ColorizerOutputError, match="NaN/inf .* for image toy-val-"):
+        _make(tmp_path, methods=f"gray,{helper_module}:Broken", n=1, name="b")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == []  # no half study left
 
 
 def test_model_without_weights_fails_before_rendering(tmp_path, monkeypatch):
