@@ -172,7 +172,16 @@ class StudyState:
                 "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
             }
             # Durable before acknowledged: a kill before this returns loses only this answer.
-            append_line(self.study.responses_path, encode_record(rec))
+            try:
+                append_line(self.study.responses_path, encode_record(rec))
+            except OSError:
+                # e.g. a full disk mid-write: end the fragment so the next answer starts
+                # on a clean line (best effort), and report the failure to the client.
+                try:
+                    repair_torn_tail(self.study.responses_path)
+                except OSError:
+                    pass
+                raise
             self.answered[observer].add(trial)
             return self._state(observer)
 

@@ -302,3 +302,26 @@ def test_one_server_per_study(server, study_dir):
 def test_bad_exposure_is_refused(study_dir):
     with pytest.raises(PscError, match="exposure-ms"):
         StudyServer(study_dir, port=0, exposure_ms=5)
+
+
+def test_failed_write_is_reported_and_the_next_answer_starts_clean(server, study_dir,
+                                                                   monkeypatch):
+    import psc_eval.study.server as server_mod
+
+    real = server_mod.append_line
+
+    def half_then_fail(path, payload):  # the disk fills up in the middle of the line
+        with open(path, "ab") as f:
+            f.write(payload[: len(payload) // 2])
+        raise OSError(28, "No space left on device")
+
+    s = session(server, "gina")
+    t0 = s["next"]["trial"]
+    monkeypatch.setattr(server_mod, "append_line", half_then_fail)
+    st, out = answer(server, "gina", t0)
+    assert st == 500 and "No space left" in out["error"]
+    monkeypatch.setattr(server_mod, "append_line", real)
+    st, out = answer(server, "gina", t0)  # not stored before, so it is accepted now
+    assert st == 200 and out["answered"] == 1
+    log = read_responses(study_dir / RESPONSES)
+    assert [r["trial"] for r in log.records] == [t0] and log.bad_lines == 1
