@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..checkpoint import load_checkpoint
-from ..color import denormalize_ab
+from ..color import AB_MAX, AB_MIN, denormalize_ab
 from ..colorizer import check_L, check_n_samples
 from ..errors import ConfigError, WeightsError
 from ..io import sha256_file
@@ -101,6 +101,7 @@ class _PSCBase:
         """(B*n,2,h,w) in [-1,1] -> (B,n,2,H,W) Lab units on L's device."""
         ab = denormalize_ab(x.float())
         ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        ab = ab.clamp(AB_MIN, AB_MAX)  # interpolation rounding must not leave the Lab range
         B = L.shape[0]
         return ab.view(B, n, 2, *L.shape[-2:]).to(L.device)
 
