@@ -93,6 +93,8 @@ class TrainConfig:
     workers: int = 0
     cache_in_memory: bool = False  # keep decoded samples in RAM after the first epoch
     grad_clip: float = 0.0  # 0: off
+    # "bf16": autocast the forward pass to bfloat16 (the mixture losses stay fp32).
+    amp: str = "none"
     device: str = "cpu"
 
 
@@ -224,6 +226,8 @@ def _validate(cfg: Config, where: str) -> None:
         )
     if not 0.0 <= t.polyak < 1.0:
         raise ConfigError(f"train.polyak={t.polyak} outside [0, 1), in {where}, use e.g. 0.9995")
+    if t.amp not in ("none", "bf16"):
+        raise ConfigError(f"train.amp={t.amp!r}, in {where}, use 'none' or 'bf16'")
     for k in ("epochs", "batch_size"):
         if getattr(t, k) < 1:
             raise ConfigError(f"train.{k} must be >= 1, in {where}, fix the value")

@@ -301,7 +301,9 @@ class Trainer:
             if batch.get("L") is None:  # every sample skipped (no colour)
                 continue
             batch = _to(batch, self.device)
-            terms = self.loss_fn(wrapped, batch)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                enabled=self.cfg.amp == "bf16"):
+                terms = self.loss_fn(wrapped, batch)
             total = terms["total"]
             vals = {k: float(v.detach()) for k, v in terms.items()}
             if not all(math.isfinite(v) for v in vals.values()):
