@@ -39,6 +39,8 @@ __all__ = [
     "nats_to_bits_per_dim",
     "num_params",
     "sample_discretized_mix_logistic",
+    "draw_mixture_noise",
+    "sample_rows_with_noise",
     "split_params",
 ]
 
@@ -140,8 +142,70 @@ def mixture_nll_bits_per_dim(params: Tensor, x: Tensor, n_bins: int = 256) -> Te
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
-    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return u * (1.0 - 2.0 * _UNIFORM_EPS) + _UNIFORM_EPS
+    """Uniforms in (1e-5, 1 - 1e-5), PixelCNN++'s guard against log(0)."""
+    u = torch.empty(shape, device=like.device, dtype=like.dtype)
+    return u.uniform_(_UNIFORM_EPS, 1.0 - _UNIFORM_EPS, generator=generator)
+
+
+def draw_mixture_noise(
+    lead: tuple[int, ...], n_mix: int, like: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """The random numbers of a mixture draw: Gumbel (*lead, K) and logistic (*lead, 2).
+
+    Drawn from ``generator`` as uniforms of shape (*lead, K) first, then (*lead, 2),
+    and mapped through ``-log(-log u)`` and ``log(u / (1 - u))``. A sampler that draws
+    the noise of all its pixels at once (``lead = (H*W, B)``) needs no random-number
+    call per pixel.
+    """
+    gumbel = -torch.log(-torch.log(_uniform((*lead, n_mix), like, generator)))
+    logistic = torch.logit(_uniform((*lead, N_CHANNELS), like, generator))
+    return gumbel, logistic
+
+
+def sample_rows_with_noise(
+    p: Tensor,
+    gumbel: Tensor | None,
+    logistic: Tensor | None,
+    temperature: float = 1.0,
+    n_bins: int | None = None,
+) -> Tensor:
+    """The sampling arithmetic on rows: p (N, 6K), gumbel (N, K), logistic (N, 2) -> (N, 2).
+
+    The one implementation of the draw, used by ``sample_discretized_mix_logistic``
+    (on permuted rows) and by the samplers' per-pixel step, so equal parameters and
+    noise give bit-identical draws. The noise may be None for temperature 0.
+    """
+    N = p.shape[0]
+    K = p.shape[1] // 6
+    logits = p[:, :K]
+    if temperature == 0:
+        k = logits.argmax(dim=1, keepdim=True)
+    else:
+        # Gumbel-max: argmax(logits / T + G) is a draw from softmax(logits / T)
+        z = logits if temperature == 1 else logits / temperature
+        k = (z + gumbel).argmax(dim=1, keepdim=True)  # (N, 1)
+    # the chosen component's [logit, mean_a, mean_b, log_scale_a, log_scale_b, coeff]
+    sel = p.gather(1, k + torch.arange(0, 6 * K, K, device=p.device))  # (N, 6)
+    if temperature == 0:
+        x = sel[:, 1:3].clone()
+    else:
+        log_s = sel[:, 3:5].clamp(min=LOG_SCALE_MIN)
+        if temperature != 1:
+            log_s = log_s + math.log(temperature)
+        x = torch.addcmul(sel[:, 1:3], torch.exp(log_s), logistic)  # inverse logistic cdf
+    a = x[:, :1].clamp_(-1.0, 1.0)
+    if n_bins is not None:
+        _snap_(a, n_bins)
+    b = x[:, 1:].addcmul_(torch.tanh(sel[:, 5:6]), a).clamp_(-1.0, 1.0)  # mean_b + c * a
+    if n_bins is not None:
+        _snap_(b, n_bins)
+    return x
+
+
+def _snap_(v: Tensor, n_bins: int) -> None:
+    """In place: the nearest of the n_bins grid points spanning [-1, 1]."""
+    step = 2.0 / (n_bins - 1)
+    v.add_(1.0).div_(step).round_().mul_(step).sub_(1.0)
 
 
 def sample_discretized_mix_logistic(
@@ -157,9 +221,9 @@ def sample_discretized_mix_logistic(
     b ~ Logistic(mu_b + tanh(coeff) * a, s_b) clamped, using the sampled a.
 
     Random numbers are drawn from ``generator`` in a fixed order and shape
-    (uniforms (B, K, H, W) for the component, then (B, 2, H, W) for the logistic
-    noise of a and b), so a seeded generator reproduces the samples, and two
-    samplers that call this on same-shaped slices consume the stream identically.
+    (``draw_mixture_noise((B, H, W), K)``: uniforms (B, H, W, K) for the component,
+    then (B, H, W, 2) for the logistic noise of a and b), so a seeded generator
+    reproduces the samples. The arithmetic is ``sample_rows_with_noise``.
 
     temperature T: logits are divided by T and the logistic scales multiplied by
     T (log_scale + log T, applied after the -7 clamp). T = 0 is greedy: the
@@ -173,32 +237,15 @@ def sample_discretized_mix_logistic(
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    logits, means, log_scales, coeff = split_params(params)
-    B, K, H, W = logits.shape
-
-    def snap(v: Tensor) -> Tensor:
-        if n_bins is None:
-            return v
-        step = 2.0 / (n_bins - 1)
-        return torch.round((v + 1.0) / step) * step - 1.0
-
+    if params.dim() != 4 or params.shape[1] % 6 != 0:
+        raise ValueError(f"params must be (B, 6K, H, W), got {tuple(params.shape)}")
+    B, C, H, W = params.shape
+    K = C // 6
+    rows = params.permute(0, 2, 3, 1).reshape(B * H * W, C)
     if temperature == 0:
-        k = logits.argmax(dim=1, keepdim=True)  # (B, 1, H, W)
-        mu = torch.gather(means, 2, k.unsqueeze(1).expand(B, 2, 1, H, W)).squeeze(2)
-        c = torch.gather(coeff, 1, k).squeeze(1)
-        a = snap(mu[:, 0].clamp(-1.0, 1.0))
-        b = snap((mu[:, 1] + c * a).clamp(-1.0, 1.0))
-        return torch.stack([a, b], dim=1)
-
-    # Gumbel-max: argmax(logits / T - log(-log u)) is a draw from softmax(logits / T)
-    u = _uniform((B, K, H, W), logits, generator)
-    k = (logits / temperature - torch.log(-torch.log(u))).argmax(dim=1, keepdim=True)
-    idx = k.unsqueeze(1).expand(B, 2, 1, H, W)
-    mu = torch.gather(means, 2, idx).squeeze(2)  # (B, 2, H, W)
-    ls = torch.gather(log_scales, 2, idx).squeeze(2) + math.log(temperature)
-    c = torch.gather(coeff, 1, k).squeeze(1)  # (B, H, W)
-    u2 = _uniform((B, 2, H, W), logits, generator)
-    noise = torch.exp(ls) * (torch.log(u2) - torch.log1p(-u2))  # inverse logistic cdf
-    a = snap((mu[:, 0] + noise[:, 0]).clamp(-1.0, 1.0))
-    b = snap((mu[:, 1] + c * a + noise[:, 1]).clamp(-1.0, 1.0))
-    return torch.stack([a, b], dim=1)
+        out = sample_rows_with_noise(rows, None, None, 0.0, n_bins)
+    else:
+        gumbel, logistic = draw_mixture_noise((B, H, W), K, params, generator)
+        out = sample_rows_with_noise(rows, gumbel.view(-1, K), logistic.view(-1, N_CHANNELS),
+                                     temperature, n_bins)
+    return out.view(B, H, W, 2).permute(0, 3, 1, 2).contiguous()

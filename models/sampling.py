@@ -1,0 +1,313 @@
+"""Raster-order sampling of the generator g: a naive reference and a cached fast sampler.
+
+Paper Sec. 3.1: "We first sample Y_1 from p(Y_1|X^L), then sample Y_i from
+p(Y_i|Y_1..Y_{i-1}, X^L) for all i". Two implementations behind one switch:
+
+* ``naive``: one full generator pass over the whole canvas per pixel (H*W passes).
+* ``cached``: the fast generation scheme of Ramachandran et al. 2017 ("Fast
+  Generation for Convolutional Autoregressive Models"; PrajitR/fast-pixel-cnn),
+  written for this network's single-resolution stacks. Each spatial convolution
+  keeps a cache of its (already ``concat_elu``-ed) input, zero-padded the way the
+  shifted convolutions pad it. The conditioning projections depend on ``cond``
+  only and are computed once per image. The vertical stack sees only rows above,
+  so it is computed once per ROW (all columns together, after the previous row is
+  complete); the horizontal stack once per PIXEL, from the cached 2x2 windows. On a
+  CPU, per-pixel convolutions are dominated by call overhead, so each layer's step
+  is one matrix product of the unfolded window with the convolution weight viewed as
+  a (kh*kw*C_in, C_out) matrix (per row: ``unfold`` over the row, one matmul for all
+  columns).
+
+Both draw all their random numbers up front from the ``torch.Generator``, in one
+order: ``draw_mixture_noise((H*W, B), K)`` (Gumbel noise for the component, then
+logistic noise for a and b; the noise of raster position t for image b at [t, b]),
+and both apply the same per-pixel arithmetic (``sample_rows_with_noise``), so they
+return the same samples up to float rounding of the parameters. Drawing the noise
+at once also takes the random-number calls out of the per-pixel loop.
+
+Public interface (kept stable)::
+
+    from psc_eval.models.sampling import sample
+    x_ab = sample(g, cond, generator=gen, temperature=1.0, method="cached")  # (B,2,H,W) in [-1,1]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .dmol import N_CHANNELS, draw_mixture_noise, sample_rows_with_noise
+from .pixelcnn import ConditionalPixelCNNpp
+
+__all__ = ["SAMPLERS", "sample", "sample_cached", "sample_naive"]
+
+SAMPLERS = ("cached", "naive")
+
+
+def sample(
+    generator_net: ConditionalPixelCNNpp,
+    cond: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    method: str = "cached",
+    progress: bool = False,
+) -> Tensor:
+    """Sample (a, b) in raster order at the full size of ``cond``: (B, 2, H, W) in [-1, 1].
+
+    cond: (B, cond_channels, H, W), fixed during sampling.
+    generator: the source of all random numbers (seed it for reproducible samples).
+    temperature: see ``sample_discretized_mix_logistic`` (logits / T, scales * T).
+    method: ``"cached"`` (fast) or ``"naive"`` (one full pass per pixel, reference).
+    The network is run in eval mode (no dropout) and its training flag is restored.
+    """
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown sampler {method!r}, use one of {', '.join(SAMPLERS)}")
+    if cond.dim() != 4 or cond.shape[1] != generator_net.cond_channels:
+        raise ValueError(
+            f"cond must be (B, {generator_net.cond_channels}, H, W), got {tuple(cond.shape)}"
+        )
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    fn = sample_cached if method == "cached" else sample_naive
+    was_training = generator_net.training
+    generator_net.eval()
+    try:
+        with torch.no_grad():
+            return fn(generator_net, cond, generator=generator, temperature=temperature,
+                      progress=progress)
+    finally:
+        generator_net.train(was_training)
+
+
+def sample_naive(
+    net: ConditionalPixelCNNpp,
+    cond: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    progress: bool = False,
+    max_pixels: int | None = None,
+) -> Tensor:
+    """Reference sampler: a full forward pass per pixel (Eq. 1 taken literally).
+
+    ``max_pixels`` stops after that many raster positions (benchmarks time the first
+    rows only: every step is the same full-canvas pass).
+    """
+    B, _, H, W = cond.shape
+    gumbel, logistic = _noise(net, cond, generator, temperature)
+    x = torch.zeros(B, N_CHANNELS, H, W, dtype=cond.dtype, device=cond.device)
+    n = H * W if max_pixels is None else min(max_pixels, H * W)
+    for t in tqdm(range(n), desc="sampling (naive)", disable=not progress, leave=False):
+        i, j = divmod(t, W)
+        params = net(x, cond)  # (B, 6K, H, W): the whole canvas, for one pixel
+        x[:, :, i, j] = sample_rows_with_noise(
+            params[:, :, i, j], gumbel[t] if gumbel is not None else None,
+            logistic[t] if logistic is not None else None, temperature)
+    return x
+
+
+def _noise(
+    net: ConditionalPixelCNNpp, cond: Tensor, generator: torch.Generator | None,
+    temperature: float,
+) -> tuple[Tensor | None, Tensor | None]:
+    """All the sampling noise, (H*W, B, K) and (H*W, B, 2); none at temperature 0."""
+    if temperature == 0:
+        return None, None
+    B, _, H, W = cond.shape
+    return draw_mixture_noise((H * W, B), net.cfg.nr_logistic_mix, cond, generator)
+
+
+# ------------------------------------------------------------------ cached sampler
+
+
+def _celu(x: Tensor) -> Tensor:
+    """concat_elu along the LAST axis (the buffers are channels-last)."""
+    return F.elu(torch.cat([x, -x], dim=-1))
+
+
+def _wmat(conv: torch.nn.Conv2d) -> Tensor:
+    """Conv weight (C_out, C_in, kh, kw) as a (kh*kw*C_in, C_out) matrix, (kh, kw, C) order."""
+    return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels)
+
+
+def _pm(w: Tensor) -> Tensor:
+    """[w, -w] along the last axis: a product with it gives [y, -y], the input that
+    concat_elu needs, in one call."""
+    return torch.cat([w, -w], dim=-1)
+
+
+class _Conv:
+    """One shifted convolution as matrix products over a channels-last row buffer.
+
+    A buffer holds the last ``kh`` rows of the convolution's input (oldest first),
+    (B, kh, W+2, C), zero-padded by one column on each side, which covers every
+    shifted kernel here (down-shifted 2x3 / 1x3: left 1, right 1; down-right-shifted
+    2x2 / 2x1: left 1 or 0); before the first row the rows above are zeros, as the
+    shifted convolutions pad them. The weight is split into the kernel's rows above
+    and its last row (the current image row): the rows above are complete when a row
+    starts, so their part is done for the whole row at once.
+    """
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        self.left, self.right = conv.left, conv.right
+        self.kh, self.kw = conv.kernel_size
+        self.w = _wmat(conv)  # (kh*kw*C, C_out)
+        n_last = self.w.shape[0] // self.kh
+        self.w_above, self.w_last = self.w[:-n_last], self.w[-n_last:]
+        self.b = conv.bias
+
+    def _windows(self, rows: Tensor, W: int) -> Tensor:
+        """rows (B, r, W+2, C) -> unfolded windows of the W outputs, (B*W, r*kw*C)."""
+        slab = rows[:, :, 1 - self.left : W + 1 + self.right]  # (B, r, W+kw-1, C)
+        win = slab.unfold(2, self.kw, 1)  # (B, r, W, C, kw)
+        return win.permute(0, 2, 1, 4, 3).reshape(rows.shape[0] * W, -1)
+
+    def row(self, buf: Tensor, W: int) -> Tensor:
+        """All outputs of the row whose input rows ``buf`` (B, kh, W+2, C) holds: (B, W, C_out)."""
+        return torch.addmm(self.b, self._windows(buf, W), self.w).view(buf.shape[0], W, -1)
+
+    def row_above(self, above: Tensor, W: int) -> Tensor:
+        """Bias + the part of the rows above, ``above`` (B, kh-1, W+2, C): (B, W, C_out)."""
+        win = self._windows(above, W)
+        return torch.addmm(self.b, win, self.w_above).view(above.shape[0], W, -1)
+
+
+def _push(buf: Tensor, row: Tensor) -> None:
+    """Row buffer (B, r, W+2, C): drop the oldest row, append ``row`` (B, W, C)."""
+    if buf.shape[1] > 1:
+        buf[:, :-1] = buf[:, 1:].clone()
+    buf[:, -1, 1:-1] = row
+
+
+def sample_cached(
+    net: ConditionalPixelCNNpp,
+    cond: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    progress: bool = False,
+    max_pixels: int | None = None,
+) -> Tensor:
+    """Fast sampler with per-layer caches (Ramachandran et al. 2017), see the module doc.
+
+    Computes the network's forward (eval mode) at each new position only, reading
+    only positions inside the causal receptive field. Caches: for every spatial
+    convolution its last input rows (2 rows for the vertical stack, the row above for
+    the horizontal stack) and, within the current row, the previous pixel's inputs.
+    """
+    B, _, H, W = cond.shape
+    nf = net.cfg.nr_filters
+    R = net.cfg.nr_resnet
+    dev, dt = cond.device, cond.dtype
+
+    def rows(r: int, c: int) -> Tensor:
+        return torch.zeros(B, r, W + 2, c, device=dev, dtype=dt)
+
+    gumbel, logistic = _noise(net, cond, generator, temperature)
+    gumbel_t = gumbel.unbind(0) if gumbel is not None else [None] * (H * W)
+    logistic_t = logistic.unbind(0) if logistic is not None else [None] * (H * W)
+    # the conditioning projections of every block, once per image, as one product:
+    # concat_elu(cond) (B*H*W, 2C) @ [W_u1 .. W_uR, W_ul1 .. W_ulR]; (B, H, W, nf) each
+    blocks = [*net.u_blocks, *net.ul_blocks]
+    w_cond = torch.cat([_wmat(b.cond_proj) for b in blocks], dim=1)
+    ce = _celu(cond.permute(0, 2, 3, 1)).reshape(B * H * W, -1)
+    proj = torch.mm(ce, w_cond).view(B, H, W, 2 * R, nf).unbind(3)
+    cu, cul = proj[:R], proj[R:]
+
+    u_init, ulv_init, ulh_init = _Conv(net.u_init), _Conv(net.ul_init_v), _Conv(net.ul_init_h)
+    v_in = [_Conv(b.conv_in) for b in net.u_blocks]
+    v_out = [_Conv(b.conv_out) for b in net.u_blocks]
+    h_in = [_Conv(b.conv_in) for b in net.ul_blocks]
+    h_out = [_Conv(b.conv_out) for b in net.ul_blocks]
+    skip_w = [_wmat(b.skip) for b in net.ul_blocks]
+    skip_b = [b.skip.bias for b in net.ul_blocks]
+    out_w, out_b = _wmat(net.out), net.out.bias
+    # Per-pixel weights of the horizontal stack, producing [y, -y] directly. conv_out
+    # gives [A, -A, B] so that the residual stream is kept as [ul, -ul] as well.
+    ulh_w_pm = _pm(ulh_init.w_last[:N_CHANNELS])  # the 2x1 kernel's last tap, a and b
+    ulh_w_ones = ulh_init.w_last[N_CHANNELS]  # ... its ones channel (1 inside the image)
+    h_in_w = [_pm(c.w_last) for c in h_in]
+    # conv_out -> [A, -A, B, B]: the gate sigmoid(B) then multiplies both halves at once
+    h_out_w = [torch.cat([_pm(c.w_last[:, :nf]), c.w_last[:, nf:], c.w_last[:, nf:]], dim=1)
+               for c in h_out]
+
+    xb = rows(2, N_CHANNELS + 1)  # x rows i-2, i-1 (with the ones channel)
+    v_in_b = [rows(2, 2 * nf) for _ in range(R)]  # concat_elu(u_k), rows i-1, i
+    v_mid_b = [rows(2, 2 * nf) for _ in range(R)]
+    h_in_b = [rows(1, 2 * nf) for _ in range(R)]  # concat_elu(ul_k), row i-1
+    h_mid_b = [rows(1, 2 * nf) for _ in range(R)]
+    ones = torch.ones(B, W, 1, device=dev, dtype=dt)
+    zero2 = torch.zeros(B, 2 * nf, device=dev, dtype=dt)  # elu(0) = 0: the zero padding
+
+    out = torch.zeros(B, N_CHANNELS, H, W, device=dev, dtype=dt)
+    n = H * W if max_pixels is None else min(max_pixels, H * W)
+    bar = tqdm(total=n, desc="sampling (cached)", disable=not progress, leave=False)
+    for i in range(min(H, -(-n // W))):
+        # ---- vertical stack, the whole row i: it depends on rows < i only
+        if i == 0:  # down_shift feeds zeros (no bias) into the first row
+            u = torch.zeros(B, W, nf, device=dev, dtype=dt)
+            ul_row = torch.zeros(B, W, nf, device=dev, dtype=dt)
+        else:
+            u = u_init.row(xb, W)  # the 2x3 conv at row i-1, down-shifted
+            ul_row = ulv_init.row(xb[:, 1:], W)  # the 1x3 conv at row i-1, down-shifted
+        # ul at (i, j >= 1): ul_row[j] + the 2x1 conv at (i, j-1), right-shifted; all but
+        # its last tap (the sample at (i, j-1)) is known now. (B, W-1, nf), as [y, -y]
+        ul_base = ul_row[:, 1:] + ulh_init.row_above(xb[:, 1:], W)[:, :-1] + ulh_w_ones
+        ul_base = torch.cat([ul_base, -ul_base], dim=-1).unbind(1)
+        ul_first = torch.cat([ul_row[:, 0], -ul_row[:, 0]], dim=-1)
+        h_add, h_out_add = [], []  # per h-block: everything but the current row's taps
+        for k in range(R):
+            _push(v_in_b[k], _celu(u))
+            x1 = v_in[k].row(v_in_b[k], W) + cu[k][:, i]
+            _push(v_mid_b[k], _celu(x1))
+            c2 = v_out[k].row(v_mid_b[k], W)
+            u = u + c2[..., :nf] * torch.sigmoid(c2[..., nf:])
+            skip = torch.addmm(skip_b[k], _celu(u).view(B * W, -1), skip_w[k]).view(B, W, nf)
+            add = h_in[k].row_above(h_in_b[k], W) + skip + cul[k][:, i]
+            h_add.append(torch.cat([add, -add], dim=-1).unbind(1))
+            oa = h_out[k].row_above(h_mid_b[k], W)
+            oa_a, oa_b = oa[..., :nf], oa[..., nf:]
+            h_out_add.append(torch.cat([oa_a, -oa_a, oa_b, oa_b], dim=-1).unbind(1))
+        # ---- horizontal stack, pixel by pixel. Only the kernels' last row is left: the
+        # left tap (i, j-1), kept from the previous pixel, and the new tap (i, j). Values
+        # are carried as [y, -y], so each window is elu(cat([prev, cur])) and each layer
+        # is one matrix product.
+        prev_in = [zero2] * R
+        prev_mid = [zero2] * R
+        row_in: list[list[Tensor]] = [[] for _ in range(R)]
+        row_mid: list[list[Tensor]] = [[] for _ in range(R)]
+        row_s: list[Tensor] = []
+        s = None
+        for j in range(min(W, n - i * W)):
+            if j == 0:  # right_shift feeds zeros into the first column
+                ul = ul_first
+            else:
+                ul = torch.addmm(ul_base[j - 1], s, ulh_w_pm)
+            for k in range(R):
+                x1 = torch.addmm(h_add[k][j], F.elu(torch.cat([prev_in[k], ul], dim=1)),
+                                 h_in_w[k])  # [x1, -x1]
+                c2 = torch.addmm(h_out_add[k][j], F.elu(torch.cat([prev_mid[k], x1], dim=1)),
+                                 h_out_w[k])  # [A, -A, B, B]
+                prev_in[k], prev_mid[k] = ul, x1
+                row_in[k].append(ul)
+                row_mid[k].append(x1)
+                # [ul, -ul] + [A, -A] * sigmoid([B, B]): the gated residual on both halves
+                ul = torch.addcmul(ul, c2[:, : 2 * nf], torch.sigmoid(c2[:, 2 * nf :]))
+            params = torch.addmm(out_b, F.elu(ul[:, :nf]), out_w)  # (B, 6K)
+            t = i * W + j
+            s = sample_rows_with_noise(params, gumbel_t[t], logistic_t[t], temperature)
+            row_s.append(s)
+            bar.update(1)
+        # ---- the finished row into the buffers that the next rows read
+        m = len(row_s)
+        for k in range(R):
+            h_in_b[k][:, 0, 1 : m + 1] = F.elu(torch.stack(row_in[k], dim=1))
+            h_mid_b[k][:, 0, 1 : m + 1] = F.elu(torch.stack(row_mid[k], dim=1))
+        xs = torch.stack(row_s, dim=1)  # (B, m, 2)
+        out[:, :, i, :m] = xs.permute(0, 2, 1)
+        if m == W:
+            _push(xb, torch.cat([xs, ones], dim=-1))
+    bar.close()
+    return out
