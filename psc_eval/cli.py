@@ -95,25 +95,28 @@ def data_preview(dataset, root, split, size, allow_partial, out, n_rows) -> None
 @click.option("--split", default="train", show_default=True, help="Training split.")
 @click.option("--val-split", default="val", show_default=True, help="Validation split.")
 @click.option("--size", default=None, type=int, help="Square input size (default: the dataset's).")
-@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate (poly decay).")
 @click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "sgd"]))
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--threads", default=None, type=click.IntRange(1),
+              help="torch CPU threads (default: torch's choice).")
 @click.option("--out", "--weights", "out", default=None, type=click.Path(dir_okay=False),
               help="Weights file (default $PSC_HOME/judges/<dataset>/<arch>.pt).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the per-epoch checkpoint next to the weights.")
 def train_judge_cmd(dataset, arch, root, split, val_split, size, epochs, batch_size, lr,
-                    optimizer, device, seed, workers, out, resume) -> None:
+                    optimizer, device, seed, workers, threads, out, resume) -> None:
     """Train a judge segmenter on colour images; prints val mIoU on colour and gray inputs."""
     from .judge import train_judge
 
     s = train_judge(dataset, arch, root=root, split=split, val_split=val_split, size=size,
                     epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                    device=device, seed=seed, workers=workers, out=out, resume=resume)
+                    device=device, seed=seed, workers=workers, threads=threads, out=out,
+                    resume=resume)
     click.echo(f"{s['arch']} on {dataset} {val_split} ({s['val_images']} images): "
                f"mIoU colour {s['val_miou_color']:.4f}, gray {s['val_miou_gray']:.4f} "
                f"({s['wall_s'] / 60:.1f} min)")

@@ -93,11 +93,11 @@ class ConfusionMatrix:
         self.ignore_index = int(ignore_index)
         self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
-    def update(self, pred: Tensor, target: Tensor) -> "ConfusionMatrix":
+    def update(self, pred: Tensor, target: Tensor) -> ConfusionMatrix:
         self.mat += _update(pred, target, self.num_classes, self.ignore_index)
         return self
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         if other.num_classes != self.num_classes:
             raise ValueError(f"cannot merge {other.num_classes} classes into {self.num_classes}")
         self.mat += other.mat.to(self.mat.device)

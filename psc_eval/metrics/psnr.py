@@ -63,7 +63,7 @@ class PsnrMeter:
         self.count = 0
         self.n_infinite = 0
 
-    def update(self, values: Tensor) -> "PsnrMeter":
+    def update(self, values: Tensor) -> PsnrMeter:
         v = values.detach().to(torch.float64).flatten().cpu()
         if torch.isnan(v).any():
             raise ValueError("PsnrMeter.update got NaN PSNR values")
@@ -73,7 +73,7 @@ class PsnrMeter:
         self.n_infinite += int((~fin).sum())
         return self
 
-    def merge(self, other: "PsnrMeter") -> "PsnrMeter":
+    def merge(self, other: PsnrMeter) -> PsnrMeter:
         self.total += other.total
         self.count += other.count
         self.n_infinite += other.n_infinite
