@@ -35,11 +35,11 @@ __all__ = [
     "LOG_SCALE_MIN",
     "N_CHANNELS",
     "discretized_mix_logistic_nll",
+    "draw_mixture_noise",
     "mixture_nll_bits_per_dim",
     "nats_to_bits_per_dim",
     "num_params",
     "sample_discretized_mix_logistic",
-    "draw_mixture_noise",
     "sample_rows_with_noise",
     "split_params",
 ]
@@ -175,7 +175,6 @@ def sample_rows_with_noise(
     (on permuted rows) and by the samplers' per-pixel step, so equal parameters and
     noise give bit-identical draws. The noise may be None for temperature 0.
     """
-    N = p.shape[0]
     K = p.shape[1] // 6
     logits = p[:, :K]
     if temperature == 0:
@@ -185,7 +184,7 @@ def sample_rows_with_noise(
         z = logits if temperature == 1 else logits / temperature
         k = (z + gumbel).argmax(dim=1, keepdim=True)  # (N, 1)
     # the chosen component's [logit, mean_a, mean_b, log_scale_a, log_scale_b, coeff]
-    sel = p.gather(1, k + torch.arange(0, 6 * K, K, device=p.device))  # (N, 6)
+    sel = p.gather(1, k + _offsets(K, p.device))  # (N, 6)
     if temperature == 0:
         x = sel[:, 1:3].clone()
     else:
@@ -200,6 +199,18 @@ def sample_rows_with_noise(
     if n_bins is not None:
         _snap_(b, n_bins)
     return x
+
+
+_OFFSETS: dict[tuple[int, torch.device], Tensor] = {}
+
+
+def _offsets(K: int, device: torch.device) -> Tensor:
+    """[0, K, 2K, .., 5K]: column offsets of a component's six parameters (memoised)."""
+    key = (K, device)
+    if key not in _OFFSETS:
+        with torch.inference_mode(False):  # an ordinary tensor, usable in any mode
+            _OFFSETS[key] = torch.arange(0, 6 * K, K, device=device)
+    return _OFFSETS[key]
 
 
 def _snap_(v: Tensor, n_bins: int) -> None:

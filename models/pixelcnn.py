@@ -38,9 +38,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .dmol import N_CHANNELS, num_params
 
@@ -143,7 +142,7 @@ class GatedResBlock(nn.Module):
     def __init__(
         self,
         nf: int,
-        conv: type[DownShiftedConv2d] | type[DownRightShiftedConv2d],
+        conv: type[DownShiftedConv2d | DownRightShiftedConv2d],
         kernel: tuple[int, int],
         cond_channels: int,
         skip_channels: int = 0,
@@ -194,8 +193,8 @@ class ConditionalPixelCNNpp(nn.Module):
         self.u_init = DownShiftedConv2d(cin, nf, (2, 3))
         self.ul_init_v = DownShiftedConv2d(cin, nf, (1, 3))
         self.ul_init_h = DownRightShiftedConv2d(cin, nf, (2, 1))
-        blk = dict(cond_channels=cond_channels, dropout=cfg.dropout,
-                   out_init_scale=cfg.out_init_scale)
+        blk = {"cond_channels": cond_channels, "dropout": cfg.dropout,
+               "out_init_scale": cfg.out_init_scale}
         self.u_blocks = nn.ModuleList(
             GatedResBlock(nf, DownShiftedConv2d, (2, 3), **blk) for _ in range(cfg.nr_resnet)
         )

@@ -13,15 +13,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import stats
-from scipy.special import expit, log_softmax, logsumexp
-
 from psc_eval.models.dmol import (
     discretized_mix_logistic_nll,
     mixture_nll_bits_per_dim,
     nats_to_bits_per_dim,
     sample_discretized_mix_logistic,
 )
+from scipy import stats
+from scipy.special import expit, log_softmax, logsumexp
 
 NB = 256
 HALF = 1.0 / (NB - 1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 
 H, W = 6, 7

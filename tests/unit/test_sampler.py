@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from psc_eval.models.dmol import draw_mixture_noise, sample_rows_with_noise
 from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 from psc_eval.models.sampling import sample, sample_cached
