@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from ..io import sha256_file
 from .registry import CAFFE_BGR, IMAGENET, SegmenterSpec, get_spec, weights_hint
 
@@ -189,7 +189,7 @@ def load_segmenter(
     """
     spec = get_spec(name)
     if multiscale and spec.builder != "deeplabv2":
-        raise WeightsError(
+        raise ConfigError(
             f"multi-scale inference is only implemented for deeplabv2-resnet101, "
             f"got segmenter {name}, drop the multiscale option"
         )

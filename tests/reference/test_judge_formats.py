@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from psc_eval.errors import WeightsError
+from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.judge import load_segmenter
 from psc_eval.judge.segmenter import Segmenter, preprocess
 
@@ -76,20 +76,23 @@ def test_deeplabv2_checkpoint_loads_and_runs(v2_state):
     assert all(torch.equal(loaded[k], sd[k]) for k in sd if not k.endswith("num_batches_tracked"))
     assert seg.weights_sha256 is not None and len(seg.weights_sha256) == 64
     assert seg.config["preprocess"] == "caffe-bgr"
-    x = _tiny(1, 33)  # any size: OS 8 logits upsampled to 33x33
+    x = _tiny(1, 25)  # any size: OS 8 logits upsampled to 25x25
     lg = seg.logits(x)
-    assert lg.shape == (1, 21, 33, 33)
+    assert lg.shape == (1, 21, 25, 25)
     # reference: BGR, 0-255, mean subtracted, the base net, bilinear upsampling
     bgr = x[:, [2, 1, 0]] * 255 - torch.tensor([104.008, 116.669, 122.675]).view(1, 3, 1, 1)
     with torch.no_grad():
-        ref = F.interpolate(seg.module.base(bgr), size=(33, 33), mode="bilinear",
+        ref = F.interpolate(seg.module.base(bgr), size=(25, 25), mode="bilinear",
                             align_corners=False)
     torch.testing.assert_close(lg, ref, rtol=1e-4, atol=1e-4)
     assert torch.equal(seg.predict(x), lg.argmax(1))
 
     # multi-scale: the full-size logits and those at 0.5x and 0.75x, max-fused (MSC)
-    ms = load_segmenter("deeplabv2-resnet101", weights=path, num_classes=21, multiscale=True)
-    x = _tiny(2, 32)
+    # the multiscale option only switches the MSC wrapper on (one build saved here)
+    assert seg.module.multiscale is False
+    ms = seg
+    ms.module.multiscale = True
+    x = _tiny(2, 24)
     with torch.no_grad():
         base = ms.module.base
         p = ms.preprocess(x)
@@ -100,9 +103,11 @@ def test_deeplabv2_checkpoint_loads_and_runs(v2_state):
                           size=full.shape[-2:], mode="bilinear", align_corners=False)
             for s in (0.5, 0.75)
         ]
-        ref = F.interpolate(torch.stack(outs).amax(0), size=(32, 32), mode="bilinear",
+        ref = F.interpolate(torch.stack(outs).amax(0), size=(24, 24), mode="bilinear",
                             align_corners=False)
     torch.testing.assert_close(ms.logits(x), ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="multi-scale inference is only implemented"):
+        load_segmenter("deeplabv3plus-resnet18", multiscale=True)
 
 
 def test_deeplabv2_wrong_num_classes_is_one_line(v2_state, tmp_path):
@@ -140,13 +145,13 @@ def test_torchvision_format_loads_and_runs(tmp_path):
     path = tmp_path / "deeplabv3_resnet101_coco-586e9e4e.pth"
     torch.save(sd, path)
     seg = load_segmenter("torchvision-deeplabv3-resnet101", weights=path, num_classes=21)
-    x = _tiny(3, 40)
+    x = _tiny(3, 24)
     norm = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
         [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         ref = ref_model(norm)["out"]
     lg = seg.logits(x)
-    assert lg.shape == (1, 21, 40, 40)
+    assert lg.shape == (1, 21, 24, 24)
     torch.testing.assert_close(lg, ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(WeightsError, match="shape mismatches.*torchvision"):
         load_segmenter("torchvision-deeplabv3-resnet101", weights=path, num_classes=10)
