@@ -53,6 +53,7 @@ import copy
 import hashlib
 import inspect
 import json
+import math
 import os
 import platform
 import subprocess
@@ -634,7 +635,10 @@ class EvalSummary:
             line = f"  {label:<22}"
             if self.kind == "miou":
                 line += f"{r.metrics['miou']:>8.4f}"
-            line += f"{r.metrics['psnr']:>15.2f}{r.metrics['psnr_ab']:>14.2f}"
+            for key, width in (("psnr", 15), ("psnr_ab", 14)):
+                v, n_inf = r.metrics[key], r.metrics[f"{key}_n_infinite"]
+                # no finite image at all: every image identical, print inf, not nan
+                line += f"{'inf' if math.isnan(v) and n_inf else f'{v:.2f}':>{width}}"
             if r.metrics["psnr_n_infinite"]:
                 line += f"  ({r.metrics['psnr_n_infinite']} identical images, PSNR inf, not averaged)"
             lines.append(line)
