@@ -485,7 +485,9 @@ def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int,
     ab1 = ab[:, 0].to(device=L.device, dtype=L.dtype)  # (B,2,H',W'): Table 3 scores one sample
     with torch.inference_mode():
         rgb_u8 = to_uint8(lab_parts_to_rgb(L, ab1))  # (B,3,H,W) uint8, what a saved image holds
-        true_u8 = to_uint8(batch["rgb"].to(device))
+        if "true_u8" not in batch:  # shared by every row of this batch
+            batch["true_u8"] = to_uint8(batch["rgb"].to(device))
+        true_u8 = batch["true_u8"]
         out["psnr_rgb"] = psnr_rgb_uint8(rgb_u8, true_u8).cpu()
         if ab1.shape[-2:] != ab_true.shape[-2:]:
             ab1 = torch.nn.functional.interpolate(ab1, size=ab_true.shape[-2:], mode="bilinear",
