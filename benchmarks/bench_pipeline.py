@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -43,28 +44,69 @@ def build_judge(name: str):
     return load_segmenter(name, weights=weights, num_classes=10), weights is not None
 
 
-def judge_time(seg, batches) -> float:
-    t0 = time.perf_counter()
+def judge_time(seg, batches) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the judge alone over pre-built batches."""
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for x in batches:
             seg.logits(x)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def pipeline_time(seg, ds, batch_size: int, workers: int) -> float:
-    t0 = time.perf_counter()
+def pipeline_time(seg, ds, batch_size: int, workers: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the whole runner (workers' CPU is not included)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def breakdown(ds, batch_size: int, n_batches: int = 4) -> dict[str, float]:
+    """CPU ms per image of each non-judge stage of the pipeline, on the main thread."""
+    from psc_eval.color import lab_parts_to_rgb, to_uint8
+    from psc_eval.metrics import ConfusionMatrix, psnr_ab, psnr_rgb_uint8
+    from psc_eval.runner import check_ab
+
+    stages: dict[str, float] = {}
+
+    @contextmanager
+    def clock(name):
+        c0 = time.process_time()
+        yield
+        stages[name] = stages.get(name, 0.0) + time.process_time() - c0
+
+    n = 0
+    for k in range(n_batches + 1):
+        if k == 1:
+            stages.clear()  # the first batch warms up
+            n = 0
+        idx = range(k * batch_size, min((k + 1) * batch_size, len(ds)))
+        with clock("load (render/decode + Lab)"):
+            b = collate([ds[i] for i in idx])
+        with clock("colorize gt + output checks + float16"):
+            ab = check_ab(b["ab"][:, None].clone(), b["ids"], 1, "gt").to(torch.float16)
+        with clock("L + ab -> RGB -> uint8"):
+            rgb = to_uint8(lab_parts_to_rgb(b["L"], ab[:, 0].float()))
+        with clock("PSNR (RGB uint8 + ab)"):
+            psnr_rgb_uint8(rgb, to_uint8(b["rgb"]))
+            psnr_ab(ab[:, 0].float(), b["ab"])
+        with clock("confusion matrix"):
+            ConfusionMatrix(10).update(b["mask"], b["mask"])
+        n += len(idx)
+    return {k: round(v / n * 1000, 3) for k, v in stages.items()}
 
 
 def memory_probe(n: int, batch_size: int, workers: int, judge: str) -> None:
     seg, _ = build_judge(judge)
     ds = get_dataset("toy", split="val", n_images=n)
     evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False)
-    # ru_maxrss is in KiB on Linux; children (DataLoader workers) counted separately.
+    # ru_maxrss is in KiB on Linux. DataLoader workers are forked children: their figure
+    # includes the pages they share with this process, so it is an upper bound.
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"n": n, "peak_rss_mib": own, "peak_rss_children_mib": kids}))
+    out = {"n": n, "peak_rss_mib": round(own, 1)}
+    if workers:
+        out["peak_rss_largest_worker_mib"] = round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
 
 
 def cpu_name() -> str:
@@ -85,10 +127,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--judge", default=default_segmenter("toy"))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's, = cores)")
     ap.add_argument("--memory-sizes", default="200,1000",
                     help="dataset sizes for the peak-RSS probe ('' to skip)")
     ap.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_probe is not None:
         memory_probe(args.memory_probe, args.batch_size, args.workers, args.judge)
         return
@@ -103,10 +149,14 @@ def main() -> None:
     pipeline_time(seg, get_dataset("toy", split="val", n_images=2 * args.batch_size),
                   args.batch_size, args.workers)
 
-    tj, tp = [], []
+    tj, tp, cj, cp = [], [], [], []
     for _ in range(args.repeats):
-        tj.append(judge_time(seg, batches))
-        tp.append(pipeline_time(seg, ds, args.batch_size, args.workers))
+        w, c = judge_time(seg, batches)
+        tj.append(w)
+        cj.append(c)
+        w, c = pipeline_time(seg, ds, args.batch_size, args.workers)
+        tp.append(w)
+        cp.append(c)
     mj, mp = statistics.median(tj), statistics.median(tp)
     res = {
         "images": len(ds), "size": ds.size, "batch_size": args.batch_size,
@@ -117,13 +167,18 @@ def main() -> None:
         "cpu": cpu_name(), "torch": torch.__version__,
         "judge_s": tj, "pipeline_s": tp, "judge_median_s": mj, "pipeline_median_s": mp,
         "ratio": mp / mj, "judge_img_per_s": len(ds) / mj, "pipeline_img_per_s": len(ds) / mp,
+        "judge_cpu_s": cj, "pipeline_cpu_s": cp,
+        "cpu_ratio": statistics.median(cp) / statistics.median(cj),
+        "judge_cpu_ms_per_img": statistics.median(cj) / len(ds) * 1000,
+        "breakdown_cpu_ms_per_img": breakdown(ds, args.batch_size),
         "load_avg_1min": _loadavg(),
     }
     mem = []
     for n in [int(x) for x in args.memory_sizes.split(",") if x.strip()]:
         out = subprocess.run(
             [sys.executable, __file__, "--memory-probe", str(n), "--batch-size",
-             str(args.batch_size), "--workers", str(args.workers), "--judge", args.judge],
+             str(args.batch_size), "--workers", str(args.workers), "--judge", args.judge,
+             "--threads", str(torch.get_num_threads())],
             capture_output=True, text=True, check=True,
         ).stdout
         mem.append(json.loads(out.strip().splitlines()[-1]))
