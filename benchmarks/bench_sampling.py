@@ -117,7 +117,7 @@ def main() -> None:
     res = {
         "config": a.config, "generator": gcfg.to_dict(), "cond_channels": cond_ch,
         "canvas": size, "batch": a.batch, "threads": torch.get_num_threads(),
-        "cpu": _cpu_name(), "nproc": os.cpu_count(), "torch": torch.__version__,
+        "cpu_model": _cpu_name(), "nproc": os.cpu_count(), "torch": torch.__version__,
         "repeats": a.repeats, "cached_runs": a.cached_runs, "naive_pixels_timed": n_naive,
     }
     for clock in ("wall", "cpu"):
