@@ -142,9 +142,15 @@ def mixture_nll_bits_per_dim(params: Tensor, x: Tensor, n_bins: int = 256) -> Te
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Uniforms in (1e-5, 1 - 1e-5), PixelCNN++'s guard against log(0)."""
-    u = torch.empty(shape, device=like.device, dtype=like.dtype)
-    return u.uniform_(_UNIFORM_EPS, 1.0 - _UNIFORM_EPS, generator=generator)
+    """Uniforms in (1e-5, 1 - 1e-5), PixelCNN++'s guard against log(0).
+
+    Drawn on the generator's device and moved to ``like``'s, so a CPU generator gives
+    the same noise whatever device the model runs on.
+    """
+    dev = generator.device if generator is not None else like.device
+    u = torch.empty(shape, device=dev, dtype=like.dtype)
+    u.uniform_(_UNIFORM_EPS, 1.0 - _UNIFORM_EPS, generator=generator)
+    return u.to(like.device)
 
 
 def draw_mixture_noise(

@@ -6,16 +6,18 @@ p(Y_i|Y_1..Y_{i-1}, X^L) for all i". Two implementations behind one switch:
 * ``naive``: one full generator pass over the whole canvas per pixel (H*W passes).
 * ``cached``: the fast generation scheme of Ramachandran et al. 2017 ("Fast
   Generation for Convolutional Autoregressive Models"; PrajitR/fast-pixel-cnn),
-  written for this network's single-resolution stacks. Each spatial convolution
-  keeps a cache of its (already ``concat_elu``-ed) input, zero-padded the way the
-  shifted convolutions pad it. The conditioning projections depend on ``cond``
-  only and are computed once per image. The vertical stack sees only rows above,
-  so it is computed once per ROW (all columns together, after the previous row is
-  complete); the horizontal stack once per PIXEL, from the cached 2x2 windows. On a
-  CPU, per-pixel convolutions are dominated by call overhead, so each layer's step
-  is one matrix product of the unfolded window with the convolution weight viewed as
-  a (kh*kw*C_in, C_out) matrix (per row: ``unfold`` over the row, one matmul for all
-  columns).
+  written for this network's single-resolution stacks. Every position is computed
+  once. The conditioning projections depend on ``cond`` only: once per image. The
+  vertical stack sees only the rows above, so it is computed once per ROW, all
+  columns together, from per-layer buffers of the last two input rows. The
+  horizontal stack is computed once per PIXEL: the part of each 2x2 kernel that
+  reads the row above is done for the whole row when the row starts, and within the
+  row only the kernel's last row is left, whose left tap is the previous pixel's
+  input, kept from the previous step. On a CPU such per-pixel convolutions are
+  dominated by call overhead, so every layer is a matrix product (per row: the
+  unfolded windows times the weight viewed as a (kh*kw*C_in, C_out) matrix; per
+  pixel: ``elu(cat([prev, cur])) @ W_last``), and the per-pixel weights are
+  extended to give ``[y, -y]`` directly, the input concat_elu needs.
 
 Both draw all their random numbers up front from the ``torch.Generator``, in one
 order: ``draw_mixture_noise((H*W, B), K)`` (Gumbel noise for the component, then
@@ -53,6 +55,7 @@ def sample(
     temperature: float = 1.0,
     method: str = "cached",
     progress: bool = False,
+    num_threads: int | None = 1,
 ) -> Tensor:
     """Sample (a, b) in raster order at the full size of ``cond``: (B, 2, H, W) in [-1, 1].
 
@@ -60,6 +63,10 @@ def sample(
     generator: the source of all random numbers (seed it for reproducible samples).
     temperature: see ``sample_discretized_mix_logistic`` (logits / T, scales * T).
     method: ``"cached"`` (fast) or ``"naive"`` (one full pass per pixel, reference).
+    num_threads: torch's CPU thread count while sampling on a CPU, restored afterwards;
+        None leaves it alone. Default 1: the per-pixel operations are too small to gain
+        from threads, and on a busy CPU extra threads wait for each other (several
+        times slower, reports/perf.md).
     The network is run in eval mode (no dropout) and its training flag is restored.
     """
     if method not in SAMPLERS:
@@ -72,6 +79,9 @@ def sample(
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     fn = sample_cached if method == "cached" else sample_naive
     was_training = generator_net.training
+    old_threads = torch.get_num_threads()
+    if num_threads is not None and cond.device.type == "cpu":
+        torch.set_num_threads(num_threads)
     generator_net.eval()
     try:
         # inference_mode: less per-op bookkeeping than no_grad, which matters for the
@@ -82,6 +92,7 @@ def sample(
         return x.clone()
     finally:
         generator_net.train(was_training)
+        torch.set_num_threads(old_threads)
 
 
 def sample_naive(

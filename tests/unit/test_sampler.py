@@ -13,6 +13,16 @@ from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 from psc_eval.models.sampling import sample, sample_cached
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # the naive reference runs many tiny forward passes; with two OpenMP threads on a
+    # busy 2-core machine each op waits for the other core (100x slower measured)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _net(nf: int = 8, R: int = 2, K: int = 3, cond_ch: int = 5, dropout: float = 0.0,
          dtype: torch.dtype = torch.float32) -> ConditionalPixelCNNpp:
     torch.manual_seed(0)
@@ -116,6 +126,13 @@ def test_partial_canvas_matches_prefix() -> None:
     flat_full, flat_part = full.flatten(2), part.flatten(2)
     torch.testing.assert_close(flat_part[..., :8], flat_full[..., :8], atol=1e-6, rtol=0)
     assert torch.all(flat_part[..., 8:] == 0)
+
+
+def test_thread_setting_restored() -> None:
+    net = _net()
+    before = torch.get_num_threads()
+    sample(net, _cond(1, 5, 2, 2), num_threads=2)
+    assert torch.get_num_threads() == before
 
 
 def test_bad_arguments() -> None:
