@@ -21,6 +21,9 @@ Public interface (kept stable)::
     from psc_eval.models.dmol import (
         discretized_mix_logistic_nll, sample_discretized_mix_logistic,
         nats_to_bits_per_dim, mixture_nll_bits_per_dim)
+
+For samplers: ``draw_mixture_noise`` (all random numbers of many draws at once) and
+``sample_rows_with_noise`` (the draw itself, on (N, 6K) rows).
 """
 
 from __future__ import annotations
