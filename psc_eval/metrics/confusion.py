@@ -11,7 +11,9 @@ the union of class c is empty (absent from both the ground truth and the
 prediction), and ``miou`` is the nanmean over classes, so a class predicted but
 absent from the ground truth counts with IoU 0 (mmsegmentation). kazuto1011's
 ``scores()`` instead averages over classes present in the ground truth only; the two
-agree when every class occurs in the ground truth (full VOC val).
+agree when every class occurs in the ground truth (full VOC val). torchmetrics'
+``MulticlassJaccardIndex`` reports 0 instead of NaN for an empty union with
+``average=None``; its ``macro`` average drops those classes, so it equals ``miou``.
 
 The functional pair ``_update`` / ``_compute`` is reused by ``ConfusionMatrix``
 (torchmetrics style); the matrix is a plain sum, so ranks reduce it with
