@@ -92,8 +92,10 @@ def data_preview(dataset, root, split, size, allow_partial, out, n_rows) -> None
 @click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
 @click.option("--arch", default=None, help="Segmenter name (psc-eval ls); default: the dataset's judge.")
 @click.option("--root", default=None, type=click.Path(file_okay=False), help="Dataset folder.")
-@click.option("--split", default="train", show_default=True, help="Training split.")
-@click.option("--val-split", default="val", show_default=True, help="Validation split.")
+@click.option("--split", default=None,
+              help="Training split (default: train_aug for voc, train otherwise).")
+@click.option("--val-split", default=None,
+              help="Validation split (default: the dataset's evaluation split).")
 @click.option("--size", default=None, type=int, help="Square input size (default: the dataset's).")
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
@@ -117,7 +119,7 @@ def train_judge_cmd(dataset, arch, root, split, val_split, size, epochs, batch_s
                     epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                     device=device, seed=seed, workers=workers, threads=threads, out=out,
                     resume=resume)
-    click.echo(f"{s['arch']} on {dataset} {val_split} ({s['val_images']} images): "
+    click.echo(f"{s['arch']} on {dataset} {s['val_split']} ({s['val_images']} images): "
                f"mIoU colour {s['val_miou_color']:.4f}, gray {s['val_miou_gray']:.4f} "
                f"({s['wall_s'] / 60:.1f} min)")
     click.echo(f"wrote {s['weights']} (sha256 {s['weights_sha256'][:12]}...)")

@@ -50,8 +50,8 @@ class JudgeTrainConfig:
     dataset: str = "toy"
     arch: str | None = None  # None: the dataset's default judge
     root: str | None = None
-    split: str = "train"
-    val_split: str = "val"
+    split: str | None = None  # None: train_aug for voc (the paper's judge), else train
+    val_split: str | None = None  # None: the dataset's evaluation split
     size: int | None = None  # None: the dataset's default size
     epochs: int = 3
     batch_size: int = 16
@@ -156,6 +156,7 @@ def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dic
                           "see JudgeTrainConfig")
     cfg = JudgeTrainConfig(dataset=dataset, arch=arch or default_segmenter(dataset), **kw)
     get_spec(cfg.arch)  # an unknown name fails before any data is read
+    cfg.split = cfg.split or ("train_aug" if cfg.dataset == "voc" else "train")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise ConfigError(f"epochs {cfg.epochs}, batch size {cfg.batch_size}, lr {cfg.lr}, "
                           "in the train-judge options, use positive values")
@@ -167,7 +168,8 @@ def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dic
     t0 = time.time()
     ds, train = _open(cfg, cfg.split, cfg.n_images)
     cfg.size = ds.size
-    _, val = _open(cfg, cfg.val_split, cfg.val_n_images or cfg.n_images)
+    val_ds, val = _open(cfg, cfg.val_split, cfg.val_n_images or cfg.n_images)
+    cfg.val_split = val_ds.split
     num_classes = ds.num_classes or DATASET_NUM_CLASSES[cfg.dataset]
     out = Path(cfg.out) if cfg.out else judge_weights_path(cfg.dataset, cfg.arch)
     ckpt_path = out.with_name(out.stem + ".train.pt")
