@@ -552,7 +552,7 @@ def _finish(r: _Row, ds: Any, seg: Any, metrics: tuple[str, ...], info: DistInfo
         per_class = {(names[k] if k < len(names) else str(k)): v for k, v in enumerate(c["iou"])}
         convention = c["convention"]
     kind = "miou" if r.cm is not None else "psnr"
-    seg_name = getattr(seg, "name", None) or "none"
+    seg_name = "none" if seg is None else (getattr(seg, "name", None) or type(seg).__name__)
     col = r.colorizer
     prov = {
         "psc_eval_version": __version__,
