@@ -306,6 +306,13 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # The stdlib default listen backlog (5) resets connections when a room of observers
+    # (or several tabs) answer at the same moment.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class StudyServer:
     """A running study server; ``start()`` serves in a background thread (tests),
     ``serve_forever()`` in the calling thread (the CLI).
@@ -335,7 +342,7 @@ class StudyServer:
                 ) from None
         try:
             self.state = StudyState(self.study, exposure_ms)
-            self.httpd = ThreadingHTTPServer((host, port), make_handler(self.state))
+            self.httpd = _Server((host, port), make_handler(self.state))
         except OSError as e:
             self._lockf.close()
             raise PscError(
@@ -345,7 +352,6 @@ class StudyServer:
         except BaseException:
             self._lockf.close()
             raise
-        self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
