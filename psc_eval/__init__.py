@@ -9,7 +9,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-from .colorizer import get_colorizer, list_colorizers, register_colorizer  # noqa: E402
-from .errors import PscError  # noqa: E402
+from .colorizer import get_colorizer, list_colorizers, register_colorizer
+from .errors import PscError
 
-__all__ = ["__version__", "get_colorizer", "list_colorizers", "register_colorizer", "PscError"]
+__all__ = ["PscError", "__version__", "get_colorizer", "list_colorizers", "register_colorizer"]

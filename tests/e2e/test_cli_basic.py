@@ -11,7 +11,7 @@ import psc_eval
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "psc_eval.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "psc_eval.cli", *args], capture_output=True, check=False,
                           text=True, env=env)
 
 

@@ -10,7 +10,12 @@ import torch
 
 import psc_eval
 from psc_eval.colorizer import (
-    Colorizer, GrayColorizer, check_L, list_colorizers, register_colorizer, run_colorizer,
+    Colorizer,
+    GrayColorizer,
+    check_L,
+    list_colorizers,
+    register_colorizer,
+    run_colorizer,
 )
 from psc_eval.data import get_dataset
 from psc_eval.errors import PscError, UnknownNameError

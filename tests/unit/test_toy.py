@@ -12,7 +12,13 @@ import torch
 
 from psc_eval.data import get_dataset
 from psc_eval.data.toy import (
-    CAR, CAR_MODES, CHROMA, CLASS_NAMES, GRASS, SAND, render_scene,
+    CAR,
+    CAR_MODES,
+    CHROMA,
+    CLASS_NAMES,
+    GRASS,
+    SAND,
+    render_scene,
 )
 
 N_STATS = 200
@@ -72,16 +78,16 @@ def stats():
         counts += np.bincount(m.ravel(), minlength=10)
         sum_a += np.bincount(m.ravel(), weights=a.ravel(), minlength=10)
         sum_b += np.bincount(m.ravel(), weights=b.ravel(), minlength=10)
-        for c in lum:
-            lum[c].append(L[m == c])
+        for c, values in lum.items():
+            values.append(L[m == c])
         body = (m == CAR) & (L > 30)  # wheels are dark and neutral
         if body.sum() > 10:
             car_means.append((a[body].mean(), b[body].mean()))
         scenes[s["scene"]] += 1
         no_context += not (set(np.unique(m)) & {3, 4, 5})
-    return dict(counts=counts, mean_a=sum_a / np.maximum(counts, 1),
-                mean_b=sum_b / np.maximum(counts, 1), lum=lum, car=np.array(car_means),
-                scenes=scenes, no_context=no_context)
+    return {"counts": counts, "mean_a": sum_a / np.maximum(counts, 1),
+            "mean_b": sum_b / np.maximum(counts, 1), "lum": lum, "car": np.array(car_means),
+            "scenes": scenes, "no_context": no_context}
 
 
 def test_class_frequencies(stats):
@@ -126,3 +132,20 @@ def test_bad_split_and_size_are_errors():
         get_dataset("toy", split="test")
     with pytest.raises(DataError, match="size"):
         get_dataset("toy", size=4)
+
+
+def test_render_cache_gives_exactly_the_on_the_fly_render(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    cached = get_dataset("toy", split="val", n_images=5)
+    direct = get_dataset("toy", split="val", n_images=5, cache=False)
+    for i in (0, 4):
+        a, b = cached[i], direct[i]
+        assert torch.equal(a["rgb"], b["rgb"]) and torch.equal(a["mask"], b["mask"])
+        assert a["scene"] == b["scene"]
+    files = list((tmp_path / "cache" / "toy").glob("*.npz"))
+    assert len(files) == 1 and "val-64px-n5" in files[0].name
+    # a second dataset object reads the file instead of rendering
+    again = get_dataset("toy", split="val", n_images=5)
+    assert torch.equal(again[3]["rgb"], direct[3]["rgb"])
+    files[0].write_bytes(b"truncated")  # a corrupt cache is re-rendered, not an error
+    assert torch.equal(get_dataset("toy", split="val", n_images=5)[2]["L"], direct[2]["L"])
