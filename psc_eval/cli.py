@@ -124,7 +124,7 @@ def train_judge_cmd(dataset, arch, root, split, val_split, size, epochs, batch_s
                f"({s['wall_s'] / 60:.1f} min)")
     click.echo(f"wrote {s['weights']} (sha256 {s['weights_sha256'][:12]}...)")
 
-# --- runner commands (miou, psnr, diversity): psc_eval.runner ---
+# --- runner commands (miou, psnr): psc_eval.runner ---
 
 
 def runner_options(f):

@@ -16,7 +16,7 @@ _DATASETS: dict[str, tuple[str, str]] = {
         "psc_eval.data.cocostuff:CocoStuffDataset",
         "COCO-stuff 10k (.mat) or 164k (PNG maps), 182 classes, --root",
     ),
-    "folder": ("psc_eval.data.folder:FolderDataset", "any image folder, no masks (psnr, diversity)"),
+    "folder": ("psc_eval.data.folder:FolderDataset", "any image folder, no masks (psnr; not miou)"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``folder``: any folder of colour images, no masks (for ``psnr`` and ``diversity``).
+"""``folder``: any folder of colour images, no masks (for ``psnr``; ``miou`` needs masks).
 
 The folder is searched recursively; hidden files and folders (names starting with
 ``.``) are left out, and so are files whose extension is not an image extension
