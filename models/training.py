@@ -31,7 +31,6 @@ import copy
 import csv
 import io
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..data.base import collate
+from ..dist import DistInfo, dist_info, rank_device
 from ..errors import ConfigError, PscError, WeightsError
 from ..io import atomic_write, ensure_dir
 from .config import TrainConfig
@@ -120,27 +120,7 @@ def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if norm(a.get(k)) != norm(b.get(k)))
 
 
-@dataclass
-class DistInfo:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_info() -> DistInfo:
-    return DistInfo(
-        int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
-        int(os.environ.get("LOCAL_RANK", "0")),
-    )
-
-
 def resolve_device(device: str, info: DistInfo) -> torch.device:
-    if device == "cuda" and info.world > 1:
-        return torch.device(f"cuda:{info.local_rank}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked but CUDA is not available, in --device, "
                           "use --device cpu")
@@ -186,7 +166,7 @@ class Trainer:
     ):
         self.cfg = train_cfg
         self.info = dist_info()
-        self.device = resolve_device(str(device), self.info)
+        self.device = resolve_device(rank_device(str(device), self.info), self.info)
         self.model = model.to(self.device)
         self.dataset = dataset
         self.val_dataset = val_dataset
@@ -195,7 +175,7 @@ class Trainer:
         self.meta = dict(meta)
         self.loss_fn = loss_fn or (lambda m, b: m(b))
         self.collate_fn = collate_fn
-        self.progress = progress and self.info.main
+        self.progress = progress and self.info.is_main
         self.kind = kind
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
@@ -290,7 +270,7 @@ class Trainer:
     def _train_epoch(self, wrapped: nn.Module) -> dict[str, float]:
         n = len(self.dataset)
         order = epoch_order(n, self.cfg.seed, self.epoch)
-        w = self.info.world
+        w = self.info.world_size
         order = order[: n - n % w][self.info.rank :: w] if w > 1 else order
         sums: dict[str, float] = {}
         count = 0
@@ -354,10 +334,10 @@ class Trainer:
                 f"checkpoints already exist, {self.out_dir}, pass --resume to continue them "
                 "or remove the folder to start again"
             )
-        if self.info.main:
+        if self.info.is_main:
             ensure_dir(self.out_dir, "checkpoint folder")
         wrapped: nn.Module = self.model
-        if self.info.world > 1:
+        if self.info.world_size > 1:
             import torch.distributed as dist
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -375,7 +355,7 @@ class Trainer:
             row.update({f"val_{k}": v for k, v in val.items()})
             row["epoch_s"] = round(time.time() - te, 3)
             self.history.append(row)
-            if self.info.main:
+            if self.info.is_main:
                 state = self._state()
                 save_checkpoint(self.out_dir / f"epoch-{self.epoch:04d}.pt", state)
                 save_checkpoint(self.out_dir / LAST, state)
