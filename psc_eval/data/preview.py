@@ -76,6 +76,6 @@ def write_preview(dataset: SegDataset, out: str | Path, n: int = 6) -> Path:
         handles = [Patch(color=pal[k], label=dataset.class_names[k]) for k in sorted(present)]
         fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
         fig.subplots_adjust(right=0.78)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return out
