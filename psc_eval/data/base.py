@@ -135,10 +135,13 @@ def resize_mask(m: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(im.resize((size, size), Image.NEAREST)).astype(np.int64)
 
 
-def make_sample(sample_id: str, rgb_u8: np.ndarray, mask: np.ndarray | None) -> Sample:
-    """uint8 HxWx3 (+ optional HxW mask) -> the sample dict (Lab computed once here)."""
+def make_sample(
+    sample_id: str, rgb_u8: np.ndarray, mask: np.ndarray | None, lab: np.ndarray | None = None
+) -> Sample:
+    """uint8 HxWx3 (+ optional HxW mask) -> the sample dict (Lab computed once here, or
+    taken from ``lab`` (3,H,W) float32 when a cache already holds ``rgb_to_lab`` of it)."""
     rgb = torch.from_numpy(np.ascontiguousarray(rgb_u8)).permute(2, 0, 1).float() / 255.0
-    lab = rgb_to_lab(rgb.unsqueeze(0))[0]
+    lab = rgb_to_lab(rgb.unsqueeze(0))[0] if lab is None else torch.from_numpy(np.array(lab))
     H, W = rgb.shape[1:]
     if mask is None:
         m = torch.full((H, W), IGNORE_INDEX, dtype=torch.int64)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..color import lab_to_rgb, to_uint8
+from ..color import lab_to_rgb, rgb_to_lab, to_uint8
 from ..errors import DataError
 from .base import DEFAULT_SIZE, Sample, SegDataset, make_sample
 
@@ -71,7 +71,7 @@ LUMA = {GRASS: 52.0, SAND: 52.0, TREE: 34.0, COW: 40.0, UMBRELLA: 55.0, CAR: 50.
 PIXEL_CHROMA_NOISE = 1.5
 SPLITS = {"train": 0, "val": 1}
 # Bump when render_scene changes what it draws, so stale render caches are not reused.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 # Render caches larger than this are not written (render on the fly instead).
 MAX_CACHE_BYTES = 512 * 2**20
 DEFAULT_COUNTS = {"train": 4000, "val": 500}
@@ -217,8 +217,9 @@ class ToyDataset(SegDataset):
             raise DataError(f"toy split size must be >= 1, got {n}, in n_images, pass 1 or more")
         self.ids = [f"toy-{split}-{i:05d}" for i in range(n)]
         self._n_rendered = n
-        self._cache = cache and n * size * size * 4 <= MAX_CACHE_BYTES
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # uint8 RGB + mask and float32 Lab: 16 bytes a pixel
+        self._cache = cache and n * size * size * 16 <= MAX_CACHE_BYTES
+        self._arrays: tuple[np.ndarray, ...] | None = None
 
     def _cache_path(self) -> Path:
         from ..paths import cache_dir
@@ -227,14 +228,15 @@ class ToyDataset(SegDataset):
         return cache_dir() / "toy" / f"{name}.npz"
 
     def _load_arrays(self):
-        """The whole split rendered once to a uint8 .npz under $PSC_HOME/cache (data loading
-        then costs a lookup instead of a render); the render is a pure function, so the
-        cache holds exactly what rendering on the fly gives."""
+        """The whole split rendered once to an .npz under $PSC_HOME/cache (uint8 RGB, mask,
+        and its Lab, so loading costs a lookup instead of a render and a colour
+        conversion); the render is a pure function, so the cache holds what rendering on
+        the fly gives."""
         if self._arrays is None:
             path = self._cache_path()
             try:
                 with np.load(path) as z:
-                    arrays = (z["rgb"], z["mask"], z["scene"])
+                    arrays = (z["rgb"], z["mask"], z["scene"], z["lab"])
                 if arrays[0].shape != (self._n_rendered, self.size, self.size, 3):
                     raise ValueError("stale cache")
             except (OSError, KeyError, ValueError, EOFError):
@@ -256,20 +258,25 @@ class ToyDataset(SegDataset):
                       disable=True if n < 200 else None):
             r, m, kind = render_scene(self.seed, self.split, i, sz)
             rgb[i], mask[i], scene[i] = r, m, kind == "meadow"
+        lab = np.empty((n, 3, sz, sz), np.float32)
+        for s in range(0, n, 256):  # Lab per pixel: batching does not change the values
+            x = torch.from_numpy(rgb[s:s + 256]).permute(0, 3, 1, 2).float() / 255.0
+            lab[s:s + 256] = rgb_to_lab(x).numpy()
         try:
-            atomic_write(path, lambda f: np.savez(f, rgb=rgb, mask=mask, scene=scene))
+            atomic_write(path, lambda f: np.savez(f, rgb=rgb, mask=mask, scene=scene, lab=lab))
         except OSError:
             pass  # an unwritable cache only costs speed
-        return rgb, mask, scene
+        return rgb, mask, scene, lab
 
     def load(self, index: int) -> Sample:
         # a --limit run (ids truncated by subset()) renders just what it needs
         if self._cache and len(self.ids) == self._n_rendered:
-            rgb_all, mask_all, scene_all = self._load_arrays()
-            rgb, mask = rgb_all[index], mask_all[index].astype(np.int64)
-            kind = "meadow" if scene_all[index] else "beach"
-        else:
-            rgb, mask, kind = render_scene(self.seed, self.split, index, self.size)
+            rgb_all, mask_all, scene_all, lab_all = self._load_arrays()
+            s = make_sample(self.ids[index], rgb_all[index], mask_all[index].astype(np.int64),
+                            lab=lab_all[index])
+            s["scene"] = "meadow" if scene_all[index] else "beach"
+            return s
+        rgb, mask, kind = render_scene(self.seed, self.split, index, self.size)
         s = make_sample(self.ids[index], rgb, mask)
         s["scene"] = kind
         return s

@@ -141,9 +141,12 @@ def test_render_cache_gives_exactly_the_on_the_fly_render(tmp_path, monkeypatch)
     for i in (0, 4):
         a, b = cached[i], direct[i]
         assert torch.equal(a["rgb"], b["rgb"]) and torch.equal(a["mask"], b["mask"])
-        assert a["scene"] == b["scene"]
+        assert a["scene"] == b["scene"] and a["mask"].dtype == torch.int64
+        # Lab stored in the cache: the same per-pixel formula, computed batched
+        torch.testing.assert_close(a["L"], b["L"], rtol=0, atol=1e-5)
+        torch.testing.assert_close(a["ab"], b["ab"], rtol=0, atol=1e-5)
     files = list((tmp_path / "cache" / "toy").glob("*.npz"))
-    assert len(files) == 1 and "val-64px-n5" in files[0].name
+    assert len(files) == 1 and "val-64px-n5" in files[0].name and files[0].name.startswith("v2-")
     # a second dataset object reads the file instead of rendering
     again = get_dataset("toy", split="val", n_images=5)
     assert torch.equal(again[3]["rgb"], direct[3]["rgb"])
