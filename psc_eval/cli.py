@@ -171,9 +171,14 @@ def _run_eval_cmd(kind, dataset, root, split, size, allow_partial, **kw) -> None
               help="Judge name (psc-eval ls) or module:attr; default: the dataset's judge.")
 @click.option("--weights", default=None, type=click.Path(dir_okay=False),
               help="Judge weights (default: the trained judge under $PSC_HOME/judges).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="Judge precision (bf16 = autocast; logits in fp32).")
+@click.option("--channels-last", is_flag=True, help="Judge in channels_last memory format.")
+@click.option("--compile", "compile_judge", is_flag=True, help="torch.compile the judge.")
 @runner_options
 def miou_cmd(dataset, root, split, size, allow_partial, **kw) -> None:
     """Mean IoU of a judge on colorized images (Table 3, Fig. 8): gray / colorizer / colour."""
+    kw["compile"] = kw.pop("compile_judge")
     _run_eval_cmd("miou", dataset, root, split, size, allow_partial, **kw)
 
 

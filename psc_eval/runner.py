@@ -252,6 +252,7 @@ def _row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples
         "class": _class_path(seg),
         "weights_sha256": getattr(seg, "weights_sha256", None),
         "num_classes": int(getattr(seg, "num_classes", ds.num_classes)),
+        "config": _jsonable(getattr(seg, "config", None)),
     }
     score_ident = {"ab": ab_key, "judge": seg_ident, "device": torch.device(device).type,
                    "psnr_bins": PSNR_BIN_EDGES}
@@ -624,6 +625,9 @@ def run_eval(
     cache_dir: str | Path | None = None,
     workers: int = 0,
     progress: bool = True,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> EvalSummary:
     """``psc-eval miou`` / ``psc-eval psnr``: the gray, ``colorizer`` and gt rows, one JSON each.
 
@@ -656,6 +660,13 @@ def run_eval(
     if kind == "miou":
         seg_name = segmenter or default_segmenter_name(dataset.name)
         seg = build_segmenter(seg_name, weights, dataset.num_classes, dev, dataset.name)
+        if (precision, channels_last, compile) != ("fp32", False, False):
+            if not hasattr(seg, "configure"):
+                raise PscError(
+                    f"segmenter {seg_name!r} has no configure() for --precision/--channels-last/"
+                    "--compile, in --segmenter, drop those options"
+                )
+            seg.configure(precision=precision, channels_last=channels_last, compile=compile)
     results = evaluate_rows(
         cols, dataset, seg, metrics=("miou",) if kind == "miou" else ("psnr",),
         batch_size=batch_size, device=device, seed=seed, limit=limit, cache=cache,

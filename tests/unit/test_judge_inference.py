@@ -1,0 +1,73 @@
+"""Judge speed options (bf16 autocast, channels_last) keep the judge's answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from psc_eval.errors import ConfigError
+from psc_eval.judge import load_segmenter
+from psc_eval.runner import _row_keys
+
+
+@pytest.fixture(scope="module")
+def judge_and_input():
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    seg = load_segmenter("deeplabv3plus-resnet18", num_classes=10)
+    rgb = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    yield seg, rgb, seg.logits(rgb)
+    torch.set_num_threads(threads)
+
+
+def test_channels_last_gives_the_same_logits(judge_and_input):
+    seg, rgb, ref = judge_and_input
+    seg.configure(channels_last=True)
+    out = seg.logits(rgb)
+    assert out.dtype == torch.float32 and out.shape == (2, 10, 32, 32)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    assert seg.config["inference"] == {"precision": "fp32", "channels_last": True,
+                                       "compile": False}
+
+
+def test_bf16_logits_close_to_fp32_and_recorded(judge_and_input):
+    seg, rgb, ref = judge_and_input
+    seg.configure(precision="bf16")
+    out = seg.logits(rgb)
+    assert out.dtype == torch.float32  # autocast inside, fp32 logits out
+    err = (out - ref).abs().max() / ref.abs().max()
+    assert 0 < err < 0.05  # bf16 really ran (not identical), and stays close
+    assert seg.config["inference"]["precision"] == "bf16"
+    seg.configure()  # back to fp32
+    torch.testing.assert_close(seg.logits(rgb), ref, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        seg.configure(precision="fp16")
+
+
+def test_precision_is_part_of_the_score_cache_key(judge_and_input):
+    from psc_eval.colorizer import GrayColorizer
+    from psc_eval.data import get_dataset
+
+    seg, _, _ = judge_and_input
+    ds = get_dataset("toy", n_images=2)
+    seg.configure()
+    _, k32, _ = _row_keys(GrayColorizer(), "gray", seg, ds, 0, 1, 2, "cpu")
+    seg.configure(precision="bf16")
+    _, kbf, _ = _row_keys(GrayColorizer(), "gray", seg, ds, 0, 1, 2, "cpu")
+    seg.configure()
+    assert k32 != kbf
+
+
+def test_cli_refuses_speed_options_for_a_judge_without_configure(monkeypatch, tmp_path, capsys):
+    from psc_eval.cli import main
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    with pytest.raises(SystemExit) as e:
+        main(["miou", "--colorizer", "gray", "--segmenter", "runner_standins:ChromaJudge",
+              "--size", "32", "--limit", "2", "--precision", "bf16", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "has no configure()" in err[0]
