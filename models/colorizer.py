@@ -82,7 +82,9 @@ class _PSCBase:
         self.net: PSCNet = build_net(self.weights_variant, cfg, int(ck["num_classes"]))
         self.net.load_state_dict(ck["ema"])
         self.net.to(self.device).eval()
-        self.config = ck["config"]
+        # sampling options belong to the colorizer's identity (results, evaluation cache keys)
+        self.config = {**ck["config"], "sampling": {"sampler": sampler,
+                                                    "temperature": float(temperature)}}
         self.num_classes = int(ck["num_classes"])
         self.weights_path = str(path)
         self.weights_sha256 = sha256_file(path)

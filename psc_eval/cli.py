@@ -134,6 +134,8 @@ def runner_options(f):
                      help="Colorizer name (psc-eval ls) or module:attr."),
         click.option("--colorizer-weights", default=None, type=click.Path(dir_okay=False),
                      help="Colorizer checkpoint (default: the trained one under $PSC_HOME)."),
+        click.option("--temperature", default=None, type=float,
+                     help="Sampling temperature of a stochastic colorizer (default: its own)."),
         click.option("--limit", default=None, type=int, help="Evaluate the first N images."),
         click.option("--batch-size", default=32, show_default=True, type=int),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:K."),

@@ -222,21 +222,26 @@ def run_colorizer(
     return colorizer.colorize(L, n_samples, generator=generator)
 
 
-def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = "cpu") -> Any:
-    """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device);
-    a user's ``module:attr`` class whose ``__init__`` names fewer keywords (and has no
-    ``**kwargs``) gets only those it names."""
-    kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device}
+def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = "cpu",
+                    options: dict[str, Any] | None = None) -> Any:
+    """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device)
+    plus explicit ``options`` (e.g. ``temperature``); a user's ``module:attr`` class whose
+    ``__init__`` names fewer keywords (and has no ``**kwargs``) gets only those it names,
+    and an explicitly given weights file or option it does not take is an error."""
+    options = dict(options or {})
+    kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device, **options}
     cls = resolve_colorizer_class(name)
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):  # builtins / C types: pass everything
         params = None
     if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        if weights is not None and "weights" not in params:
-            raise PscError(
-                f"colorizer {name!r} takes no weights, in its weights option, drop the option"
-            )
+        given = ["weights"] * (weights is not None) + list(options)
+        for k in given:
+            if k not in params:
+                raise PscError(
+                    f"colorizer {name!r} takes no {k}, in its --{k} option, drop the option"
+                )
         kw = {k: v for k, v in kw.items() if k in params}
     return get_colorizer(name, **kw)
 

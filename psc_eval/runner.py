@@ -628,6 +628,7 @@ def run_eval(
     precision: str = "fp32",
     channels_last: bool = False,
     compile: bool = False,
+    temperature: float | None = None,
 ) -> EvalSummary:
     """``psc-eval miou`` / ``psc-eval psnr``: the gray, ``colorizer`` and gt rows, one JSON each.
 
@@ -654,8 +655,9 @@ def run_eval(
     dev = rank_device(device, info)
 
     names = list(dict.fromkeys(["gray", colorizer, "gt"]))
+    opts = {} if temperature is None else {"temperature": float(temperature)}
     cols = [build_colorizer(nm, dataset.name, colorizer_weights if nm == colorizer else None,
-                             dev) for nm in names]
+                            dev, opts if nm == colorizer else None) for nm in names]
     seg = None
     if kind == "miou":
         seg_name = segmenter or default_segmenter_name(dataset.name)

@@ -189,3 +189,20 @@ def test_plain_user_colorizer_class(tmp_path, capsys):
     assert rc == 0 and "plain" in out, err
     rc, _, err = run(["psnr", *common, "--colorizer-weights", str(tmp_path / "w.pt")], capsys)
     assert rc == 2 and "takes no weights" in err and err.count("\n") == 1
+
+
+def test_temperature_reaches_the_colorizer_and_keys_the_cache(tmp_path, capsys):
+    base = ["psnr", "--colorizer", "runner_standins:WarmColorizer", "--size", "32",
+            "--limit", "4", "--quiet"]
+    psnr_ab = {}
+    for t in ("0.5", "2.0", "0.5"):
+        rc, _, err = run([*base, "--temperature", t, "--out", str(tmp_path / t)], capsys)
+        assert rc == 0, err
+        res = json.loads(next((tmp_path / t).rglob("warm/*.json")).read_text())
+        psnr_ab.setdefault(t, []).append(res["metrics"]["psnr_ab"])
+    assert psnr_ab["0.5"][0] == psnr_ab["0.5"][1]  # the cached rerun equals the first run
+    assert psnr_ab["0.5"][0] != psnr_ab["2.0"][0]  # another temperature is not served from cache
+    rc, _, err = run(["psnr", "--colorizer", "runner_standins:PlainColorizer", "--size", "32",
+                      "--limit", "2", "--temperature", "0.5", "--out", str(tmp_path / "x")],
+                     capsys)
+    assert rc == 2 and "takes no temperature" in err

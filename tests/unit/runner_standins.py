@@ -123,3 +123,18 @@ class PlainColorizer:
 
     def colorize(self, L, n_samples=1, *, generator=None):
         return torch.full((L.shape[0], n_samples, 2, *L.shape[-2:]), 5.0)
+
+
+class WarmColorizer(_Base):
+    """ab = (temperature * 10, 0): shows which temperature reached the colorizer."""
+
+    name = "warm"
+
+    def __init__(self, temperature: float = 1.0):
+        self.temperature = temperature
+        self.config = {"temperature": temperature}
+
+    def colorize(self, L, n_samples=1, *, generator=None):
+        ab = torch.zeros(L.shape[0], n_samples, 2, *L.shape[-2:])
+        ab[:, :, 0] = 10.0 * self.temperature
+        return ab
