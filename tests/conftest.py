@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -30,3 +31,13 @@ def coco10k_tree(tmp_path):
 @pytest.fixture
 def coco164k_tree(tmp_path):
     return lambda **kw: fixtures_data.build_cocostuff164k(tmp_path, **kw)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of many tiny ops: on a shared 2-core machine two
+    OpenMP threads wait for each other far longer than the work takes (measured 5-100x)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

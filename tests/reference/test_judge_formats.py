@@ -34,14 +34,7 @@ KAZUTO_KEYS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a shared 2-core runner
-    extra threads stall each other (measured: ~30 s here with 1 thread, ~140 s with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(seed: int, size: int = 40) -> torch.Tensor:

@@ -22,14 +22,7 @@ from psc_eval.judge import (
 SMALL = "deeplabv3plus-resnet18"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a shared 2-core runner
-    extra threads stall each other (measured: ~30 s here with 1 thread, ~140 s with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_list_segmenters_imports_no_model_code():

@@ -13,14 +13,11 @@ from psc_eval.runner import _row_keys
 
 
 @pytest.fixture(scope="module")
-def judge_and_input():
+def judge_and_input(one_thread):
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     seg = load_segmenter("deeplabv3plus-resnet18", num_classes=10)
     rgb = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    yield seg, rgb, seg.logits(rgb)
-    torch.set_num_threads(threads)
+    return seg, rgb, seg.logits(rgb)
 
 
 def test_channels_last_gives_the_same_logits(judge_and_input):

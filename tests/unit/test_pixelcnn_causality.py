@@ -14,14 +14,7 @@ from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 H, W = 6, 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # many tiny forward/backward passes: two OpenMP threads on a busy 2-core machine
-    # wait for each other far longer than the work takes
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(nr_resnet: int) -> ConditionalPixelCNNpp:

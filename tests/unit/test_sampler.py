@@ -12,15 +12,7 @@ from psc_eval.models.dmol import draw_mixture_noise, sample_rows_with_noise
 from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 from psc_eval.models.sampling import sample, sample_cached
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the naive reference runs many tiny forward passes; with two OpenMP threads on a
-    # busy 2-core machine each op waits for the other core (100x slower measured)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(nf: int = 8, R: int = 2, K: int = 3, cond_ch: int = 5, dropout: float = 0.0,
