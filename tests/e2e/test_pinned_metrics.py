@@ -1,0 +1,187 @@
+"""Pinned toy metrics: a structural change of the harness must not move a digit.
+
+The rows gray, gt and a tiny ``ours`` (trained here for one epoch by ``psc-eval train``)
+are scored on 8 toy images at 16 px through ``ChromaJudge`` (an exact nearest-prototype
+judge, see ``tests/unit/runner_standins.py``), on one CPU thread. mIoU, PSNR and the
+per-class IoU are compared with the values pinned below to the last digit (repr of the
+float), and the trained checkpoint's ``ema`` weights with a pinned sha256, so a change
+of the training loop that alters the weights fails here too.
+
+Regenerate (only after a change that is MEANT to move the numbers, and say so in the
+commit): ``OMP_NUM_THREADS=1 python tests/e2e/test_pinned_metrics.py`` prints the dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+STANDINS = Path(__file__).resolve().parents[1] / "unit"
+
+TINY_TOML = """
+[model]
+widths = [4, 8, 8, 8, 8]
+blocks = [1, 1, 1, 1, 1]
+emb_channels = 12
+n_mix = 2
+input_size = 16
+film_hidden = 4
+[model.generator]
+nr_filters = 6
+nr_resnet = 1
+[train]
+epochs = 2
+batch_size = 4
+n_train = 12
+n_val = 4
+"""
+
+
+def ema_sha256(path: Path) -> str:
+    """sha256 of the averaged weights, tensor by tensor in key order (not of the file,
+    whose pickle also holds RNG states and timings)."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    h = hashlib.sha256()
+    for k in sorted(ck["ema"]):
+        t = ck["ema"][k].contiguous()
+        h.update(k.encode())
+        buf = io.BytesIO()
+        buf.write(t.numpy().tobytes())
+        h.update(buf.getvalue())
+    return h.hexdigest()
+
+
+def compute(home: Path) -> dict:
+    import os
+
+    os.environ["PSC_HOME"] = str(home)
+    if str(STANDINS) not in sys.path:
+        sys.path.insert(0, str(STANDINS))
+    from psc_eval.data import get_dataset
+    from psc_eval.models.commands import train_colorizer
+    from psc_eval.runner import run_eval
+
+    cfg = home / "tiny.toml"
+    cfg.write_text(TINY_TOML)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = train_colorizer("ours", "toy", str(cfg), progress=False)
+        ds = get_dataset("toy", split="val", size=16)
+        out = {"ema_sha256": ema_sha256(res.last)}
+        for kind in ("miou", "psnr"):
+            summary = run_eval(
+                kind,
+                "ours",
+                ds,
+                segmenter="runner_standins:ChromaJudge",
+                limit=8,
+                batch_size=4,
+                out=home / "runs",
+                cache=False,
+                progress=False,
+            )
+            for r in summary.results:
+                row = out.setdefault(r.colorizer, {})
+                for k in ("miou", "psnr", "psnr_ab", "pixel_accuracy"):
+                    if k in r.metrics:
+                        row[k] = r.metrics[k]
+                if r.per_class_iou:
+                    row["iou"] = dict(r.per_class_iou)
+    finally:
+        torch.set_num_threads(old)
+    return json.loads(json.dumps(out))  # NaN per-class IoU -> NaN floats, plain types
+
+
+NAN = float("nan")
+PINNED: dict = {
+    "ema_sha256": "91d1c01ee3a3a516cda66ecd22c470502b4962bb741a176446e9e7185fc3eb00",
+    "gray": {
+        "miou": 0.12283397412573147,
+        "psnr": 14.79885885237455,
+        "psnr_ab": 18.872160203873932,
+        "pixel_accuracy": 0.2705078125,
+        "iou": {
+            "sky": 0.6027568922305765,
+            "grass": 0.0,
+            "sand": 0.0,
+            "tree": 0.45161290322580644,
+            "cow": 0.09523809523809523,
+            "umbrella": 0.0,
+            "car": 0.0,
+            "sun": 0.0,
+            "cloud": 0.056338028169014086,
+            "rock": 0.022393822393822392,
+        },
+    },
+    "ours": {
+        "miou": 0.08231204155475971,
+        "psnr": 8.182659547062748,
+        "psnr_ab": 10.431838193428174,
+        "pixel_accuracy": 0.236328125,
+        "iou": {
+            "sky": 0.31646734130634774,
+            "grass": 0.10393700787401575,
+            "sand": 0.03333333333333333,
+            "tree": 0.155,
+            "cow": 0.14285714285714285,
+            "umbrella": 0.005797101449275362,
+            "car": 0.004310344827586207,
+            "sun": 0.0,
+            "cloud": 0.02857142857142857,
+            "rock": 0.032846715328467155,
+        },
+    },
+    "gt": {
+        "miou": 0.6632711705735533,
+        "psnr": NAN,
+        "psnr_ab": 92.0491572172474,
+        "pixel_accuracy": 0.8857421875,
+        "iou": {
+            "sky": 0.9937106918238994,
+            "grass": 0.8473581213307241,
+            "sand": 0.7584905660377359,
+            "tree": 0.43548387096774194,
+            "cow": 0.18666666666666668,
+            "umbrella": 0.9302325581395349,
+            "car": 0.0,
+            "sun": 1.0,
+            "cloud": 0.9230769230769231,
+            "rock": 0.5576923076923077,
+        },
+    },
+}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and a != a:
+        return b != b  # both NaN
+    return a == b
+
+
+@pytest.mark.slow
+def test_toy_metrics_are_pinned(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(STANDINS))
+    got = compute(tmp_path)
+    assert set(got) == {"ema_sha256", "gray", "ours", "gt"}
+    # sanity, independent of the pins: the colour row beats gray, PSNR of gt is high
+    assert got["gt"]["miou"] > got["gray"]["miou"]
+    assert got["gt"]["psnr_ab"] > 40.0
+    for key in PINNED:
+        assert _same(got[key], PINNED[key]), (key, got[key], PINNED[key])
+    assert set(PINNED) == set(got)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        print(json.dumps(compute(Path(d)), indent=1))
