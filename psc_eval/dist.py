@@ -82,3 +82,31 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         tdist.barrier()
+
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:K"
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """The device a command runs on: ``auto`` (or None) is ``cuda`` when CUDA is available,
+    else ``cpu``; ``cuda``/``cuda:K`` without CUDA, or an unknown name, is a ConfigError.
+    Under torchrun, ``cuda`` becomes ``cuda:<local_rank>`` (``rank_device``)."""
+    from .errors import ConfigError
+
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}, in --device, use {DEVICE_HELP}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked but CUDA is not available, in --device, "
+                              "use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} "
+                              "GPUs), in --device, use an index below that")
+    elif dev.type != "cpu":
+        raise ConfigError(f"unsupported device {device!r}, in --device, use {DEVICE_HELP}")
+    return rank_device(name, dist_info())
