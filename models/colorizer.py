@@ -29,7 +29,7 @@ from ..io import sha256_file
 from ..paths import colorizer_dir
 from .config import config_from_checkpoint
 from .network import PSCNet, embedding_mode
-from .training import LAST
+from psc_eval.training import LAST
 
 SAMPLERS = ("cached", "naive")
 

@@ -15,13 +15,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..color import lab_parts_to_rgb, to_uint8
-from ..data import collate, get_dataset
-from ..errors import ConfigError
-from ..paths import colorizer_dir
-from .config import VARIANTS, Config, load_config, resolve_variant
+from psc_eval.color import lab_parts_to_rgb, to_uint8
+from psc_eval.data import collate, get_dataset
+from psc_eval.errors import ConfigError
+from psc_eval.paths import colorizer_dir
+from psc_eval.training import (
+    LAST,
+    MemoryCache,
+    Optim,
+    Trainer,
+    TrainMethod,
+    TrainResult,
+    seed_everything,
+)
+
+from .config import VARIANTS, Config, load_config, loop_config, resolve_variant
 from .network import PSCNet
-from .training import LAST, MemoryCache, Trainer, TrainResult, seed_everything
 
 # Training split per dataset, when the config names none (Sec. 4.1: VOC train_aug 10582).
 TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}
@@ -31,6 +40,37 @@ def build_net(variant: str, cfg: Config, num_classes: int) -> PSCNet:
     """The network of one trainable variant (``VARIANTS``); cfg already resolved."""
     with_seg = variant != "psc-purple"
     return PSCNet(cfg.model, num_classes, with_seg, cfg.train.loss_weights)
+
+
+class PSCMethod(TrainMethod):
+    """The paper's model as a method of the core loop (Sec. 4.1).
+
+    Adam (lr 1e-3, betas 0.95 / 0.9995, eps ``adam_eps``) on all weights, an optional
+    per-step exponential learning-rate decay (``lr_decay``; PIC's 0.99999, off by
+    default), and the step is the network's own Eq. 6: ``PSCNet.forward(batch)``.
+    """
+
+    kind = "colorizer"
+    # more epochs, another device or worker count, another checkpoint interval
+    resumable_keys = frozenset({"train.epochs", "train.device", "train.workers",
+                                "train.checkpoint_every"})
+
+    def __init__(self, net: PSCNet, cfg: Config):
+        self.model = net
+        self.cfg = cfg.train
+
+    def configure_optimizers(self, total_steps: int) -> list[Optim]:
+        t = self.cfg
+        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=tuple(t.betas),
+                               eps=t.adam_eps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: t.lr_decay**step)
+        return [Optim("adam", opt, sched)]
+
+    def training_step(self, model, batch, *, opt_index, generator):
+        return model(batch)
+
+    def validation_step(self, model, batch):
+        return model(batch)
 
 
 def resolve_train_config(
@@ -86,8 +126,8 @@ def train_colorizer(
             "class_names": list(train_ds.class_names),
             "train_fingerprint": train_ds.fingerprint(), "val_fingerprint": val_ds.fingerprint()}
     wrap = (lambda d: MemoryCache(d)) if (t.cache_in_memory and t.workers == 0) else (lambda d: d)
-    trainer = Trainer(net, t, wrap(train_ds), wrap(val_ds), out, config=cfg.to_dict(), meta=meta,
-                      device=t.device, progress=progress)
+    trainer = Trainer(PSCMethod(net, cfg), loop_config(t), wrap(train_ds), wrap(val_ds), out,
+                      config=cfg.to_dict(), meta=meta, progress=progress)
     return trainer.fit(resume=resume_path)
 
 
@@ -111,8 +151,8 @@ def write_samples(
 
     The samples are joined with the ORIGINAL L, as the harness does.
     """
-    from ..colorizer import check_n_samples, get_colorizer
-    from ..io import atomic_write, ensure_dir
+    from psc_eval.colorizer import check_n_samples, get_colorizer
+    from psc_eval.io import atomic_write, ensure_dir
 
     col = get_colorizer(colorizer, dataset=dataset, weights=weights, device=device,
                         sampler=sampler, temperature=temperature)

@@ -15,13 +15,15 @@ reading), the loss weights (Eq. 6, 1:100:1) and the Polyak decay (0.9995, PIC's 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from psc_eval.errors import ConfigError
+from psc_eval.training import LoopConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -80,6 +82,10 @@ class TrainConfig:
 
     lr: float = 1e-3
     betas: tuple[float, float] = (0.95, 0.9995)
+    adam_eps: float = 1e-8  # not in the paper; torch's and TensorFlow-PIC's default scale
+    # Per-step exponential decay of the learning rate, lr * lr_decay ** step. The paper
+    # states only "initial learning rate 0.001"; PIC decays by 0.99999 per step. 1.0: off.
+    lr_decay: float = 1.0
     polyak: float = 0.9995
     # Eq. 6: lambda_1 : lambda_2 : lambda_3 = 1 : 100 : 1 (emb, seg, gen).
     loss_weights: tuple[float, float, float] = (1.0, 100.0, 1.0)
@@ -93,9 +99,10 @@ class TrainConfig:
     workers: int = 0
     cache_in_memory: bool = False  # keep decoded samples in RAM after the first epoch
     grad_clip: float = 0.0  # 0: off
+    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: per epoch
     # "bf16": autocast the forward pass to bfloat16 (the mixture losses stay fp32).
     amp: str = "none"
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when available, else the CPU
 
 
 @dataclass
@@ -226,12 +233,32 @@ def _validate(cfg: Config, where: str) -> None:
         )
     if not 0.0 <= t.polyak < 1.0:
         raise ConfigError(f"train.polyak={t.polyak} outside [0, 1), in {where}, use e.g. 0.9995")
-    if t.amp not in ("none", "bf16"):
-        raise ConfigError(f"train.amp={t.amp!r}, in {where}, use 'none' or 'bf16'")
-    for k in ("epochs", "batch_size"):
-        if getattr(t, k) < 1:
-            raise ConfigError(f"train.{k} must be >= 1, in {where}, fix the value")
+    if not (math.isfinite(t.lr) and t.lr > 0):
+        raise ConfigError(f"train.lr={t.lr} must be finite and > 0, in {where}, use e.g. 1e-3")
+    if not 0.0 < t.lr_decay <= 1.0:
+        raise ConfigError(f"train.lr_decay={t.lr_decay} outside (0, 1], in {where}, "
+                          "use 1.0 (constant) or e.g. 0.99999 (PIC)")
+    if not (math.isfinite(t.adam_eps) and t.adam_eps > 0):
+        raise ConfigError(f"train.adam_eps={t.adam_eps} must be > 0, in {where}, use 1e-8")
+    if not all(0.0 <= b < 1.0 for b in t.betas):
+        raise ConfigError(f"train.betas={list(t.betas)} outside [0, 1), in {where}, "
+                          "use e.g. [0.95, 0.9995]")
+    if m.input_size < 8:
+        raise ConfigError(f"input size {m.input_size} is too small, in {where}, "
+                          f"pass --size of at least 8 and divisible by {m.factor}")
+    for k in ("n_train", "n_val"):
+        if getattr(t, k) < 0:
+            raise ConfigError(f"train.{k}={getattr(t, k)} is negative, in {where}, "
+                              "use 0 (all) or a count")
+    loop_config(t).check(where)
     generator_config(m, where)
+
+
+def loop_config(t: TrainConfig) -> LoopConfig:
+    """What the core training loop takes of this config (Polyak averaging always on)."""
+    return LoopConfig(epochs=t.epochs, batch_size=t.batch_size, seed=t.seed, workers=t.workers,
+                      grad_clip=t.grad_clip, amp=t.amp, ema_decay=t.polyak,
+                      checkpoint_every=t.checkpoint_every, keep_epochs=True, device=t.device)
 
 
 def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> Config:

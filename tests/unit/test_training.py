@@ -1,4 +1,5 @@
-"""The general trainer: bit-identical resume, Polyak averaging, NaN stop, refusals, CSV."""
+"""The core training loop: bit-identical resume (per epoch and mid-epoch), Polyak averaging,
+NaN stop, refusals, CSV, several optimisers per step."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import csv
 import pytest
 import torch
 from psc_eval.models.commands import train_colorizer
-from psc_eval.models.config import TrainConfig
-from psc_eval.models.training import MemoryCache, Trainer, epoch_order
 from torch import nn
+
+from psc_eval.training import (
+    LoopConfig,
+    MemoryCache,
+    Optim,
+    Trainer,
+    TrainMethod,
+    epoch_order,
+    step_generator,
+)
 
 from psc_eval.checkpoint import load_checkpoint
 from psc_eval.errors import ConfigError, PscError, WeightsError
@@ -48,7 +57,7 @@ def _states_equal(a, b):
         assert a[k].keys() == b[k].keys()
         for n in a[k]:
             assert torch.equal(a[k][n], b[k][n]), f"{k}.{n} differs"
-    oa, ob = a["optimizer"]["state"], b["optimizer"]["state"]
+    oa, ob = a["optimizers"][0]["state"], b["optimizers"][0]["state"]
     assert oa.keys() == ob.keys()
     for i in oa:
         for n in oa[i]:
@@ -123,9 +132,23 @@ class _DS(torch.utils.data.Dataset):
                 "skip": None}
 
 
+class _QuadMethod(TrainMethod):
+    kind = "quad"
+
+    def __init__(self, model, lr=0.1, betas=(0.9, 0.999)):
+        self.model, self.lr, self.betas = model, lr, betas
+
+    def configure_optimizers(self, total_steps):
+        return [Optim("adam", torch.optim.Adam(self.model.parameters(), lr=self.lr,
+                                               betas=self.betas))]
+
+    def training_step(self, model, batch, *, opt_index, generator):
+        return model(batch)
+
+
 def test_nan_loss_stops_with_step_terms_and_checkpoint(tmp_path):
-    cfg = TrainConfig(epochs=3, batch_size=2, lr=0.1)
-    tr = Trainer(_Quad(nan_at=3), cfg, _DS(4), None, tmp_path, config={"x": 1},
+    loop = LoopConfig(epochs=3, batch_size=2, ema_decay=0.9995, device="cpu")
+    tr = Trainer(_QuadMethod(_Quad(nan_at=3)), loop, _DS(4), None, tmp_path, config={"x": 1},
                  meta={"variant": "q"}, progress=False)
     with pytest.raises(PscError) as e:
         tr.fit()
@@ -136,9 +159,9 @@ def test_nan_loss_stops_with_step_terms_and_checkpoint(tmp_path):
 
 
 def test_polyak_average_with_warmup(tmp_path):
-    cfg = TrainConfig(epochs=1, batch_size=1, lr=0.1, polyak=0.9995, betas=(0.9, 0.999))
+    loop = LoopConfig(epochs=1, batch_size=1, ema_decay=0.9995, device="cpu")
     model = _Quad()
-    tr = Trainer(model, cfg, _DS(3), None, tmp_path, config={}, meta={}, progress=False)
+    tr = Trainer(_QuadMethod(model), loop, _DS(3), None, tmp_path, config={}, progress=False)
     w0 = 2.0
     ws, ema = [], w0
     # replay Adam by hand on loss w^2 and the EMA with d = min(decay, (1+t)/(10+t))
@@ -155,6 +178,71 @@ def test_polyak_average_with_warmup(tmp_path):
     tr.fit()
     assert float(model.w.detach()) == pytest.approx(ws[-1], rel=1e-6)
     assert float(tr.ema.w) == pytest.approx(ema, rel=1e-6)
+
+
+class _TwoPlayers(TrainMethod):
+    """Two optimisers on two parameters, as a GAN alternates D and G: the step for
+    optimiser i returns only player i's loss, with an augmentation draw from the generator."""
+
+    kind = "two"
+
+    def __init__(self):
+        self.model = nn.ParameterDict({"d": nn.Parameter(torch.tensor([1.0])),
+                                       "g": nn.Parameter(torch.tensor([-1.0]))})
+        self.draws = []
+
+    def configure_optimizers(self, total_steps):
+        sgd = torch.optim.SGD([self.model["d"]], lr=0.1)
+        adadelta = torch.optim.Adadelta([self.model["g"]], lr=1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(sgd, lambda s: 0.5**s)
+        return [Optim("d", sgd, sched), Optim("g", adadelta)]
+
+    def training_step(self, model, batch, *, opt_index, generator):
+        noise = torch.rand(1, generator=generator)
+        self.draws.append(float(noise))
+        p = model["d"] if opt_index == 0 else model["g"]
+        loss = ((p - noise) ** 2).sum()
+        return {"loss": loss, "total": loss}
+
+
+def _two_players(tmp_path, **kw):
+    m = _TwoPlayers()
+    loop = LoopConfig(epochs=2, batch_size=1, device="cpu", **kw)
+    return m, Trainer(m, loop, _DS(3), None, tmp_path, config={}, progress=False)
+
+
+def test_several_optimisers_mid_epoch_resume_and_schedules(tmp_path):
+    m, tr = _two_players(tmp_path / "full")
+    res = tr.fit()
+    assert res.complete and tr.step == 6
+    # 12 step calls: each batch calls the D step then the G step; both draw from the
+    # step's generator, a pure function of (seed, step)
+    assert len(m.draws) == 12
+    g = step_generator(0, 1)
+    assert m.draws[2:4] == [float(torch.rand(1, generator=g)) for _ in range(2)]
+    # SGD by hand with the halving schedule: d <- d - lr_k * 2 (d - noise_k)
+    d = 1.0
+    for k, noise in enumerate(m.draws[0::2]):
+        d = d - 0.1 * 0.5**k * 2 * (d - noise)
+    assert float(tr.model["d"].detach()) == pytest.approx(d, rel=1e-6)
+    assert set(res.history[0]) >= {"train_d_loss", "train_g_loss", "train_d_total"}
+
+    # interrupted mid-epoch 1 (after step 2 of 3) and resumed from last.pt
+    m2, part = _two_players(tmp_path / "half", checkpoint_every=100)
+    assert not part.fit(stop_after_steps=2).complete
+    ck = load_checkpoint(tmp_path / "half" / "last.pt")
+    assert ck["step"] == 2 and ck["epoch"] == 0 and ck["running"]["pos"] == 2
+    m3, rest = _two_players(tmp_path / "half", checkpoint_every=100)
+    rest.fit(resume="auto")
+    assert m2.draws + m3.draws == m.draws
+    a, b = tr.model.state_dict(), rest.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert rest.history == [
+        {**row, "epoch_s": r2["epoch_s"]} for row, r2 in zip(res.history, rest.history)
+    ]
+    with pytest.raises(WeightsError, match="kind 'two' is not 'quad'"):
+        Trainer(_QuadMethod(_Quad()), LoopConfig(device="cpu"), _DS(2), None,
+                tmp_path / "half", config={}, progress=False).fit(resume="auto")
 
 
 def test_epoch_order_and_memory_cache():
