@@ -98,6 +98,7 @@ def train_colorizer(
     seed: int | None = None,
     n_train: int | None = None,
     workers: int | None = None,
+    checkpoint_every: int | None = None,
     resume: str | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
@@ -106,7 +107,7 @@ def train_colorizer(
     overrides = {
         "model.input_size": size, "train.epochs": epochs, "train.batch_size": batch_size,
         "train.lr": lr, "train.device": device, "train.seed": seed, "train.n_train": n_train,
-        "train.workers": workers,
+        "train.workers": workers, "train.checkpoint_every": checkpoint_every,
     }
     cfg = resolve_train_config(colorizer, config, overrides)
     t = cfg.train

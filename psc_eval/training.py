@@ -52,6 +52,17 @@ from .data.base import collate
 from .dist import dist_info, resolve_device
 from .errors import ConfigError, PscError, WeightsError
 from .io import atomic_write, ensure_dir
+from .registry import Registry
+
+# Trainable methods: ``psc-eval train --colorizer NAME`` calls the entry as
+# ``fn(name, dataset, config, **options)`` (options: the train command's, None = the
+# config's) and it returns a TrainResult. A baseline adds one line here.
+TRAINABLE = Registry("trainable colorizer", option="--colorizer")
+for _name, _what in (("ours", "the paper's model (Eq. 6)"),
+                     ("psc-purple", "ablation: f + g, no semantics"),
+                     ("psc-purple-blue", "ablation: f shares its trunk with h; g sees f only"),
+                     ("psc-film", "ablation: feature-transform fusion of h")):
+    TRAINABLE.add(_name, "psc_eval.models.commands:train_colorizer", _what)
 
 LAST = "last.pt"
 LOG = "log.csv"

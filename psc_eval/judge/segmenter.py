@@ -108,8 +108,9 @@ class Segmenter:
     def preprocess(self, rgb: Tensor) -> Tensor:
         return preprocess(rgb, self.preprocess_mode)
 
-    def forward(self, rgb: Tensor) -> Tensor:
-        """Differentiable forward in the module's current mode (training uses this)."""
+    def forward(self, rgb: Tensor, module: nn.Module | None = None) -> Tensor:
+        """Differentiable forward in the module's current mode (training uses this);
+        ``module``: run this wrapper of the network instead (DDP in training)."""
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"segmenter expects RGB (B,3,H,W), got {tuple(rgb.shape)}")
         x = self.preprocess(rgb.to(self.device, torch.float32))
@@ -122,7 +123,7 @@ class Segmenter:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.precision == "bf16"):
-            out = self._run(x)
+            out = (self._run if module is None else module)(x)
         if isinstance(out, dict):  # torchvision: {"out", "aux"}
             out = out["out"]
         if (ph or pw) and out.shape[-2:] == x.shape[-2:]:

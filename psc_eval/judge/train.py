@@ -13,10 +13,13 @@ Choices, recorded in the checkpoint's config:
 - augmentation: random horizontal flips only (drawn from the seeded generator).
 - loss: per-pixel cross-entropy, 255 ignored.
 
-A checkpoint is written after every epoch (model, optimiser, step, epoch, RNG
-states, resolved config, dataset fingerprint) and a rerun resumes from it; the
-epoch's shuffling is seeded from (seed, epoch), so a resumed run reaches the very
-same weights as an uninterrupted one.
+Training runs on the core loop (``psc_eval.training``): its checkpoints (model,
+optimiser, schedule, RNG states, resolved config, dataset fingerprint) go to
+``<weights>.train/last.pt`` after every epoch and every ``checkpoint_every`` steps, and
+a rerun resumes from it (``--no-resume`` starts over); data order and flips are pure
+functions of (seed, epoch) and (seed, step), so a run killed anywhere and resumed
+reaches the very same weights as an uninterrupted one. The finished judge is written
+to ``<weights>`` (model weights, config, validation mIoU) with a JSON summary beside it.
 """
 
 from __future__ import annotations
@@ -32,17 +35,20 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..checkpoint import save_checkpoint
 from ..color import lab_parts_to_rgb, rgb_to_lab
 from ..data import collate, get_dataset
+from ..dist import resolve_device
 from ..errors import ConfigError
 from ..io import atomic_write_json
 from ..metrics import ConfusionMatrix
 from ..paths import judge_weights_path
+from ..training import LAST, LoopConfig, MemoryCache, Optim, Trainer, TrainMethod
 from .segmenter import Segmenter, load_segmenter
 
 # Datasets are cached in memory as uint8 (rgb + mask: 4 bytes a pixel) below this size.
 CACHE_LIMIT_BYTES = 4 << 30
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass
@@ -63,42 +69,84 @@ class JudgeTrainConfig:
     seed: int = 0
     workers: int = 0
     threads: int | None = None  # torch CPU threads; None: torch's default
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when available, else the CPU
+    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: per epoch
     out: str | None = None  # weights file; None: $PSC_HOME/judges/<dataset>/<arch>.pt
     resume: bool = True
     cache: bool | None = None  # None: cache when the split fits in CACHE_LIMIT_BYTES
+    n_train: int | None = None  # train on the first N images of the split only
+    n_val: int | None = None  # validate on the first N images only
     n_images: int | None = None  # toy only: images per split (tests)
     val_n_images: int | None = None
 
-    # Keys that must match for a checkpoint to be resumed.
-    IDENTITY = ("dataset", "arch", "root", "split", "size", "epochs", "batch_size", "lr",
-                "optimizer", "weight_decay", "momentum", "poly_power", "seed", "n_images")
+    # Keys that may differ when a checkpoint is resumed (they change no number).
+    RESUMABLE = frozenset({"root", "val_split", "threads", "device", "workers",
+                           "checkpoint_every", "out", "resume", "cache", "val_n_images",
+                           "n_val"})
+
+    def check(self) -> None:
+        if not (self.lr > 0 and self.lr < float("inf")):
+            raise ConfigError(f"learning rate {self.lr}, in --lr, use a finite value > 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}, in --optimizer, "
+                              "use adamw or sgd")
+        for k in ("weight_decay", "momentum", "poly_power"):
+            v = getattr(self, k)
+            if not (v >= 0 and v < float("inf")):
+                raise ConfigError(f"{k} {v}, in the train-judge options, use a finite value >= 0")
+        if self.size is not None and self.size < 8:
+            raise ConfigError(f"size {self.size}, in --size, use at least 8 (e.g. 64)")
+        self.loop().check("the train-judge options")
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                          workers=self.workers, checkpoint_every=self.checkpoint_every,
+                          keep_epochs=False, device=self.device)
 
 
-class _Cached(torch.utils.data.Dataset):
-    """A dataset's samples held as uint8 rgb + mask (training needs nothing else)."""
+class JudgeMethod(TrainMethod):
+    """A segmenter trained on colour images: per-pixel cross-entropy (255 ignored),
+    random horizontal flips, AdamW or SGD with DeepLab's poly schedule per iteration."""
 
-    def __init__(self, ds, desc: str):
-        self.ids, self.rgb, self.mask, self.skip = [], [], [], []
-        for i in tqdm(range(len(ds)), desc=desc, unit="img", leave=False):
-            s = ds[i]
-            self.ids.append(s["id"])
-            self.rgb.append(torch.round(s["rgb"] * 255).to(torch.uint8))
-            self.mask.append(s["mask"].to(torch.uint8))
-            self.skip.append(s["skip"])
+    kind = "judge"
 
-    def __len__(self) -> int:
-        return len(self.ids)
+    def __init__(self, seg: Segmenter, cfg: JudgeTrainConfig):
+        self.seg = seg
+        self.model = seg.module
+        self.cfg = cfg
+        self.resumable_keys = JudgeTrainConfig.RESUMABLE
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        empty = torch.zeros(0)
-        return {"id": self.ids[i], "rgb": self.rgb[i].float() / 255.0,
-                "mask": self.mask[i].long(), "L": empty, "ab": empty, "skip": self.skip[i]}
+    def configure_optimizers(self, total_steps: int) -> list[Optim]:
+        c = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                  weight_decay=c.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda it: _poly(it, total_steps, c.poly_power))
+        return [Optim(c.optimizer, opt, sched)]
+
+    def training_step(self, model, batch, *, opt_index, generator):
+        rgb, mask = batch["rgb"], batch["mask"]
+        flip = (torch.rand(rgb.shape[0], generator=generator) < 0.5).to(rgb.device)
+        rgb = torch.where(flip.view(-1, 1, 1, 1), rgb.flip(-1), rgb)
+        mask = torch.where(flip.view(-1, 1, 1), mask.flip(-1), mask)
+        loss = F.cross_entropy(self.seg.forward(rgb, module=model), mask, ignore_index=255)
+        return {"loss": loss, "total": loss}
+
+    def validation_step(self, model, batch):
+        loss = F.cross_entropy(self.seg.forward(batch["rgb"], module=model), batch["mask"],
+                               ignore_index=255)
+        return {"loss": loss}
 
 
-def _open(cfg: JudgeTrainConfig, split: str, n_images: int | None):
+def _open(cfg: JudgeTrainConfig, split: str, n_images: int | None, first: int | None = None):
     kw = {"n_images": n_images} if n_images is not None else {}
     ds = get_dataset(cfg.dataset, root=cfg.root, split=split, size=cfg.size, **kw)
+    if first:
+        ds.subset(first)
     if not ds.has_masks:
         raise ConfigError(
             f"dataset {cfg.dataset} has no masks, in --dataset, train a judge on voc, "
@@ -107,7 +155,7 @@ def _open(cfg: JudgeTrainConfig, split: str, n_images: int | None):
     cache = cfg.cache
     if cache is None:
         cache = len(ds) * ds.size * ds.size * 4 < CACHE_LIMIT_BYTES
-    return ds, (_Cached(ds, f"loading {split}") if cache else ds)
+    return ds, (MemoryCache(ds, keep=("rgb", "mask")) if cache and cfg.workers == 0 else ds)
 
 
 def _gray_rgb(rgb: Tensor) -> Tensor:
@@ -136,10 +184,6 @@ def _poly(it: int, max_it: int, power: float) -> float:
     return (1.0 - it / max_it) ** power
 
 
-def _config_dict(cfg: JudgeTrainConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
 def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dict[str, Any]:
     """Train ``arch`` on ``dataset`` colour images; returns the summary (also written as JSON).
 
@@ -157,97 +201,40 @@ def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dic
     cfg = JudgeTrainConfig(dataset=dataset, arch=arch or default_segmenter(dataset), **kw)
     get_spec(cfg.arch)  # an unknown name fails before any data is read
     cfg.split = cfg.split or ("train_aug" if cfg.dataset == "voc" else "train")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
-        raise ConfigError(f"epochs {cfg.epochs}, batch size {cfg.batch_size}, lr {cfg.lr}, "
-                          "in the train-judge options, use positive values")
-    if cfg.optimizer not in ("adamw", "sgd"):
-        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}, in --optimizer, use adamw or sgd")
+    cfg.check()
     if cfg.threads:
         # on a shared CPU, fewer threads than cores avoids oversubscription stalls
         torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    ds, train = _open(cfg, cfg.split, cfg.n_images)
+    ds, train = _open(cfg, cfg.split, cfg.n_images, cfg.n_train)
     cfg.size = ds.size
-    val_ds, val = _open(cfg, cfg.val_split, cfg.val_n_images or cfg.n_images)
+    val_ds, val = _open(cfg, cfg.val_split, cfg.val_n_images or cfg.n_images, cfg.n_val)
     cfg.val_split = val_ds.split
     num_classes = ds.num_classes or DATASET_NUM_CLASSES[cfg.dataset]
     out = Path(cfg.out) if cfg.out else judge_weights_path(cfg.dataset, cfg.arch)
-    ckpt_path = out.with_name(out.stem + ".train.pt")
+    run_dir = out.with_name(out.stem + ".train")
 
     torch.manual_seed(cfg.seed)  # weight init
-    seg = load_segmenter(cfg.arch, None, num_classes=num_classes, device=cfg.device,
-                         dataset=cfg.dataset)
-    model = seg.module
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                              weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(train) // cfg.batch_size)
-    max_it = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: _poly(it, max_it, cfg.poly_power))
+    seg = load_segmenter(cfg.arch, None, num_classes=num_classes,
+                         device=resolve_device(cfg.device), dataset=cfg.dataset)
     fingerprint = ds.fingerprint()
-    config = _config_dict(cfg)
-
-    start_epoch, history = 0, []
-    if cfg.resume and ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path, hint="delete it or pass --no-resume")
-        old = ck.get("config", {})
-        diff = [k for k in JudgeTrainConfig.IDENTITY if old.get(k) != config.get(k)]
-        if diff:
-            raise ConfigError(
-                f"checkpoint was trained with other options ({', '.join(diff)}), {ckpt_path}, "
-                "pass the same options or --no-resume to start over"
-            )
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        set_rng_state(ck["rng"])
-        start_epoch, history = int(ck["epoch"]), list(ck.get("history", []))
-        tqdm.write(f"resuming {cfg.arch} from epoch {start_epoch} ({ckpt_path})")
-
-    for epoch in range(start_epoch, cfg.epochs):
-        if stop_after is not None and epoch >= stop_after:
-            break
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        loader = torch.utils.data.DataLoader(
-            train, batch_size=cfg.batch_size, shuffle=True, generator=g,
-            num_workers=cfg.workers, collate_fn=collate, drop_last=False,
-        )
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
-        total, n = 0.0, 0
-        for batch in bar:
-            if batch["rgb"] is None:
-                continue
-            rgb, mask = batch["rgb"], batch["mask"].to(seg.device)
-            flip = torch.rand(rgb.shape[0], generator=g) < 0.5
-            rgb = torch.where(flip.view(-1, 1, 1, 1), rgb.flip(-1), rgb)
-            mask = torch.where(flip.view(-1, 1, 1).to(mask.device), mask.flip(-1), mask)
-            loss = F.cross_entropy(seg.forward(rgb), mask, ignore_index=255)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, n = total + loss.item(), n + 1
-            bar.set_postfix(loss=f"{total / n:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1),
-                        "wall_s": time.time() - t0})
-        save_checkpoint(ckpt_path, {
-            "kind": "judge", "arch": cfg.arch, "num_classes": num_classes, "config": config,
-            "dataset": fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "step": int(sched.last_epoch), "epoch": epoch + 1,
-            "rng": rng_state(), "history": history,
-        })
-
-    done = bool(history) and history[-1]["epoch"] >= cfg.epochs
+    config = dataclasses.asdict(cfg)
+    trainer = Trainer(JudgeMethod(seg, cfg), cfg.loop(), train, None, run_dir, config=config,
+                      meta={"arch": cfg.arch, "num_classes": num_classes, "dataset": fingerprint},
+                      identity=("arch", "num_classes"), progress=True)
+    if cfg.resume and (run_dir / LAST).is_file():
+        tqdm.write(f"resuming {cfg.arch} from {run_dir / LAST}")
+    stop = None if stop_after is None else stop_after * trainer.steps_per_epoch
+    res = trainer.fit(resume="auto" if cfg.resume else None, restart=not cfg.resume,
+                      stop_after_steps=stop)
+    history = [{"epoch": r["epoch"], "train_loss": r.get("train_loss", float("nan")),
+                "step": r["step"]} for r in res.history]
     summary: dict[str, Any] = {
         "arch": cfg.arch, "dataset": cfg.dataset, "num_classes": num_classes,
         "epochs_done": history[-1]["epoch"] if history else 0, "epochs": cfg.epochs,
-        "complete": done, "checkpoint": str(ckpt_path), "history": history,
+        "complete": res.complete, "checkpoint": str(res.last), "history": history,
     }
-    if not done:
+    if not res.complete:
         summary["wall_s"] = time.time() - t0
         return summary
 
@@ -262,7 +249,7 @@ def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dic
     })
     save_checkpoint(out, {
         "kind": "judge", "arch": cfg.arch, "num_classes": num_classes, "config": config,
-        "dataset": fingerprint, "model": model.state_dict(),
+        "dataset": fingerprint, "model": seg.module.state_dict(),
         "val": {"miou_color": summary["val_miou_color"], "miou_gray": summary["val_miou_gray"]},
     })
     from ..io import sha256_file

@@ -128,9 +128,9 @@ def test_train_judge_resumes_to_the_same_state(tmp_path):
     part = _tiny_train(tmp_path / "b.pt", stop_after_epochs=1)
     assert not part["complete"] and part["epochs_done"] == 1
     assert not (tmp_path / "b.pt").exists()
-    ck = load_checkpoint(tmp_path / "b.train.pt")
+    ck = load_checkpoint(tmp_path / "b.train" / "last.pt")
     assert ck["kind"] == "judge" and ck["epoch"] == 1 and ck["step"] == 2
-    assert {"model", "optimizer", "scheduler", "rng", "config", "dataset"} <= set(ck)
+    assert {"model", "optimizers", "schedulers", "rng", "config", "dataset"} <= set(ck)
     assert ck["dataset"]["name"] == "toy" and ck["config"]["arch"] == SMALL
     b = _tiny_train(tmp_path / "b.pt")  # resumes at epoch 2
     assert b["history"][0] == part["history"][0]
@@ -150,7 +150,7 @@ def test_train_judge_refuses_to_resume_other_options(tmp_path):
     from psc_eval.errors import ConfigError
 
     _tiny_train(tmp_path / "c.pt", stop_after_epochs=1)
-    with pytest.raises(ConfigError, match=r"other options \(lr\)"):
+    with pytest.raises(ConfigError, match=r"changed config \(lr\)"):
         train_judge("toy", SMALL, size=32, n_images=4, val_n_images=2, epochs=2,
                     batch_size=2, lr=5e-4, out=str(tmp_path / "c.pt"), seed=3)
 
