@@ -11,6 +11,7 @@ import sys
 import click
 
 from . import __version__
+from .dist import DEVICE_HELP
 from .errors import PscError
 
 
@@ -101,24 +102,26 @@ def data_preview(dataset, root, split, size, allow_partial, out, n_rows) -> None
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate (poly decay).")
 @click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "sgd"]))
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--threads", default=None, type=click.IntRange(1),
               help="torch CPU threads (default: torch's choice).")
+@click.option("--n-train", default=None, type=click.IntRange(1),
+              help="Train on the first N images only.")
+@click.option("--n-val", default=None, type=click.IntRange(1),
+              help="Validate on the first N images only.")
+@click.option("--checkpoint-every", default=0, show_default=True, type=click.IntRange(0),
+              help="Also checkpoint every N steps (0: after every epoch only).")
 @click.option("--out", "--weights", "out", default=None, type=click.Path(dir_okay=False),
               help="Weights file (default $PSC_HOME/judges/<dataset>/<arch>.pt).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the per-epoch checkpoint next to the weights.")
-def train_judge_cmd(dataset, arch, root, split, val_split, size, epochs, batch_size, lr,
-                    optimizer, device, seed, workers, threads, out, resume) -> None:
+def train_judge_cmd(dataset, arch, **kw) -> None:
     """Train a judge segmenter on colour images; prints val mIoU on colour and gray inputs."""
     from .judge import train_judge
 
-    s = train_judge(dataset, arch, root=root, split=split, val_split=val_split, size=size,
-                    epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                    device=device, seed=seed, workers=workers, threads=threads, out=out,
-                    resume=resume)
+    s = train_judge(dataset, arch, **kw)
     click.echo(f"{s['arch']} on {dataset} {s['val_split']} ({s['val_images']} images): "
                f"mIoU colour {s['val_miou_color']:.4f}, gray {s['val_miou_gray']:.4f} "
                f"({s['wall_s'] / 60:.1f} min)")
@@ -206,22 +209,21 @@ def psnr_cmd(dataset, root, split, size, allow_partial, **kw) -> None:
 @click.option("--epochs", default=None, type=int)
 @click.option("--batch-size", default=None, type=int)
 @click.option("--lr", default=None, type=float)
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 (default: the config's).")
+@click.option("--device", default=None, help=DEVICE_HELP + " (default: the config's, auto).")
 @click.option("--seed", default=None, type=int)
 @click.option("--n-train", default=None, type=int, help="Train on the first N images only.")
 @click.option("--workers", default=None, type=int, help="DataLoader worker processes.")
+@click.option("--checkpoint-every", default=None, type=int,
+              help="Also checkpoint every N steps (default: the config's; 0: per epoch).")
 @click.option("--resume", is_flag=False, flag_value="last", default=None,
               help="Continue from last.pt of the run folder, or from the checkpoint given.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder (default $PSC_HOME/models/<dataset>/<colorizer>).")
-def train_cmd(colorizer, dataset, config, root, size, epochs, batch_size, lr, device, seed,
-              n_train, workers, resume, out_dir) -> None:
-    """Train the paper's model or one of its ablations (Eq. 6; torchrun for several GPUs)."""
-    from .models.commands import train_colorizer
+def train_cmd(colorizer, dataset, config, **kw) -> None:
+    """Train a colorizer: the paper's model, an ablation or a baseline (torchrun: several GPUs)."""
+    from .training import TRAINABLE
 
-    res = train_colorizer(colorizer, dataset, config, root=root, size=size, epochs=epochs,
-                          batch_size=batch_size, lr=lr, device=device, seed=seed,
-                          n_train=n_train, workers=workers, resume=resume, out_dir=out_dir)
+    res = TRAINABLE.get(colorizer)(colorizer, dataset, config, **kw)
     click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
 
 
