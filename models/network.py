@@ -16,6 +16,33 @@ In ``ours`` the probabilities are not detached: L_gen's gradient reaches h (the 
 losses are trained jointly, Eq. 5). The embedding's first 6K channels double as f's own
 mixture of logistics per chroma pixel, without autoregression, as in PIC (Royer et al.
 2017): that is L_emb, and ``embedding_mode`` decodes it (the psc-embedding colorizer).
+
+Choices the paper leaves open, and what the code does (each a config value where it
+can matter; the resolved config is saved in every checkpoint and result):
+
+- Shared rows of Tables 1-2 (gray in the paper, lost in text): ``model.shared_rows``
+  = 6 (the three stages up to 256 channels at 32x32); 8 is the other reading.
+- What g sees of h: softmax probabilities, not detached (``ours``); FiLM variant.
+- Optimiser: Adam, lr 1e-3, betas (0.95, 0.9995) (Sec. 4.1); epsilon ``train.adam_eps``
+  = 1e-8 (not stated); learning-rate schedule ``train.lr_decay`` = 1.0 (constant: the
+  paper states only the initial rate; PIC decays by 0.99999 per step).
+- Polyak averaging ``train.polyak`` = 0.9995 (PIC's value), with TensorFlow's
+  warm-up; evaluation and the colorizers use the averaged weights.
+- Loss units and weights: L_emb and L_gen in bits per chroma value, L_seg in nats per
+  pixel, weighted 1 : 100 : 1 (Eq. 6), each logged separately.
+- Augmentation: none (the paper names none); the data order is seeded per epoch.
+- Initialisation and weight normalisation: PyTorch's default initialisation, no weight
+  normalisation and no data-dependent init (PixelCNN++ uses both); the gated blocks'
+  output convolution of g is scaled by ``model.generator.out_init_scale`` = 0.1, the
+  scale PixelCNN++ gives that layer.
+- Dropout: ``model.dropout`` (f, h) and ``model.generator.dropout`` (g), 0 by default
+  (PixelCNN++ uses 0.5 on CIFAR-10; the paper states none).
+- Mixture layout: 6K channels per pixel for two chroma channels, ``[logits, mu_a, mu_b,
+  log_s_a, log_s_b, coeff]`` with one coefficient (b depends linearly on a), K = 10
+  (``model.n_mix``). PIC's code keeps an 8K layout with extra, unused coefficient
+  channels; the distribution it can express is the same.
+- Resolution: 128 px input, f, h and g at 32x32; the target ab is area-downsampled and
+  the sampled ab bilinearly upsampled and joined with the original L.
 """
 
 from __future__ import annotations
