@@ -20,7 +20,6 @@ from psc_eval.data import collate, get_dataset
 from psc_eval.errors import ConfigError
 from psc_eval.paths import colorizer_dir
 from psc_eval.training import (
-    LAST,
     MemoryCache,
     Optim,
     Trainer,
@@ -112,7 +111,7 @@ def train_colorizer(
     cfg = resolve_train_config(colorizer, config, overrides)
     t = cfg.train
     out = Path(out_dir) if out_dir is not None else colorizer_dir(dataset, colorizer)
-    resume_path = None if resume is None else (out / LAST if resume == "last" else Path(resume))
+    resume_path = resume if resume in (None, "last") else Path(resume)
     split = t.train_split or TRAIN_SPLITS.get(dataset, "train")
     size_ = cfg.model.input_size
     train_ds = get_dataset(dataset, root=root, split=split, size=size_)

@@ -273,9 +273,11 @@ def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> C
         )
     where = str(p)
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"cannot parse TOML ({e}), {where}, fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config is not UTF-8 text, {where}, save it as UTF-8 TOML") from None
     return config_from_dict(raw, where, overrides)
 
 

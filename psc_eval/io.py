@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -24,11 +25,35 @@ def ensure_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files of ``path`` left by writers that were killed (SIGKILL runs no
+    cleanup): their names carry the writer's pid, and only dead writers' files go."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = True) -> Path:
     """Write through ``write(fileobj)`` to a temp file in the same folder, fsync, rename."""
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)

@@ -346,8 +346,38 @@ class Trainer:
 
         atomic_write(self.out_dir / LOG, write, binary=False)
 
-    def _resume(self, path: Path) -> None:
-        ck = load_checkpoint(path, hint="pass an existing checkpoint to --resume")
+    def _newest(self, required: bool) -> tuple[Path, dict[str, Any]] | None:
+        """The newest checkpoint of ``out_dir`` that loads: ``last.pt`` normally; after a
+        kill between writing ``epoch-N.pt`` and ``last.pt``, or with a damaged
+        ``last.pt``, the newest complete ``epoch-N.pt`` (said on stderr)."""
+        last = self.out_dir / LAST
+        found = [p for p in [last, *self.out_dir.glob("epoch-*.pt")] if p.is_file()]
+        found.sort(key=lambda p: (p.stat().st_mtime_ns, p == last), reverse=True)
+        errors = []
+        for p in found:
+            try:
+                ck = load_checkpoint(p)
+            except WeightsError as e:
+                errors.append(e)
+                continue
+            if p != last:
+                from tqdm.auto import tqdm
+
+                why = "is damaged" if last.is_file() else "is missing"
+                if last.is_file() and not errors:
+                    why = "is older"
+                tqdm.write(f"psc-eval: {last} {why}; resuming from {p}")
+            return p, ck
+        if errors:
+            raise errors[0]
+        if required:
+            raise WeightsError(f"no checkpoint to resume, {self.out_dir}, "
+                               "train without --resume first")
+        return None
+
+    def _resume(self, path: Path, ck: dict[str, Any] | None = None) -> None:
+        if ck is None:
+            ck = load_checkpoint(path, hint="pass an existing checkpoint to --resume")
         if ck.get("kind") != self.method.kind:
             raise WeightsError(
                 f"checkpoint kind {ck.get('kind')!r} is not {self.method.kind!r}, {path}, "
@@ -500,15 +530,18 @@ class Trainer:
         """Train to ``epochs``.
 
         ``resume``: None (refuse a folder that holds checkpoints unless ``restart``),
-        ``"auto"`` (``out_dir/last.pt`` when it exists) or a checkpoint path.
+        ``"last"`` (the newest complete checkpoint of ``out_dir``, normally ``last.pt``),
+        ``"auto"`` (the same when there is one, else a fresh start) or a checkpoint path.
         ``stop_after_steps`` ends the run after that many optimiser steps with a
         checkpoint, as an interruption would (tests; ``complete`` is then False).
         """
         t0 = time.time()
         last = self.out_dir / LAST
-        if resume == "auto":
-            resume = last if last.is_file() and not restart else None
-        if resume is not None:
+        if resume in ("auto", "last"):
+            found = None if restart else self._newest(required=resume == "last")
+            if found is not None:
+                self._resume(*found)
+        elif resume is not None:
             self._resume(Path(resume))
         elif last.is_file() and not restart:
             raise ConfigError(

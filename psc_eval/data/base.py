@@ -40,6 +40,20 @@ Sample = dict[str, Any]
 _GRAY_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "1", "F"}
 
 
+# Largest image decoded (pixels): a header claiming more is refused before any pixel is
+# allocated (PIL's own bomb check fires only at 2x its 89M-pixel warning limit).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def _check_pixels(im: Image.Image, path: Path, what: str) -> None:
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"{what} header claims {im.width}x{im.height} pixels, over the limit of "
+            f"{MAX_IMAGE_PIXELS:,} (psc_eval.data.base.MAX_IMAGE_PIXELS), {path}, "
+            "downscale or remove the file"
+        )
+
+
 def decode_image(path: str | Path) -> tuple[np.ndarray | None, str | None]:
     """Decode an image file by content -> (uint8 HxWx3 RGB, None) or (None, skip reason).
 
@@ -54,6 +68,7 @@ def decode_image(path: str | Path) -> tuple[np.ndarray | None, str | None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
+                _check_pixels(im, path, "image")
                 im.load()
                 mode = im.mode
                 if mode in _GRAY_MODES:
@@ -65,7 +80,8 @@ def decode_image(path: str | Path) -> tuple[np.ndarray | None, str | None]:
                 elif im.mode != "RGB":
                     im = im.convert("RGB")
                 arr = np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as e:
         raise DataError(
             f"cannot decode image ({type(e).__name__}: {e}), {path}, "
             "replace or remove the corrupt file"
@@ -89,6 +105,7 @@ def decode_mask(
         raise DataError(f"mask file not found, {path}, check the dataset's mask folder")
     try:
         with Image.open(path) as im:
+            _check_pixels(im, path, "mask")
             im.load()
             if im.mode not in ("P", "L"):
                 raise DataError(
@@ -96,7 +113,7 @@ def decode_mask(
                     "use palette-index (P) or L masks holding class indices"
                 )
             m = np.asarray(im, dtype=np.uint8).astype(np.int64)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(
             f"cannot decode mask ({type(e).__name__}), {path}, replace the corrupt file"
         ) from None

@@ -38,6 +38,8 @@ Splits: ``train`` (default 4000 images) and ``val`` (default 500). Default size 
 
 from __future__ import annotations
 
+import zipfile
+
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +241,8 @@ class ToyDataset(SegDataset):
                     arrays = (z["rgb"], z["mask"], z["scene"], z["lab"])
                 if arrays[0].shape != (self._n_rendered, self.size, self.size, 3):
                     raise ValueError("stale cache")
-            except (OSError, KeyError, ValueError, EOFError):
-                arrays = self._render_all(path)
+            except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+                arrays = self._render_all(path)  # missing, truncated or stale: render again
             self._arrays = arrays
         return self._arrays
 

@@ -257,3 +257,27 @@ def test_epoch_order_and_memory_cache():
         s, ref = cache[i], ds[i]
         for k in ("rgb", "L", "ab", "mask"):
             assert s[k].dtype == ref[k].dtype and torch.equal(s[k], ref[k])
+
+
+def test_resume_falls_back_to_the_newest_complete_checkpoint(tmp_path, capsys):
+    m, tr = _two_players(tmp_path / "full")
+    tr.fit()
+    _, part = _two_players(tmp_path / "run")
+    part.fit(stop_after_steps=3)  # epoch 1 done: epoch-0001.pt and last.pt
+    run = tmp_path / "run"
+    # killed between writing epoch-0001.pt and last.pt of a first epoch: no last.pt
+    (run / "last.pt").unlink()
+    _, again = _two_players(run)
+    again.fit(resume="last")
+    assert "last.pt is missing; resuming from" in capsys.readouterr().out
+    a, b = tr.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a damaged last.pt (truncated by a crash of the disk, say) falls back as well
+    data = (run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(data[: len(data) // 2])
+    _, more = _two_players(run)
+    more.fit(resume="last")
+    assert "last.pt is damaged; resuming from" in capsys.readouterr().out
+    # nothing at all to resume: one clear error
+    with pytest.raises(WeightsError, match="no checkpoint to resume"):
+        _two_players(tmp_path / "empty")[1].fit(resume="last")
