@@ -39,7 +39,6 @@ Splits: ``train`` (default 4000 images) and ``val`` (default 500). Default size 
 from __future__ import annotations
 
 import zipfile
-
 from pathlib import Path
 
 import numpy as np

@@ -10,6 +10,9 @@ import torch
 from psc_eval.models.commands import train_colorizer
 from torch import nn
 
+from psc_eval.checkpoint import load_checkpoint
+from psc_eval.errors import ConfigError, PscError, WeightsError
+from psc_eval.io import sha256_file
 from psc_eval.training import (
     LoopConfig,
     MemoryCache,
@@ -19,10 +22,6 @@ from psc_eval.training import (
     epoch_order,
     step_generator,
 )
-
-from psc_eval.checkpoint import load_checkpoint
-from psc_eval.errors import ConfigError, PscError, WeightsError
-from psc_eval.io import sha256_file
 
 TINY_TOML = """
 [model]
@@ -260,7 +259,7 @@ def test_epoch_order_and_memory_cache():
 
 
 def test_resume_falls_back_to_the_newest_complete_checkpoint(tmp_path, capsys):
-    m, tr = _two_players(tmp_path / "full")
+    _, tr = _two_players(tmp_path / "full")
     tr.fit()
     _, part = _two_players(tmp_path / "run")
     part.fit(stop_after_steps=3)  # epoch 1 done: epoch-0001.pt and last.pt
