@@ -37,7 +37,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
+
+from psc_eval.progress import bar as progress_bar
 
 from .dmol import N_CHANNELS, draw_mixture_noise, sample_rows_with_noise
 from .pixelcnn import ConditionalPixelCNNpp
@@ -113,7 +114,7 @@ def sample_naive(
     gumbel, logistic = _noise(net, cond, generator, temperature)
     x = torch.zeros(B, N_CHANNELS, H, W, dtype=cond.dtype, device=cond.device)
     n = H * W if max_pixels is None else min(max_pixels, H * W)
-    for t in tqdm(range(n), desc="sampling (naive)", disable=not progress, leave=False):
+    for t in progress_bar(range(n), desc="sampling (naive)", disable=not progress, leave=False):
         i, j = divmod(t, W)
         params = net(x, cond)  # (B, 6K, H, W): the whole canvas, for one pixel
         x[:, :, i, j] = sample_rows_with_noise(
@@ -257,7 +258,7 @@ def sample_cached(
 
     out = torch.zeros(B, N_CHANNELS, H, W, device=dev, dtype=dt)
     n = H * W if max_pixels is None else min(max_pixels, H * W)
-    bar = tqdm(total=n, desc="sampling (cached)", disable=not progress, leave=False)
+    bar = progress_bar(total=n, desc="sampling (cached)", disable=not progress, leave=False)
     for i in range(min(H, -(-n // W))):
         # ---- vertical stack, the whole row i: it depends on rows < i only
         if i == 0:  # down_shift feeds zeros (no bias) into the first row

@@ -52,6 +52,7 @@ from .data.base import collate
 from .dist import dist_info, resolve_device
 from .errors import ConfigError, PscError, WeightsError
 from .io import atomic_write, ensure_dir
+from .progress import bar as progress_bar
 from .registry import Registry
 
 # Trainable methods: ``psc-eval train --colorizer NAME`` calls the entry as
@@ -473,8 +474,6 @@ class Trainer:
 
     def _train_epoch(self, wrapped: nn.Module, stop_at: int | None) -> bool:
         """Continue the current epoch from ``running.pos``; False if stopped at ``stop_at``."""
-        from tqdm.auto import tqdm
-
         n = len(self.dataset)
         order = epoch_order(n, self.cfg.seed, self.epoch)
         w = self.info.world_size
@@ -482,7 +481,7 @@ class Trainer:
         bs = self.cfg.batch_size
         rest = order[self.running.pos * bs:].tolist()
         self.model.train()
-        bar = tqdm(self._loader(self.dataset, rest), disable=not self.progress, leave=False,
+        bar = progress_bar(self._loader(self.dataset, rest), disable=not self.progress, leave=False,
                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                    total=self.steps_per_epoch, initial=self.running.pos)
         every = self.cfg.checkpoint_every

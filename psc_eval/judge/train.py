@@ -43,6 +43,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_json
 from ..metrics import ConfusionMatrix
 from ..paths import judge_weights_path
+from ..progress import bar as progress_bar
 from ..training import LAST, LoopConfig, MemoryCache, Optim, Trainer, TrainMethod
 from .segmenter import Segmenter, load_segmenter
 
@@ -171,7 +172,7 @@ def evaluate_judge(seg: Segmenter, data, batch_size: int = 32, workers: int = 0,
     cms = {"color": ConfusionMatrix(seg.num_classes), "gray": ConfusionMatrix(seg.num_classes)}
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False,
                                          num_workers=workers, collate_fn=collate)
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for batch in progress_bar(loader, desc=desc, unit="batch", leave=False):
         if batch["rgb"] is None:
             continue
         rgb, mask = batch["rgb"], batch["mask"]

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from .. import __version__
 from ..color import lab_parts_to_rgb, rgb_to_lab, to_uint8
@@ -37,6 +36,7 @@ from ..data import get_dataset
 from ..data.base import SegDataset
 from ..errors import PscError
 from ..io import atomic_write, atomic_write_json, ensure_dir, sha256_file
+from ..progress import bar as progress_bar
 from .store import MANIFEST, RESPONSES, SCHEMA, STIMULI
 
 WRONG_KINDS = ("hue-rotated-180", "channel-cycled")
@@ -201,7 +201,7 @@ def create_study(
             trials[tid] = {**info, "stimulus": name, "sha256": sha256_file(path)}
 
         total = len(cfg.methods) * math.ceil(len(test_imgs) / cfg.batch_size) + bool(vig_imgs)
-        bar = tqdm(total=total, desc="rendering stimuli", unit="batch", disable=not progress)
+        bar = progress_bar(total=total, desc="rendering stimuli", unit="batch", disable=not progress)
         for m, col in colorizers.items():
             w_sha = getattr(col, "weights_sha256", None)
             if w_sha is None and m in cfg.weights:
