@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -306,11 +307,43 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+# Connections served at once; more wait in the listen backlog until a thread is free.
+MAX_CONNECTIONS = 64
+_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
 class _Server(ThreadingHTTPServer):
     # The stdlib default listen backlog (5) resets connections when a room of observers
     # (or several tabs) answer at the same moment.
     request_queue_size = 128
     daemon_threads = True
+
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()  # at most MAX_CONNECTIONS threads; the rest wait to be accepted
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not an error of the server: say nothing. Anything
+        else is one line on stderr, never a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _DISCONNECTS):
+            return
+        print(f"psc-eval study: request from {client_address[0]} failed "
+              f"({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
 class StudyServer:

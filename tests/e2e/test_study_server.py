@@ -325,3 +325,36 @@ def test_failed_write_is_reported_and_the_next_answer_starts_clean(server, study
     assert st == 200 and out["answered"] == 1
     log = read_responses(study_dir / RESPONSES)
     assert [r["trial"] for r in log.records] == [t0] and log.bad_lines == 1
+
+
+def test_connections_are_capped_and_disconnects_print_nothing(study_dir, monkeypatch, capsys):
+    import socket
+    import time
+
+    from psc_eval.study import server as server_mod
+
+    monkeypatch.setattr(server_mod, "MAX_CONNECTIONS", 1)
+    with StudyServer(study_dir, host="127.0.0.1", port=0) as srv:
+        idle = socket.create_connection(("127.0.0.1", srv.port))  # holds the only slot
+        time.sleep(0.2)
+        got = {}
+        t = threading.Thread(target=lambda: got.update(r=request(srv, "GET", "/api/config")))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive() and not got  # waits for a free slot, no thread of its own
+        idle.close()
+        t.join(10)
+        assert got["r"][0] == 200
+        # a client that vanishes while the server writes: nothing on the console
+        try:
+            raise BrokenPipeError(32, "Broken pipe")
+        except BrokenPipeError:
+            srv.httpd.handle_error(None, ("127.0.0.1", 1))
+        try:
+            raise ValueError("odd")
+        except ValueError:
+            srv.httpd.handle_error(None, ("127.0.0.1", 1))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "psc-eval study: request from 127.0.0.1 failed (ValueError: odd)"]
