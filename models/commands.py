@@ -151,7 +151,7 @@ def write_samples(
 
     The samples are joined with the ORIGINAL L, as the harness does.
     """
-    from psc_eval.colorizer import check_n_samples, get_colorizer
+    from psc_eval.colorizer import check_ab, check_n_samples, get_colorizer
     from psc_eval.io import atomic_write, ensure_dir
 
     col = get_colorizer(colorizer, dataset=dataset, weights=weights, device=device,
@@ -163,6 +163,7 @@ def write_samples(
     g = torch.Generator(device="cpu").manual_seed(seed)
     with torch.no_grad():
         ab = col.colorize(batch["L"], n, generator=g)  # (B,n,2,H,W)
+    ab = check_ab(ab, batch["ids"], n, colorizer)  # NaN / out-of-range: one line, no grid
     L = batch["L"]
     tiles = [lab_parts_to_rgb(L, torch.zeros_like(batch["ab"]))]
     tiles += [lab_parts_to_rgb(L, ab[:, k].to(L.dtype)) for k in range(ab.shape[1])]

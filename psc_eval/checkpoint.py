@@ -45,6 +45,57 @@ def load_checkpoint(path: str | Path, hint: str = "", map_location: str = "cpu")
         ) from None
 
 
+def require_keys(ck: Any, keys: tuple[str, ...], path: str | Path, hint: str) -> dict[str, Any]:
+    """A checkpoint dict holding ``keys``, or one line naming what is missing."""
+    if not isinstance(ck, dict):
+        raise WeightsError(f"checkpoint holds a {type(ck).__name__}, not a checkpoint dict, "
+                           f"{path}, {hint}")
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        raise WeightsError(f"checkpoint has no {', '.join(map(repr, missing))}, {path}, {hint}")
+    return ck
+
+
+def load_state_dict_checked(module: torch.nn.Module, sd: Any, path: str | Path, what: str,
+                            hint: str, num_classes: int | None = None) -> None:
+    """Load ``sd`` into ``module`` or raise one WeightsError line: not a dict of tensors,
+    missing / unexpected keys, shape or dtype mismatches, or non-finite values (NaN
+    weights would give silently wrong numbers: they are refused where they enter)."""
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        kind = type(sd).__name__ if not isinstance(sd, dict) else "dict with non-tensor values"
+        raise WeightsError(f"weights of {what} are a {kind}, not a state dict, {path}, {hint}")
+    own = module.state_dict()
+    # BatchNorm step counters carry no weights; published files may or may not hold them
+    skip = lambda k: k.endswith("num_batches_tracked")  # noqa: E731
+    missing = [k for k in own if k not in sd and not skip(k)]
+    unexpected = [k for k in sd if k not in own and not skip(k)]
+    shapes = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own
+              if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    dtypes = [k for k in own if k in sd and sd[k].is_floating_point() != own[k].is_floating_point()]
+    if missing or unexpected or shapes or dtypes:
+        parts = [f"{len(missing)} missing keys", f"{len(unexpected)} unexpected keys"]
+        if missing:
+            parts.append(f"first missing {missing[0]}")
+        if unexpected:
+            parts.append(f"first unexpected {unexpected[0]}")
+        if shapes:
+            k, got, want = shapes[0]
+            parts.append(f"{len(shapes)} shape mismatches, first {k} {list(got)} vs {list(want)}")
+            if num_classes is not None and got and want and got[0] != want[0] \
+                    and k.endswith(("weight", "bias")):
+                parts.append(f"file has {got[0]} classes? asked for {num_classes}")
+        if dtypes:
+            parts.append(f"{len(dtypes)} dtype mismatches, first {dtypes[0]} "
+                         f"{sd[dtypes[0]].dtype} vs {own[dtypes[0]].dtype}")
+        raise WeightsError(f"weights do not fit {what} ({'; '.join(parts)}), {path}, {hint}")
+    bad = [k for k, v in sd.items() if k in own and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"weights of {what} hold NaN or infinite values ({len(bad)} tensors, "
+                           f"first {bad[0]}), {path}, retrain or restore the file")
+    module.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
+
+
 def weights_sha256(path: str | Path | None) -> str | None:
     return None if path is None else sha256_file(path)
 

@@ -47,7 +47,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    load_checkpoint,
+    load_state_dict_checked,
+    require_keys,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .data.base import collate
 from .dist import dist_info, resolve_device
 from .errors import ConfigError, PscError, WeightsError
@@ -377,8 +384,11 @@ class Trainer:
         return None
 
     def _resume(self, path: Path, ck: dict[str, Any] | None = None) -> None:
+        hint = "pass a checkpoint written by this command to --resume"
         if ck is None:
-            ck = load_checkpoint(path, hint="pass an existing checkpoint to --resume")
+            ck = load_checkpoint(path, hint=hint)
+        require_keys(ck, ("kind", "config", "model", "step", "epoch", "history", "rng"), path,
+                     hint)
         if ck.get("kind") != self.method.kind:
             raise WeightsError(
                 f"checkpoint kind {ck.get('kind')!r} is not {self.method.kind!r}, {path}, "
@@ -390,6 +400,9 @@ class Trainer:
                     f"checkpoint has {key}={ck.get(key)!r} but this run has {self.meta[key]!r}, "
                     f"{path}, resume the matching run or train without --resume in another folder"
                 )
+        if not isinstance(ck["config"], dict):
+            raise WeightsError(f"checkpoint's config is a {type(ck['config']).__name__}, "
+                               f"{path}, {hint}")
         diff = [k for k in config_diff(ck["config"], self.config)
                 if k not in self.method.resumable_keys]
         if diff:
@@ -397,24 +410,37 @@ class Trainer:
                 f"resuming with a changed config ({', '.join(diff)}), {path}, "
                 "rerun with the checkpoint's config or train into another folder"
             )
-        self.model.load_state_dict(ck["model"])
+        what = f"this {self.method.kind}"
+        load_state_dict_checked(self.model, ck["model"], path, what, hint)
         if self.ema is not None:
-            self.ema.load_state_dict(ck["ema"])
-        opts = ck.get("optimizers") or [ck["optimizer"]]  # "optimizer": single-optimiser format
+            load_state_dict_checked(self.ema, ck.get("ema"), path, f"{what}'s averaged weights",
+                                    hint)
+        # "optimizer" / "scheduler": the single-optimiser format of earlier checkpoints
+        opts = ck.get("optimizers") or ([ck["optimizer"]] if "optimizer" in ck else [])
         scheds = ck.get("schedulers") or [ck.get("scheduler")] * len(opts)
-        if len(opts) != len(self.optims):
-            raise WeightsError(f"checkpoint has {len(opts)} optimisers, this method "
-                               f"{len(self.optims)}, {path}, resume a checkpoint of this method")
-        for o, so, ss in zip(self.optims, opts, scheds):
-            o.optimizer.load_state_dict(so)
-            if o.scheduler is not None and ss is not None:
-                o.scheduler.load_state_dict(ss)
-        self.step, self.epoch = int(ck["step"]), int(ck["epoch"])
-        r = ck.get("running") or {}
-        self.running = _Running(int(r.get("pos", 0)), dict(r.get("sums", {})),
-                                int(r.get("count", 0)))
-        self.history = [dict(row) for row in ck["history"]]
-        set_rng_state(ck["rng"])
+        if len(opts) != len(self.optims) or len(scheds) != len(opts):
+            raise WeightsError(f"checkpoint has {len(opts)} optimiser states, this method "
+                               f"{len(self.optims)}, {path}, {hint}")
+        try:
+            for o, so, ss in zip(self.optims, opts, scheds):
+                o.optimizer.load_state_dict(so)
+                if o.scheduler is not None and ss is not None:
+                    o.scheduler.load_state_dict(ss)
+            set_rng_state(ck["rng"])
+            step, epoch = int(ck["step"]), int(ck["epoch"])
+            r = ck.get("running") or {}
+            running = _Running(int(r.get("pos", 0)), {str(k): float(v) for k, v in
+                                                      dict(r.get("sums", {})).items()},
+                               int(r.get("count", 0)))
+            history = [dict(row) for row in ck["history"]]
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError,
+                IndexError) as e:
+            raise WeightsError(f"checkpoint's training state is damaged "
+                               f"({type(e).__name__}), {path}, {hint}") from None
+        if step < 0 or epoch < 0 or running.pos < 0:
+            raise WeightsError(f"checkpoint's step {step} / epoch {epoch} is negative, {path}, "
+                               f"{hint}")
+        self.step, self.epoch, self.running, self.history = step, epoch, running, history
 
     # --- steps ---------------------------------------------------------------------------
     @torch.no_grad()

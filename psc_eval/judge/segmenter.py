@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint import load_state_dict_checked
 from ..errors import ConfigError, WeightsError
 from ..io import sha256_file
 from .registry import CAFFE_BGR, IMAGENET, SegmenterSpec, get_spec, weights_hint
@@ -166,35 +167,6 @@ def _state_dict_of(obj: Any, path: Path, name: str, hint: str) -> dict[str, Tens
     return obj
 
 
-def load_state_dict_strict(module: nn.Module, sd: dict[str, Tensor], path: Path, name: str,
-                           num_classes: int, hint: str) -> None:
-    """Load or raise one line counting missing / unexpected keys and shape mismatches."""
-    own = module.state_dict()
-    # BatchNorm step counters carry no weights; published files may or may not hold them
-    skip = lambda k: k.endswith("num_batches_tracked")
-    missing = [k for k in own if k not in sd and not skip(k)]
-    unexpected = [k for k in sd if k not in own and not skip(k)]
-    shapes = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own
-              if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = [f"{len(missing)} missing keys", f"{len(unexpected)} unexpected keys"]
-        if missing:
-            parts.append(f"first missing {missing[0]}")
-        if unexpected:
-            parts.append(f"first unexpected {unexpected[0]}")
-        if shapes:
-            k, got, want = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatches, first {k} {list(got)} vs {list(want)}")
-            if got and want and got[0] != want[0] and k.endswith(("weight", "bias")):
-                parts.append(f"file has {got[0]} classes? asked for {num_classes}")
-        raise WeightsError(
-            f"weights do not fit {name} with {num_classes} classes ({'; '.join(parts)}), "
-            f"{path}, {hint}"
-        )
-    sd = {k: v for k, v in sd.items() if k in own}
-    module.load_state_dict(sd, strict=False)
-
-
 def load_segmenter(
     name: str,
     weights: str | Path | None = None,
@@ -238,7 +210,8 @@ def load_segmenter(
                 f"cannot read weights ({type(e).__name__}), {path}, {hint}"
             ) from None
         sd = _state_dict_of(obj, path, name, hint)
-        load_state_dict_strict(module, sd, path, name, num_classes, hint)
+        load_state_dict_checked(module, sd, path, f"{name} with {num_classes} classes", hint,
+                                num_classes)
     else:
         module, pad = _build(spec, num_classes, multiscale)
     config = {

@@ -68,3 +68,23 @@ def test_cli_refuses_speed_options_for_a_judge_without_configure(monkeypatch, tm
               "--size", "32", "--limit", "2", "--precision", "bf16", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "has no configure()" in err[0]
+
+
+def test_nan_or_misshapen_judge_weights_are_refused_where_they_enter(tmp_path):
+    from psc_eval.errors import WeightsError
+    from psc_eval.judge import load_segmenter
+
+    seg = load_segmenter("deeplabv3plus-resnet18", None, num_classes=10)
+    sd = {k: v.clone() for k, v in seg.module.state_dict().items()}
+    k = next(k for k, v in sd.items() if v.is_floating_point() and v.ndim == 4)
+    bad = dict(sd)
+    bad[k] = bad[k].clone()
+    bad[k].view(-1)[0] = float("nan")
+    torch.save(bad, tmp_path / "nan.pt")
+    with pytest.raises(WeightsError, match=r"hold NaN or infinite values \(1 tensors, first "):
+        load_segmenter("deeplabv3plus-resnet18", tmp_path / "nan.pt", num_classes=10)
+    bad = dict(sd)
+    bad[k] = bad[k].to(torch.int64)
+    torch.save(bad, tmp_path / "int.pt")
+    with pytest.raises(WeightsError, match="1 dtype mismatches"):
+        load_segmenter("deeplabv3plus-resnet18", tmp_path / "int.pt", num_classes=10)
