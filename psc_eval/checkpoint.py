@@ -7,10 +7,13 @@ atomically and read back with ``weights_only=True`` (no pickled code)::
      "config": {...resolved config...}, "model": state_dict, ...anything else}
 
 RNG states are stored as tensors so a resumed run continues the same random stream.
+``save_checkpoint`` adds a ``"digest"`` of the content, which ``load_checkpoint`` checks
+(torch.load verifies no checksum: a damaged weight would otherwise load silently).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,34 @@ from .io import atomic_write, sha256_file
 CHECKPOINT_FORMAT = 1
 
 
+def content_digest(obj: Any) -> str:
+    """sha256 over every value of a checkpoint (tensors by dtype, shape and bytes; other
+    values by repr), in order. torch.load checks no checksum, so a flipped bit in a
+    weight would load silently; the digest stored at save time catches it."""
+    h = hashlib.sha256()
+
+    def walk(x: Any, key: str) -> None:
+        h.update(key.encode())
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"{t.dtype}{tuple(x.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{key}/{k}")
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{key}[{i}]")
+        else:
+            h.update(repr(x).encode())
+
+    walk(obj, "")
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     state = {"format": CHECKPOINT_FORMAT, **state}
+    state["digest"] = content_digest(state)
     return atomic_write(path, lambda f: torch.save(state, f))
 
 
@@ -37,12 +66,26 @@ def load_checkpoint(path: str | Path, hint: str = "", map_location: str = "cpu")
             f"checkpoint not found, {path}, {hint or 'check the path or train the model first'}"
         )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt, truncated, or pickled code
         raise WeightsError(
             f"cannot read checkpoint ({type(e).__name__}), {path}, "
             f"{hint or 'the file is corrupt or not a torch checkpoint; retrain or re-download it'}"
         ) from None
+    return verify_digest(ck, path, hint)
+
+
+def verify_digest(ck: Any, path: str | Path, hint: str = "") -> Any:
+    """Check (and drop) the content digest of a checkpoint written by save_checkpoint;
+    files without one (published weights) pass unchanged."""
+    if isinstance(ck, dict) and "digest" in ck:
+        stored = ck.pop("digest")
+        if stored != content_digest(ck):
+            raise WeightsError(
+                f"checkpoint content does not match its stored digest (the file is damaged), "
+                f"{path}, {hint or 'retrain or restore the file'}"
+            )
+    return ck
 
 
 def require_keys(ck: Any, keys: tuple[str, ...], path: str | Path, hint: str) -> dict[str, Any]:

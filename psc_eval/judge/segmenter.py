@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint import load_state_dict_checked
+from ..checkpoint import load_state_dict_checked, verify_digest
 from ..errors import ConfigError, WeightsError
 from ..io import sha256_file
 from .registry import CAFFE_BGR, IMAGENET, SegmenterSpec, get_spec, weights_hint
@@ -209,7 +209,7 @@ def load_segmenter(
             raise WeightsError(
                 f"cannot read weights ({type(e).__name__}), {path}, {hint}"
             ) from None
-        sd = _state_dict_of(obj, path, name, hint)
+        sd = _state_dict_of(verify_digest(obj, path, hint), path, name, hint)
         load_state_dict_checked(module, sd, path, f"{name} with {num_classes} classes", hint,
                                 num_classes)
     else:
