@@ -10,6 +10,13 @@ The Polyak-averaged weights (checkpoint key ``"ema"``) are used.
 Weights: ``weights=PATH`` or, by default, ``colorizer_dir(dataset, name)/last.pt``
 (``$PSC_HOME/models/<dataset>/<name>/last.pt``). ``psc-embedding`` decodes the
 ``ours`` checkpoint's embedding mixture.
+
+Random weights (the registry's contract, see ``psc_eval.colorizer.Colorizer``):
+``weights="random"`` reads no file and builds the network of ``config`` (``"toy"`` by
+default, ``"paper"`` or a TOML path) with ``num_classes`` classes (default: the
+dataset's), initialised under ``torch.manual_seed(seed)``. It reports
+``weights_sha256 = None`` and ``config["weights"] == "random"``: for tests and smoke
+runs, never a trained model's result.
 """
 
 from __future__ import annotations
@@ -21,15 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..checkpoint import load_checkpoint
-from ..color import AB_MAX, AB_MIN, denormalize_ab
-from ..colorizer import check_L, check_n_samples
-from ..errors import ConfigError, WeightsError
-from ..io import sha256_file
-from ..paths import colorizer_dir
-from .config import config_from_checkpoint
-from .network import PSCNet, embedding_mode
+from psc_eval.checkpoint import load_checkpoint, load_state_dict_checked, require_keys
+from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
+from psc_eval.colorizer import RANDOM_WEIGHTS, check_L, check_n_samples
+from psc_eval.errors import ConfigError, WeightsError
+from psc_eval.io import sha256_file
+from psc_eval.paths import colorizer_dir
 from psc_eval.training import LAST
+
+from .config import config_from_checkpoint, load_config, resolve_variant
+from .network import PSCNet, embedding_mode
 
 SAMPLERS = ("cached", "naive")
 
@@ -53,6 +61,9 @@ class _PSCBase:
         device: str = "cpu",
         sampler: str = "cached",
         temperature: float = 1.0,
+        config: str = "toy",
+        num_classes: int | None = None,
+        seed: int = 0,
         **_: Any,
     ):
         if sampler not in SAMPLERS:
@@ -60,6 +71,28 @@ class _PSCBase:
         if not temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}, in --temperature, "
                               "use e.g. 1.0")
+        self.device = torch.device(device)
+        if weights == RANDOM_WEIGHTS:
+            self.net, net_config, self.num_classes = self._random_net(
+                dataset, config, num_classes, seed)
+            self.weights_path = None
+            self.weights_sha256 = None
+        else:
+            self.net, net_config, self.num_classes, path = self._load_net(dataset, weights)
+            self.weights_path = str(path)
+            self.weights_sha256 = sha256_file(path)
+        self.net.to(self.device).eval()
+        # sampling options belong to the colorizer's identity (results, evaluation cache keys)
+        self.config = {**net_config, "sampling": {"sampler": sampler,
+                                                  "temperature": float(temperature)}}
+        self.sampler = sampler
+        self.temperature = float(temperature)
+
+    def _load_net(self, dataset: str, weights: str | Path | None
+                  ) -> tuple[PSCNet, dict[str, Any], int, Path]:
+        """The trained network: its EMA weights, stored config and number of classes."""
+        from .commands import build_net
+
         path = Path(weights) if weights else default_weights(dataset, self.weights_variant)
         if not path.is_file():
             cfg = "toy" if dataset == "toy" else "paper"
@@ -68,28 +101,41 @@ class _PSCBase:
                 f"psc-eval train --colorizer {self.weights_variant} --dataset {dataset} "
                 f"--config {cfg}"
             )
-        ck = load_checkpoint(path)
+        hint = (f"pass a checkpoint of '{self.weights_variant}' "
+                f"(psc-eval train --colorizer {self.weights_variant})")
+        ck = require_keys(load_checkpoint(path, hint=hint), ("kind", "config", "num_classes",
+                                                             "ema"), path, hint)
         if ck.get("kind") != "colorizer" or ck.get("variant") != self.weights_variant:
             raise WeightsError(
                 f"checkpoint is of {ck.get('variant')!r} (kind {ck.get('kind')!r}), not "
-                f"{self.weights_variant!r}, {path}, pass a checkpoint of "
-                f"'{self.weights_variant}' (psc-eval train --colorizer {self.weights_variant})"
+                f"{self.weights_variant!r}, {path}, {hint}"
             )
+        if not isinstance(ck["config"], dict) or not isinstance(ck["num_classes"], int) \
+                or ck["num_classes"] < 1:
+            raise WeightsError(f"checkpoint's config or num_classes is damaged, {path}, {hint}")
+        try:
+            cfg = config_from_checkpoint(ck["config"], str(path))
+        except (KeyError, TypeError, AttributeError):
+            raise WeightsError(f"checkpoint's config is incomplete, {path}, {hint}") from None
+        net = build_net(self.weights_variant, cfg, ck["num_classes"])
+        load_state_dict_checked(net, ck["ema"], path, f"{self.weights_variant}'s averaged "
+                                "weights", hint)
+        return net, ck["config"], ck["num_classes"], path
+
+    def _random_net(self, dataset: str, config: str, num_classes: int | None, seed: int
+                    ) -> tuple[PSCNet, dict[str, Any], int]:
+        """``weights="random"``: the network of ``config``, seeded, no file read."""
+        from psc_eval.data import DATASETS
+
         from .commands import build_net
 
-        cfg = config_from_checkpoint(ck["config"], str(path))
-        self.device = torch.device(device)
-        self.net: PSCNet = build_net(self.weights_variant, cfg, int(ck["num_classes"]))
-        self.net.load_state_dict(ck["ema"])
-        self.net.to(self.device).eval()
-        # sampling options belong to the colorizer's identity (results, evaluation cache keys)
-        self.config = {**ck["config"], "sampling": {"sampler": sampler,
-                                                    "temperature": float(temperature)}}
-        self.num_classes = int(ck["num_classes"])
-        self.weights_path = str(path)
-        self.weights_sha256 = sha256_file(path)
-        self.sampler = sampler
-        self.temperature = float(temperature)
+        cfg = resolve_variant(load_config(str(config)), self.weights_variant)
+        if num_classes is None:  # a dataset without classes (folder) gets one
+            num_classes = max(1, int(getattr(DATASETS.get(dataset), "num_classes", 0)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = build_net(self.weights_variant, cfg, num_classes)
+        return net, {**cfg.to_dict(), "weights": RANDOM_WEIGHTS, "init_seed": seed}, num_classes
 
     def _embed(self, L: Tensor) -> tuple[Tensor, Tensor | None]:
         size = self.net.cfg.input_size

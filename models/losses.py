@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..color import AB_MAX, AB_MIN, normalize_ab
-from ..data.base import IGNORE_INDEX
+from psc_eval.color import AB_MAX, AB_MIN, normalize_ab
+from psc_eval.data.base import IGNORE_INDEX
 
 
 def chroma_target(ab: Tensor, factor: int) -> Tensor:

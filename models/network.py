@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..color import normalize_L
+from psc_eval.color import normalize_L
+
 from .config import ModelConfig, generator_config
 from .dmol import mixture_nll_bits_per_dim
 from .losses import chroma_target, mask_target, seg_loss, weighted_total

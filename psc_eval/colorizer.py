@@ -5,9 +5,10 @@ L (B,1,H,W) in Lab units [0, 100] and ab (B,n_samples,2,H,W) in Lab units.
 The harness recombines ab with the ORIGINAL L and converts to RGB once, so no
 method can win by altering luminance.
 
-Registry: names map lazily to ``"module:attr"`` strings, so listing names imports
-no model code (timm's ``create_model`` and lm-evaluation-harness's registry are
-the pattern). ``get_colorizer("pkg.mod:Class")`` builds a user's own class.
+Registry: :data:`COLORIZERS` (a :class:`psc_eval.registry.Registry`) maps names lazily
+to ``"module:attr"`` strings, so listing names imports no model code (timm's
+``create_model`` and lm-evaluation-harness's registry are the pattern).
+``get_colorizer("pkg.mod:Class")`` builds a user's own class.
 
 Oracle colorizers (``gt``) set ``oracle = True``: the runner then passes the
 sample's true chroma as ``colorize(..., target_ab=ab)``. ``gt`` returns exactly
@@ -18,7 +19,6 @@ Lab -> RGB gamut clipping and uint8 rounding: the colour row of Fig. 8.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .color import AB_MAX, AB_MIN
 from .errors import ColorizerOutputError, PscError, UnknownNameError
+from .registry import Registry, import_attr
 
 # Lab units beyond the paper's [-127, 128] still accepted from a colorizer (bilinear
 # upsampling and float rounding overshoot a little); anything further is refused.
@@ -35,8 +36,27 @@ AB_SLACK = 2.0
 AB_LOW, AB_HIGH = AB_MIN - AB_SLACK, AB_MAX + AB_SLACK
 
 
+# ``weights=RANDOM_WEIGHTS``: build without any weights file (see the Colorizer protocol).
+RANDOM_WEIGHTS = "random"
+
+
 @runtime_checkable
 class Colorizer(Protocol):
+    """What the harness calls; a class built by name from :data:`COLORIZERS`.
+
+    Building: ``cls(dataset=..., weights=..., device=..., **options)`` (a class may name
+    fewer keywords; see :func:`build_colorizer`). Convention: a registered colorizer must
+    be buildable with ``weights='random'``: randomly initialised (seeded) weights, no file
+    on disk, a small size where it has a size option (the paper's models take
+    ``config="toy"`` or a TOML path, and ``num_classes``). Such an instance reports
+    ``weights_sha256 = None`` and ``config["weights"] == "random"`` so its results can
+    never pass for a trained model's. Colorizers without weights (``gray``, ``gt``)
+    ignore the keyword. ``tests/unit/test_colorizer_contract.py`` builds every
+    registered name this way and checks the contract: (B, n, 2, H, W) float ab inside
+    [AB_LOW, AB_HIGH], L untouched, seeded generators reproducible, ``n_samples > 1``
+    refused when ``stochastic`` is False.
+    """
+
     name: str
     stochastic: bool  # False: n_samples > 1 is refused
 
@@ -45,80 +65,47 @@ class Colorizer(Protocol):
     ) -> Tensor: ...
 
 
-# name -> "module:attr"; imported only when the colorizer is built.
-_LAZY: dict[str, str] = {
-    "gray": "psc_eval.colorizer:GrayColorizer",
-    "gt": "psc_eval.colorizer:GroundTruthColorizer",
-    "ours": "psc_eval.models.colorizer:PSC",
-    "psc-purple": "psc_eval.models.colorizer:PSCPurple",
-    "psc-purple-blue": "psc_eval.models.colorizer:PSCPurpleBlue",
-    "psc-film": "psc_eval.models.colorizer:PSCFiLM",
-    "psc-embedding": "psc_eval.models.colorizer:PSCEmbedding",
-}
-_DESCRIPTIONS: dict[str, str] = {
-    "gray": "reference: ab = 0 (the gray row of Fig. 8)",
-    "gt": "reference oracle: the true ab (the colour row of Fig. 8)",
-    "ours": "paper's final model: f + h + g, concatenation (Sec. 3.2.2)",
-    "psc-purple": "f + g, no semantics (Sec. 3.1)",
-    "psc-purple-blue": "f shares its trunk with h; g sees f only (Sec. 3.2.1)",
-    "psc-film": "f + h + g, feature-transform fusion (Sec. 3.2.2)",
-    "psc-embedding": "decode f's own mixture, no autoregression (Figs. 4, 6)",
-}
-_BUILT: dict[str, Callable[..., Any]] = {}
+# name -> "module:attr"; imported only when the colorizer is built (``psc-eval ls`` and
+# ``list_colorizers`` import no model code). A user's "pkg.mod:Class" also resolves.
+COLORIZERS = Registry("colorizer", allow_paths=True)
+for _name, _target, _what in (
+    ("gray", "psc_eval.colorizer:GrayColorizer", "reference: ab = 0 (the gray row of Fig. 8)"),
+    ("gt", "psc_eval.colorizer:GroundTruthColorizer",
+     "reference oracle: the true ab (the colour row of Fig. 8)"),
+    ("ours", "psc_eval.models.colorizer:PSC",
+     "paper's final model: f + h + g, concatenation (Sec. 3.2.2)"),
+    ("psc-purple", "psc_eval.models.colorizer:PSCPurple", "f + g, no semantics (Sec. 3.1)"),
+    ("psc-purple-blue", "psc_eval.models.colorizer:PSCPurpleBlue",
+     "f shares its trunk with h; g sees f only (Sec. 3.2.1)"),
+    ("psc-film", "psc_eval.models.colorizer:PSCFiLM",
+     "f + h + g, feature-transform fusion (Sec. 3.2.2)"),
+    ("psc-embedding", "psc_eval.models.colorizer:PSCEmbedding",
+     "decode f's own mixture, no autoregression (Figs. 4, 6)"),
+):
+    COLORIZERS.add(_name, _target, _what)
+
+# used by runner.py until it moves to psc_eval.registry.import_attr
+_import_attr = import_attr
 
 
 def register_colorizer(name: str, description: str = "") -> Callable:
     """Class decorator: ``@register_colorizer("mine")`` makes ``get_colorizer("mine")`` work."""
-
-    def deco(cls):
-        _BUILT[name] = cls
-        _LAZY.setdefault(name, f"{cls.__module__}:{cls.__qualname__}")
-        if description:
-            _DESCRIPTIONS[name] = description
-        return cls
-
-    return deco
+    return COLORIZERS.register(name, description)
 
 
 def list_colorizers() -> dict[str, str]:
-    """name -> one-line description; imports nothing heavy."""
-    return {n: _DESCRIPTIONS.get(n, "") for n in sorted(_LAZY)}
-
-
-def _import_attr(spec: str, what: str) -> Any:
-    mod_name, _, attr = spec.partition(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        raise UnknownNameError(
-            f"cannot import {what} module {mod_name!r} ({e}), in {spec!r}, "
-            "check the module path or install the package that provides it"
-        ) from None
-    try:
-        return getattr(mod, attr)
-    except AttributeError:
-        raise UnknownNameError(
-            f"module {mod_name!r} has no attribute {attr!r}, in {spec!r}, "
-            "check the attribute name after the colon"
-        ) from None
+    """name -> one-line description, in registration order; imports no model code."""
+    return COLORIZERS.list()
 
 
 def resolve_colorizer_class(name: str) -> Callable[..., Any]:
-    if name in _BUILT:
-        return _BUILT[name]
-    if name in _LAZY:
-        return _import_attr(_LAZY[name], "colorizer")
-    if ":" in name:
-        return _import_attr(name, "colorizer")
-    raise UnknownNameError(
-        f"unknown colorizer {name!r}, known: {', '.join(sorted(_LAZY))}, "
-        "run 'psc-eval ls' or pass a 'module:attr' path"
-    )
+    """The class (or factory) of a registry name or a ``module:attr`` path."""
+    return COLORIZERS.get(name)
 
 
 def get_colorizer(name: str, **kwargs: Any) -> Colorizer:
     """Build a colorizer by registry name or ``module:attr`` path."""
-    obj = resolve_colorizer_class(name)(**kwargs)
+    obj = COLORIZERS.build(name, **kwargs)
     if not hasattr(obj, "colorize"):
         raise UnknownNameError(
             f"{name!r} built an object without a colorize() method, in the registry, "

@@ -69,6 +69,9 @@ class Registry:
 
         return deco
 
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
@@ -102,12 +105,13 @@ class Registry:
         )
 
     def get(self, name: str) -> Any:
-        """The registered object (imported on first use and remembered)."""
-        if name not in self._entries and self.allow_paths and ":" in name:
-            return import_attr(name, self.kind)
-        target, desc = self._entries.get(name, (None, ""))
+        """The registered object (a ``"module:attr"`` entry is imported on first use and
+        remembered); with ``allow_paths`` an unregistered ``"module:attr"`` is imported."""
         if name not in self._entries:
+            if self.allow_paths and ":" in name:
+                return import_attr(name, self.kind)
             raise self.unknown(name)
+        target, desc = self._entries[name]
         if isinstance(target, str) and ":" in target:
             target = import_attr(target, self.kind)
             self._entries[name] = (target, desc)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 from .base import DEFAULT_SIZE, IGNORE_INDEX, Sample, SegDataset, collate
 
-_DATASETS: dict[str, tuple[str, str]] = {
-    "toy": ("psc_eval.data.toy:ToyDataset", "procedural scenes, 10 classes, no files (default)"),
-    "voc": ("psc_eval.data.voc:VOCDataset", "Pascal VOC 2012 (+ SBD train_aug), --root VOCdevkit"),
-    "cocostuff": (
-        "psc_eval.data.cocostuff:CocoStuffDataset",
-        "COCO-stuff 10k (.mat) or 164k (PNG maps), 182 classes, --root",
-    ),
-    "folder": ("psc_eval.data.folder:FolderDataset", "any image folder, no masks (psnr; not miou)"),
-}
+# name -> "module:attr" of the dataset class (imported when the dataset is opened).
+DATASETS = Registry("dataset")
+DATASETS.add("toy", "psc_eval.data.toy:ToyDataset",
+             "procedural scenes, 10 classes, no files (default)")
+DATASETS.add("voc", "psc_eval.data.voc:VOCDataset",
+             "Pascal VOC 2012 (+ SBD train_aug), --root VOCdevkit")
+DATASETS.add("cocostuff", "psc_eval.data.cocostuff:CocoStuffDataset",
+             "COCO-stuff 10k (.mat) or 164k (PNG maps), 182 classes, --root")
+DATASETS.add("folder", "psc_eval.data.folder:FolderDataset",
+             "any image folder, no masks (psnr; not miou)")
 
 
 def list_datasets() -> dict[str, str]:
-    return {k: v[1] for k, v in _DATASETS.items()}
+    """name -> one-line description (imports no dataset module)."""
+    return DATASETS.list()
 
 
 def get_dataset(
@@ -37,16 +38,12 @@ def get_dataset(
     (128, the paper's input, for real datasets; 64 for ``toy``, so that the whole toy
     benchmark trains on a laptop CPU with the paper's factor of 4 to the 16x16 generator).
     """
-    if name not in _DATASETS:
-        raise UnknownNameError(
-            f"unknown dataset {name!r}, known: {', '.join(_DATASETS)}, run 'psc-eval ls'"
-        )
-    mod, _, attr = _DATASETS[name][0].partition(":")
-    cls = getattr(importlib.import_module(mod), attr)
+    cls = DATASETS.get(name)
     return cls(root=root, split=split or cls.default_split, size=size or cls.default_size, **kwargs)
 
 
 __all__ = [
+    "DATASETS",
     "DEFAULT_SIZE",
     "IGNORE_INDEX",
     "Sample",

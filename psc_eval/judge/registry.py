@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UnknownNameError, WeightsError
+from ..errors import WeightsError
+from ..registry import Registry
 
 IMAGENET = "imagenet"  # (rgb - mean) / std, ImageNet statistics, RGB order
 CAFFE_BGR = "caffe-bgr"  # kazuto1011/deeplab-pytorch: BGR, 0-255, minus mean, no std
@@ -30,43 +31,43 @@ class SegmenterSpec:
     published: bool = False
 
 
-_SPECS: dict[str, SegmenterSpec] = {
-    s.name: s
-    for s in (
-        SegmenterSpec(
-            "deeplabv2-resnet101",
-            "DeepLab v2 ResNet-101, ASPP 6/12/18/24, OS 8; kazuto1011 checkpoints (paper's judge)",
-            "deeplabv2", CAFFE_BGR, published=True,
-        ),
-        SegmenterSpec(
-            "torchvision-deeplabv3-resnet101",
-            "torchvision DeepLabV3 ResNet-101, COCO_WITH_VOC_LABELS_V1 weights file (21 classes)",
-            "torchvision", IMAGENET, published=True,
-        ),
-        SegmenterSpec(
-            "deeplabv3-resnet101",
-            "smp DeepLabV3, ResNet-101 encoder, OS 8 (train with psc-eval train-judge)",
-            "smp", IMAGENET, {"cls": "DeepLabV3", "encoder": "resnet101"},
-        ),
-        SegmenterSpec(
-            "deeplabv3plus-resnet101",
-            "smp DeepLabV3+, ResNet-101 encoder, OS 16 (train with psc-eval train-judge)",
-            "smp", IMAGENET, {"cls": "DeepLabV3Plus", "encoder": "resnet101"},
-        ),
-        SegmenterSpec(
-            "deeplabv3plus-resnet18",
-            "smp DeepLabV3+, ResNet-18 encoder, ASPP rates 1/2/3 for small inputs (toy default)",
-            "smp", IMAGENET,
-            {"cls": "DeepLabV3Plus", "encoder": "resnet18", "decoder_atrous_rates": (1, 2, 3)},
-        ),
-        SegmenterSpec(
-            "deeplabv3-resnet18",
-            "smp DeepLabV3, ResNet-18 encoder, OS 8, ASPP rates 2/4/6 for small inputs",
-            "smp", IMAGENET,
-            {"cls": "DeepLabV3", "encoder": "resnet18", "decoder_atrous_rates": (2, 4, 6)},
-        ),
-    )
-}
+# name -> SegmenterSpec (plain data; the builders import smp / torchvision lazily).
+SEGMENTERS = Registry("segmenter", allow_paths=False, option="--segmenter (train-judge: --arch)")
+for _spec in (
+    SegmenterSpec(
+        "deeplabv2-resnet101",
+        "DeepLab v2 ResNet-101, ASPP 6/12/18/24, OS 8; kazuto1011 checkpoints (paper's judge)",
+        "deeplabv2", CAFFE_BGR, published=True,
+    ),
+    SegmenterSpec(
+        "torchvision-deeplabv3-resnet101",
+        "torchvision DeepLabV3 ResNet-101, COCO_WITH_VOC_LABELS_V1 weights file (21 classes)",
+        "torchvision", IMAGENET, published=True,
+    ),
+    SegmenterSpec(
+        "deeplabv3-resnet101",
+        "smp DeepLabV3, ResNet-101 encoder, OS 8 (train with psc-eval train-judge)",
+        "smp", IMAGENET, {"cls": "DeepLabV3", "encoder": "resnet101"},
+    ),
+    SegmenterSpec(
+        "deeplabv3plus-resnet101",
+        "smp DeepLabV3+, ResNet-101 encoder, OS 16 (train with psc-eval train-judge)",
+        "smp", IMAGENET, {"cls": "DeepLabV3Plus", "encoder": "resnet101"},
+    ),
+    SegmenterSpec(
+        "deeplabv3plus-resnet18",
+        "smp DeepLabV3+, ResNet-18 encoder, ASPP rates 1/2/3 for small inputs (toy default)",
+        "smp", IMAGENET,
+        {"cls": "DeepLabV3Plus", "encoder": "resnet18", "decoder_atrous_rates": (1, 2, 3)},
+    ),
+    SegmenterSpec(
+        "deeplabv3-resnet18",
+        "smp DeepLabV3, ResNet-18 encoder, OS 8, ASPP rates 2/4/6 for small inputs",
+        "smp", IMAGENET,
+        {"cls": "DeepLabV3", "encoder": "resnet18", "decoder_atrous_rates": (2, 4, 6)},
+    ),
+):
+    SEGMENTERS.add(_spec.name, _spec, _spec.description)
 
 # The judge each dataset is scored with unless --segmenter says otherwise.
 _DEFAULTS = {"toy": "deeplabv3plus-resnet18", "voc": "deeplabv2-resnet101",
@@ -75,15 +76,11 @@ DATASET_NUM_CLASSES = {"toy": 10, "voc": 21, "cocostuff": 182}
 
 
 def list_segmenters() -> dict[str, str]:
-    return {k: v.description for k, v in _SPECS.items()}
+    return SEGMENTERS.list()
 
 
 def get_spec(name: str) -> SegmenterSpec:
-    if name not in _SPECS:
-        raise UnknownNameError(
-            f"unknown segmenter {name!r}, known: {', '.join(_SPECS)}, run 'psc-eval ls'"
-        )
-    return _SPECS[name]
+    return SEGMENTERS.get(name)
 
 
 def default_segmenter(dataset: str) -> str:
