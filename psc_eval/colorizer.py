@@ -105,7 +105,24 @@ def resolve_colorizer_class(name: str) -> Callable[..., Any]:
 
 def get_colorizer(name: str, **kwargs: Any) -> Colorizer:
     """Build a colorizer by registry name or ``module:attr`` path."""
-    obj = COLORIZERS.build(name, **kwargs)
+    cls = COLORIZERS.get(name)
+    if not isinstance(cls, type):  # e.g. --colorizer os:system: never call arbitrary code
+        raise UnknownNameError(
+            f"{name!r} is a {type(cls).__name__}, not a colorizer class, in --colorizer, "
+            "point it at a class with a colorize(L, n_samples, *, generator) method"
+        )
+    if not callable(getattr(cls, "colorize", None)):
+        raise UnknownNameError(
+            f"{name!r} has no colorize() method, in --colorizer, "
+            "point it at a class implementing the Colorizer protocol"
+        )
+    try:
+        obj = cls(**kwargs)
+    except TypeError as e:
+        raise UnknownNameError(
+            f"colorizer {name!r} cannot be built with {sorted(kwargs)} ({e}), in --colorizer, "
+            "give its __init__ keyword arguments with defaults (or **kwargs)"
+        ) from None
     if not hasattr(obj, "colorize"):
         raise UnknownNameError(
             f"{name!r} built an object without a colorize() method, in the registry, "

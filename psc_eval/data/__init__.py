@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
 from ..registry import Registry
 from .base import DEFAULT_SIZE, IGNORE_INDEX, Sample, SegDataset, collate
 
@@ -39,7 +40,11 @@ def get_dataset(
     benchmark trains on a laptop CPU with the paper's factor of 4 to the 16x16 generator).
     """
     cls = DATASETS.get(name)
-    return cls(root=root, split=split or cls.default_split, size=size or cls.default_size, **kwargs)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
+        raise DataError(f"image size must be an integer >= 8, got {size!r}, in --size, "
+                        "use e.g. 128 (real data) or 64 (toy)")
+    return cls(root=root, split=split or cls.default_split,
+               size=cls.default_size if size is None else size, **kwargs)
 
 
 __all__ = [

@@ -45,13 +45,17 @@ _GRAY_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "1", "F"}
 MAX_IMAGE_PIXELS = 64_000_000
 
 
+def _too_large(path: Path, what: str, size: str = "") -> DataError:
+    return DataError(
+        f"{what} header claims {size or 'more'} pixels, over the limit of "
+        f"{MAX_IMAGE_PIXELS:,} (psc_eval.data.base.MAX_IMAGE_PIXELS), {path}, "
+        "downscale or remove the file"
+    )
+
+
 def _check_pixels(im: Image.Image, path: Path, what: str) -> None:
     if im.width * im.height > MAX_IMAGE_PIXELS:
-        raise DataError(
-            f"{what} header claims {im.width}x{im.height} pixels, over the limit of "
-            f"{MAX_IMAGE_PIXELS:,} (psc_eval.data.base.MAX_IMAGE_PIXELS), {path}, "
-            "downscale or remove the file"
-        )
+        raise _too_large(path, what, f"{im.width}x{im.height}")
 
 
 def decode_image(path: str | Path) -> tuple[np.ndarray | None, str | None]:
@@ -80,8 +84,9 @@ def decode_image(path: str | Path) -> tuple[np.ndarray | None, str | None]:
                 elif im.mode != "RGB":
                     im = im.convert("RGB")
                 arr = np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:  # PIL's own check, at open, for huge headers
+        raise _too_large(path, "image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(
             f"cannot decode image ({type(e).__name__}: {e}), {path}, "
             "replace or remove the corrupt file"
@@ -113,7 +118,9 @@ def decode_mask(
                     "use palette-index (P) or L masks holding class indices"
                 )
             m = np.asarray(im, dtype=np.uint8).astype(np.int64)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:
+        raise _too_large(path, "mask") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(
             f"cannot decode mask ({type(e).__name__}), {path}, replace the corrupt file"
         ) from None

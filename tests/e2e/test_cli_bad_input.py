@@ -253,3 +253,73 @@ def test_real_process_prints_one_line_and_no_traceback(tmp_path):
                        capture_output=True, text=True, check=False)
     assert_error(r.returncode, r.stderr, "cannot decode image", str(bad))
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["miou", "--colorizer", "gray", "--size", "0"], "image size must be an integer >= 8"),
+    (["sample", "--colorizer", "gray", "--size", "0", "--out", "x"], "image size must be"),
+    (["psnr", "--colorizer", "os:system", "--size", "16"], "is a builtin_function_or_method, "
+                                                           "not a colorizer class"),
+    (["train", "--colorizer", "ours", "--lr", "-1"], "train.lr=-1.0 must be finite and > 0"),
+    (["train", "--colorizer", "ours", "--lr", "nan"], "train.lr=nan must be finite and > 0"),
+    (["train", "--colorizer", "ours", "--size", "0"], "input size 0 is too small"),
+    (["train", "--colorizer", "ours", "--workers", "-1"], "workers must be >= 0, got -1"),
+    (["train", "--colorizer", "ours", "--device", "bogus"], "unknown device 'bogus'"),
+    (["train", "--colorizer", "nope"], "unknown trainable colorizer 'nope'"),
+    (["train-judge", "--lr", "0"], "learning rate 0.0, in --lr"),
+    (["train-judge", "--lr", "inf"], "learning rate inf, in --lr"),
+])
+def test_options_checked_where_they_enter(argv, expect, tmp_path, monkeypatch, capsys):
+    from psc_eval.cli import main
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("psc-eval: error: ") and expect in lines[0], err
+    assert not (tmp_path / "models").exists()
+
+
+def test_toml_not_utf8_is_one_line(tmp_path, monkeypatch, capsys):
+    from psc_eval.cli import main
+
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes("# caf\xe9\n[train]\nepochs = 1\n".encode("latin-1"))
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--colorizer", "ours", "--config", str(bad)])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err == f"psc-eval: error: config is not UTF-8 text, {bad}, " \
+                                        "save it as UTF-8 TOML"
+
+
+@pytest.mark.parametrize("side", [30000, 10000])  # PIL's own bomb limit; ours (64M pixels)
+def test_decompression_bomb_header_is_one_line_and_fast(side, tmp_path, monkeypatch, capsys):
+    import struct
+    import time
+    import zlib
+
+    from psc_eval.cli import main
+
+    # a PNG whose header claims side x side pixels (the data is never allocated)
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0,
+                                                              0))
+    png += chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "bomb.png").write_bytes(png)
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    t0 = time.time()
+    with pytest.raises(SystemExit) as e:
+        main(["psnr", "--colorizer", "gray", "--dataset", "folder", "--root", str(folder),
+              "--quiet", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and time.time() - t0 < 20
+    assert len(err.splitlines()) == 1 and "pixels, over the limit of 64,000,000" in err
+    assert str(folder / "bomb.png") in err
