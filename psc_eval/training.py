@@ -519,7 +519,7 @@ class Trainer:
                 for k, v in vals.items():
                     self.running.sums[k] = self.running.sums.get(k, 0.0) + v * b
                 self.running.count += b
-                bar.set_postfix({k: f"{v:.3g}" for k, v in vals.items()})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in vals.items()}, refresh=False)
             at_end = self.running.pos * bs >= len(order)
             if not at_end and ((every and self.step % every == 0) or self.step == stop_at):
                 self._save(epoch_end=False)
