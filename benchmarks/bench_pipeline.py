@@ -56,7 +56,8 @@ def judge_time(seg, batches) -> tuple[float, float]:
 def pipeline_time(seg, ds, batch_size: int, workers: int) -> tuple[float, float]:
     """(wall, process CPU) seconds of the whole runner (workers' CPU is not included)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False)
+    evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False,
+             device="cpu")
     return time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -98,7 +99,8 @@ def breakdown(ds, batch_size: int, n_batches: int = 4) -> dict[str, float]:
 def memory_probe(n: int, batch_size: int, workers: int, judge: str) -> None:
     seg, _ = build_judge(judge)
     ds = get_dataset("toy", split="val", n_images=n)
-    evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False)
+    evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False,
+             device="cpu")
     # ru_maxrss is in KiB on Linux. DataLoader workers are forked children: their figure
     # includes the pages they share with this process, so it is an upper bound.
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

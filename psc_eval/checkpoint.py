@@ -109,7 +109,7 @@ def load_state_dict_checked(module: torch.nn.Module, sd: Any, path: str | Path, 
         raise WeightsError(f"weights of {what} are a {kind}, not a state dict, {path}, {hint}")
     own = module.state_dict()
     # BatchNorm step counters carry no weights; published files may or may not hold them
-    skip = lambda k: k.endswith("num_batches_tracked")  # noqa: E731
+    skip = lambda k: k.endswith("num_batches_tracked")
     missing = [k for k in own if k not in sd and not skip(k)]
     unexpected = [k for k in sd if k not in own and not skip(k)]
     shapes = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own

@@ -6,6 +6,7 @@ Errors a user can cause arrive as ``PscError`` and are printed on one line
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -48,24 +49,26 @@ def open_dataset(dataset: str, root, split, size: int, allow_partial: bool, **kw
 
 @cli.command("ls")
 def ls_cmd() -> None:
-    """List colorizers, segmenters and datasets."""
-    from .colorizer import list_colorizers
-    from .data import list_datasets
+    """List every registry: colorizers, trainable methods, segmenters, datasets, scorers."""
+    import importlib
 
-    click.echo("colorizers:")
-    for k, v in list_colorizers().items():
-        click.echo(f"  {k:<18} {v}")
-    click.echo("segmenters:")
-    try:
-        from .judge import list_segmenters
-
-        for k, v in list_segmenters().items():
-            click.echo(f"  {k:<34} {v}")
-    except ImportError:
-        click.echo("  (judge module not available)")
-    click.echo("datasets:")
-    for k, v in list_datasets().items():
-        click.echo(f"  {k:<18} {v}")
+    # (heading, module, its psc_eval.registry.Registry); listing imports no model code
+    registries = (
+        ("colorizers", "psc_eval.colorizer", "COLORIZERS"),
+        ("trainable colorizers (psc-eval train)", "psc_eval.training", "TRAINABLE"),
+        ("segmenters", "psc_eval.judge.registry", "SEGMENTERS"),
+        ("datasets", "psc_eval.data", "DATASETS"),
+        ("scorers", "psc_eval.metrics", "SCORERS"),
+    )
+    for heading, module, attr in registries:
+        registry = getattr(importlib.import_module(module), attr, None)
+        if registry is None:  # a registry not (yet) in this tree
+            continue
+        entries = registry.list()
+        click.echo(f"{heading}:")
+        width = max((len(k) for k in entries), default=0) + 2
+        for k, v in entries.items():
+            click.echo(f"  {k:<{width}}{v}".rstrip())
 
 
 @cli.group("data")
@@ -130,69 +133,61 @@ def train_judge_cmd(dataset, arch, **kw) -> None:
 # --- runner commands (miou, psnr): psc_eval.runner ---
 
 
-def runner_options(f):
-    """Options shared by psc-eval miou / psnr."""
-    opts = [
-        click.option("--colorizer", "colorizer", required=True,
-                     help="Colorizer name (psc-eval ls) or module:attr."),
-        click.option("--colorizer-weights", default=None, type=click.Path(dir_okay=False),
-                     help="Colorizer checkpoint (default: the trained one under $PSC_HOME)."),
-        click.option("--temperature", default=None, type=float,
-                     help="Sampling temperature of a stochastic colorizer (default: its own)."),
-        click.option("--limit", default=None, type=int, help="Evaluate the first N images."),
-        click.option("--batch-size", default=32, show_default=True, type=int),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:K."),
-        click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--out", default="reports", show_default=True,
-                     type=click.Path(file_okay=False), help="Results go to OUT/runs/..."),
-        click.option("--no-cache", is_flag=True, help="Recompute everything; write no cache."),
-        click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-                     help="Cache folder (default $PSC_HOME/cache/eval)."),
-        click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64),
-                     help="DataLoader worker processes."),
-        click.option("--quiet", is_flag=True, help="No progress bar."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+def runner_options(kind: str):
+    """The options of ``psc-eval <kind>``: --colorizer plus one option per field of
+    ``psc_eval.config.EvalConfig`` (names, defaults and help are read from there)."""
+    from .config import cli_default, eval_fields
+
+    def option(f):
+        meta = f.metadata
+        decl = meta.get("cli") or "--" + f.name.replace("_", "-")
+        default = cli_default(f, kind)
+        kw = {"default": default, "help": meta["help"], "show_default": default is not None}
+        if "choices" in meta:
+            kw["type"] = click.Choice(list(meta["choices"]))
+        elif "path" in meta:
+            kw["type"] = click.Path(file_okay=meta["path"] != "dir", dir_okay=meta["path"] != "file")
+        elif "min" in meta or "max" in meta:
+            kw["type"] = click.IntRange(meta.get("min"), meta.get("max"))
+        elif "type" in meta:
+            kw["type"] = meta["type"]
+        if isinstance(default, bool) and "/" not in decl:
+            kw["is_flag"] = True
+            kw["show_default"] = False
+        return click.option(decl, f.name, **kw)
+
+    def deco(fn):
+        opts = [click.option("--colorizer", required=True,
+                             help="Colorizer name (psc-eval ls) or module:attr.")]
+        opts += [option(f) for f in eval_fields(kind)]
+        for o in reversed(opts):
+            fn = o(fn)
+        return fn
+
+    return deco
 
 
-def _run_eval_cmd(kind, dataset, root, split, size, allow_partial, **kw) -> None:
+def _run_eval_cmd(kind: str, colorizer: str, **options) -> None:
     from .dist import dist_info
     from .runner import run_eval
 
-    ds = open_dataset(dataset, root, split, size, allow_partial)
-    summary = run_eval(
-        kind, kw.pop("colorizer"), ds, cache=not kw.pop("no_cache"),
-        progress=not kw.pop("quiet"), **kw,
-    )
+    summary = run_eval(kind, colorizer, **options)
     if dist_info().is_main:
         click.echo(summary.text())
 
 
 @cli.command("miou")
-@dataset_options()
-@click.option("--segmenter", default=None,
-              help="Judge name (psc-eval ls) or module:attr; default: the dataset's judge.")
-@click.option("--weights", default=None, type=click.Path(dir_okay=False),
-              help="Judge weights (default: the trained judge under $PSC_HOME/judges).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
-              show_default=True, help="Judge precision (bf16 = autocast; logits in fp32).")
-@click.option("--channels-last", is_flag=True, help="Judge in channels_last memory format.")
-@click.option("--compile", "compile_judge", is_flag=True, help="torch.compile the judge.")
-@runner_options
-def miou_cmd(dataset, root, split, size, allow_partial, **kw) -> None:
+@runner_options("miou")
+def miou_cmd(colorizer, **options) -> None:
     """Mean IoU of a judge on colorized images (Table 3, Fig. 8): gray / colorizer / colour."""
-    kw["compile"] = kw.pop("compile_judge")
-    _run_eval_cmd("miou", dataset, root, split, size, allow_partial, **kw)
+    _run_eval_cmd("miou", colorizer, **options)
 
 
 @cli.command("psnr")
-@dataset_options()
-@runner_options
-def psnr_cmd(dataset, root, split, size, allow_partial, **kw) -> None:
+@runner_options("psnr")
+def psnr_cmd(colorizer, **options) -> None:
     """PSNR of colorized images against the true colours (Table 3); needs no masks."""
-    _run_eval_cmd("psnr", dataset, root, split, size, allow_partial, **kw)
+    _run_eval_cmd("psnr", colorizer, **options)
 
 
 # --- model commands (train, sample): psc_eval.models ---
@@ -242,16 +237,18 @@ def train_cmd(colorizer, dataset, config, **kw) -> None:
 @click.option("--temperature", default=1.0, show_default=True, type=float)
 @click.option("--sampler", default="cached", show_default=True,
               type=click.Choice(["cached", "naive"]))
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--weights", default=None, type=click.Path(dir_okay=False),
               help="Checkpoint (default: the trained one under $PSC_HOME).")
 def sample_cmd(colorizer, dataset, root, split, size, n, out, limit, seed, temperature,
                sampler, device, weights) -> None:
     """Write a PNG grid per run: gray | samples | ground truth."""
+    from .dist import resolve_device
     from .models.commands import write_samples
 
     path = write_samples(colorizer, dataset, out, n=n, limit=limit, seed=seed,
-                         temperature=temperature, sampler=sampler, device=device, root=root,
+                         temperature=temperature, sampler=sampler,
+                         device=resolve_device(device), root=root,
                          split=split, size=size, weights=weights)
     click.echo(f"wrote {path}")
 
@@ -287,15 +284,17 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
               help="Catch trials (half real, half wrong colours); default max(4, 10%).")
 @click.option("--weights", "weights", multiple=True, metavar="METHOD=PATH",
               help="Weights file for one method (repeatable).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def study_create(dataset, root, split, size, allow_partial, methods, n_images, seed, out,
                  display_size, n_vigilance, weights, device) -> None:
     """Pick images, render each method's colorization and the catch trials, write the manifest."""
+    from .dist import resolve_device
     from .study import create_study
 
     ds = open_dataset(dataset, root, split, size, allow_partial)
     path = create_study(dataset, methods, n_images, seed, out, display_size=display_size,
-                        n_vigilance=n_vigilance, weights=_parse_weights(weights), device=device,
+                        n_vigilance=n_vigilance, weights=_parse_weights(weights),
+                        device=resolve_device(device),
                         dataset_obj=ds)
     import json
 
@@ -340,9 +339,19 @@ def study_tally(study_dir, out, vigilance_threshold, n_boot, seed) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .dist import abort_run, dist_info, shutdown_distributed
+
     try:
         rc = cli.main(args=argv, prog_name="psc-eval", standalone_mode=False)
+        shutdown_distributed()
     except PscError as e:
+        if dist_info().enabled:  # end every rank now; the first to fail reports
+            first, code = abort_run(e.exit_code)
+            if first:
+                click.echo(f"psc-eval: error: {e.one_line()}", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         click.echo(f"psc-eval: error: {e.one_line()}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
@@ -352,6 +361,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except Exception:
+        if dist_info().enabled:  # a bug or a dead peer: print it once, end every rank
+            first, code = abort_run(1)
+            if first:
+                import traceback
+
+                traceback.print_exc()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

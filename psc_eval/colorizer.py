@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .color import AB_MAX, AB_MIN
 from .errors import ColorizerOutputError, PscError, UnknownNameError
-from .registry import Registry, import_attr
+from .registry import Registry
 
 # Lab units beyond the paper's [-127, 128] still accepted from a colorizer (bilinear
 # upsampling and float rounding overshoot a little); anything further is refused.
@@ -83,9 +83,6 @@ for _name, _target, _what in (
      "decode f's own mixture, no autoregression (Figs. 4, 6)"),
 ):
     COLORIZERS.add(_name, _target, _what)
-
-# used by runner.py until it moves to psc_eval.registry.import_attr
-_import_attr = import_attr
 
 
 def register_colorizer(name: str, description: str = "") -> Callable:

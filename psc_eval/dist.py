@@ -9,6 +9,7 @@ torchmetrics' states do; the result is independent of how images were split.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,76 @@ def init_distributed(device: str = "cpu") -> DistInfo:
         if backend == "nccl":
             torch.cuda.set_device(info.local_rank)
         tdist.init_process_group(backend=backend)
+        _start_abort_watch()
     return dist_info()
+
+
+# --- one failing rank ends the run -------------------------------------------------------
+# A rank that fails sets ABORT_KEY in the process group's store; every rank runs a watcher
+# thread that polls it (and the store itself: rank 0 hosts it) and ends its process at
+# once, instead of waiting in a collective for the backend's timeout (tens of minutes on
+# NCCL). The first rank to fail prints the one-line error; the others exit silently.
+ABORT_KEY = "psc-eval/abort"
+ABORT_COUNT = "psc-eval/abort-count"
+ABORT_POLL_S = 0.5
+_watch_stop = threading.Event()
+
+
+def _store() -> Any:
+    try:
+        from torch.distributed import distributed_c10d
+
+        return distributed_c10d._get_default_store()
+    except Exception:  # noqa: BLE001 - no group, or a torch without the private accessor
+        return None
+
+
+def _start_abort_watch() -> None:
+    store = _store()
+    if store is None:
+        return
+    _watch_stop.clear()
+
+    def watch() -> None:
+        while not _watch_stop.wait(ABORT_POLL_S):
+            try:
+                code = int(store.get(ABORT_KEY)) if store.check([ABORT_KEY]) else None
+            except Exception:  # noqa: BLE001 - the store (rank 0) is gone: the run is over
+                code = 2
+            if code is not None and not _watch_stop.is_set():
+                os._exit(code)
+
+    threading.Thread(target=watch, name="psc-eval-abort-watch", daemon=True).start()
+
+
+def abort_run(exit_code: int) -> tuple[bool, int]:
+    """Tell every rank to stop. Returns (whether this rank is the first to fail, and so
+    reports; the exit status of the run: the first failing rank's)."""
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return True, exit_code
+    _watch_stop.set()  # this rank ends by itself
+    store = _store()
+    if store is None:
+        return True, exit_code
+    try:
+        if store.add(ABORT_COUNT, 1) == 1:
+            store.set(ABORT_KEY, str(exit_code))
+            return True, exit_code
+        # another rank failed first (this one may only have lost its peer): its status
+        store.wait([ABORT_KEY])
+        return False, int(store.get(ABORT_KEY))
+    except Exception:  # noqa: BLE001 - the store is gone with rank 0, which failed first
+        return False, 2
+
+
+def shutdown_distributed() -> None:
+    """End a finished run's process group cleanly (all ranks reach here, then it closes)."""
+    if tdist.is_available() and tdist.is_initialized():
+        _watch_stop.set()
+        try:
+            tdist.barrier()
+        finally:
+            tdist.destroy_process_group()
 
 
 def rank_device(device: str, info: DistInfo) -> str:

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import re
+import subprocess
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,68 @@ class RunResult:
             _set_path(obj, path, float(val))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+@lru_cache(maxsize=1)
+def git_hash() -> str | None:
+    """The source tree's commit (best effort; None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], check=False, cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# Conventions a scorer may record (None when no scorer of the run sets them).
+CONVENTION_KEYS = ("msssim_variant", "miou_convention", "psnr_convention")
+
+
+def build_provenance(
+    *,
+    config: dict[str, Any],
+    device: str,
+    world_size: int,
+    seed: int,
+    dataset_fingerprint: dict[str, Any],
+    colorizer: Any,
+    judge: Any,
+    conventions: dict[str, Any],
+    wall_time_s: float,
+    cache_stats: dict[str, int],
+) -> dict[str, Any]:
+    """Where a result came from (DESIGN.md "Results"): versions, git hash, device, seeds,
+    the evaluation config, the dataset fingerprint, colorizer and judge identities and
+    weights hashes, the metric conventions, wall time and cache use."""
+    import torch
+
+    from . import __version__
+    from .cache import class_path, jsonable
+
+    return {
+        "psc_eval_version": __version__,
+        "git_hash": git_hash(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "world_size": int(world_size),
+        "seeds": {"seed": int(seed), "colorizer_generator":
+                  "torch.Generator per batch, seeded with sha256('psc-eval:<seed>:<start>')"},
+        "config": jsonable(config),
+        "dataset_fingerprint": dataset_fingerprint,
+        "colorizer_class": class_path(colorizer),
+        "colorizer_weights_sha256": getattr(colorizer, "weights_sha256", None),
+        "colorizer_config": jsonable(getattr(colorizer, "config", None)),
+        "judge": None if judge is None else getattr(judge, "name", None),
+        "judge_weights_sha256": None if judge is None else getattr(judge, "weights_sha256", None),
+        "judge_config": None if judge is None else jsonable(getattr(judge, "config", None)),
+        **{k: conventions.get(k) for k in CONVENTION_KEYS},
+        **{k: v for k, v in conventions.items() if k not in CONVENTION_KEYS},
+        "wall_time_s": wall_time_s,
+        "cache_stats": cache_stats,
+    }
 
 
 def _encode(x: Any, path: str, nonfinite: dict[str, str]) -> Any:

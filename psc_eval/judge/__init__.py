@@ -11,6 +11,8 @@ from typing import Any
 from .registry import default_segmenter, list_segmenters, resolve_judge_weights
 
 _LAZY = {
+    "build_segmenter": "psc_eval.judge.build",
+    "default_segmenter_name": "psc_eval.judge.build",
     "load_segmenter": "psc_eval.judge.segmenter",
     "Segmenter": "psc_eval.judge.segmenter",
     "train_judge": "psc_eval.judge.train",
@@ -29,7 +31,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "JudgeTrainConfig",
     "Segmenter",
+    "build_segmenter",
     "default_segmenter",
+    "default_segmenter_name",
     "list_segmenters",
     "load_segmenter",
     "resolve_judge_weights",

@@ -1,8 +1,11 @@
-"""Metrics of the paper's evaluation: mean IoU (confusion matrix) and PSNR."""
+"""Metrics of the paper's evaluation: mean IoU (confusion matrix) and PSNR, and the scorers
+(``SCORERS``) through which the evaluation loop accumulates them."""
 
 from __future__ import annotations
 
 from .confusion import ConfusionMatrix, mean_iou
-from .psnr import PsnrMeter, psnr, psnr_ab, psnr_rgb_uint8
+from .psnr import PSNR_BIN_EDGES, PsnrMeter, psnr, psnr_ab, psnr_rgb_uint8
+from .scorer import SCORERS, ScoreContext, Scorer, Scores, build_scorers
 
-__all__ = ["ConfusionMatrix", "PsnrMeter", "mean_iou", "psnr", "psnr_ab", "psnr_rgb_uint8"]
+__all__ = ["PSNR_BIN_EDGES", "SCORERS", "ConfusionMatrix", "PsnrMeter", "ScoreContext", "Scorer",
+           "Scores", "build_scorers", "mean_iou", "psnr", "psnr_ab", "psnr_rgb_uint8"]

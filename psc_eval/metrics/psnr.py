@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,42 +50,59 @@ def psnr_ab(ab_pred: Tensor, ab_true: Tensor) -> Tensor:
     return psnr(ab_pred, ab_true, data_range=AB_MAX - AB_MIN)
 
 
-class PsnrMeter:
-    """Running mean of per-image PSNR over the finite values; infinite ones are counted apart.
+# Histogram of per-image PSNR (dB) kept with every run; finite values beyond are clipped in.
+PSNR_BIN_EDGES = [float(x) for x in range(61)]
+CONVENTION = "mean over images with finite PSNR; identical images (inf) counted apart"
 
-    State is three sums (``total``, ``count``, ``n_infinite``), so ranks reduce it by sum.
+
+def exact_sum(values: Tensor) -> tuple[float, int, int]:
+    """Per-image PSNR values -> (exactly rounded sum of the finite ones, their count, count
+    of infinite ones): ``math.fsum`` is independent of the order of the values."""
+    v = values.detach().to(torch.float64).flatten().cpu()
+    if torch.isnan(v).any():
+        raise ValueError("PSNR got NaN values")
+    fin = torch.isfinite(v)
+    return math.fsum(v[fin].tolist()), int(fin.sum()), int((~fin).sum())
+
+
+def _compute(total: float, count: int, n_infinite: int) -> dict[str, Any]:
+    """The dataset mean over finite values, with the counts."""
+    mean = total / count if count else math.nan
+    return {"psnr_mean": mean, "n": count + n_infinite, "n_finite": count,
+            "n_infinite": n_infinite, "convention": CONVENTION}
+
+
+def psnr_histogram(values: Tensor, bin_edges: list[float] = PSNR_BIN_EDGES) -> np.ndarray:
+    """int64 counts of the finite per-image values, clipped into the end bins."""
+    v = values.detach().to(torch.float64).flatten().cpu()
+    fin = v[torch.isfinite(v)].numpy()
+    return np.histogram(np.clip(fin, bin_edges[0], bin_edges[-1]), bins=bin_edges)[0].astype(
+        np.int64)
+
+
+class PsnrMeter:
+    """Mean of per-image PSNR over the finite values; infinite ones are counted apart.
+
+    Keeps the per-image values (one float each) and sums them exactly (``exact_sum``),
+    so the order of updates and merges never changes a digit.
     """
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.total = 0.0
-        self.count = 0
-        self.n_infinite = 0
+        self.values = torch.zeros(0, dtype=torch.float64)
 
     def update(self, values: Tensor) -> PsnrMeter:
         v = values.detach().to(torch.float64).flatten().cpu()
         if torch.isnan(v).any():
-            raise ValueError("PsnrMeter.update got NaN PSNR values")
-        fin = torch.isfinite(v)
-        self.total += float(v[fin].sum())
-        self.count += int(fin.sum())
-        self.n_infinite += int((~fin).sum())
+            raise ValueError("PSNR update got NaN PSNR values")
+        self.values = torch.cat([self.values, v])
         return self
 
     def merge(self, other: PsnrMeter) -> PsnrMeter:
-        self.total += other.total
-        self.count += other.count
-        self.n_infinite += other.n_infinite
+        self.values = torch.cat([self.values, other.values])
         return self
 
     def compute(self) -> dict[str, Any]:
-        mean = self.total / self.count if self.count else math.nan
-        return {
-            "psnr_mean": mean,
-            "n": self.count + self.n_infinite,
-            "n_finite": self.count,
-            "n_infinite": self.n_infinite,
-            "convention": "mean over images with finite PSNR; identical images (inf) counted apart",
-        }
+        return _compute(*exact_sum(self.values))

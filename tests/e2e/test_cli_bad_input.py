@@ -258,8 +258,8 @@ def test_real_process_prints_one_line_and_no_traceback(tmp_path):
 @pytest.mark.parametrize("argv, expect", [
     (["miou", "--colorizer", "gray", "--size", "0"], "image size must be an integer >= 8"),
     (["sample", "--colorizer", "gray", "--size", "0", "--out", "x"], "image size must be"),
-    (["psnr", "--colorizer", "os:system", "--size", "16"], "is a builtin_function_or_method, "
-                                                           "not a colorizer class"),
+    (["psnr", "--colorizer", "os:system", "--size", "16"],
+     "is a builtin_function_or_method, not a colorizer class"),
     (["train", "--colorizer", "ours", "--lr", "-1"], "train.lr=-1.0 must be finite and > 0"),
     (["train", "--colorizer", "ours", "--lr", "nan"], "train.lr=nan must be finite and > 0"),
     (["train", "--colorizer", "ours", "--size", "0"], "input size 0 is too small"),

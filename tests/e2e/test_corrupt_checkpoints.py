@@ -83,9 +83,10 @@ def made(tmp_path_factory):
     old = os.environ.get("PSC_HOME")
     os.environ["PSC_HOME"] = str(home)
     try:
+        from psc_eval.models.commands import train_colorizer
+
         from psc_eval.checkpoint import save_checkpoint
         from psc_eval.judge import load_segmenter
-        from psc_eval.models.commands import train_colorizer
 
         cfg = home / "tiny.toml"
         cfg.write_text(TINY_TOML)
@@ -122,7 +123,7 @@ COMMANDS = ("miou-colorizer", "sample", "train-resume", "study-create", "miou-ju
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_refuses_corrupt_checkpoints_in_one_line(command, made, tmp_path,
                                                                capsys, monkeypatch):
-    home, cfg, ours, judge = made
+    _, cfg, ours, judge = made
     monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.syspath_prepend(str(STANDINS))

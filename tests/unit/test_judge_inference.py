@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from psc_eval.cache import row_keys
 from psc_eval.errors import ConfigError
 from psc_eval.judge import load_segmenter
-from psc_eval.runner import _row_keys
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,9 @@ def test_precision_is_part_of_the_score_cache_key(judge_and_input):
     seg, _, _ = judge_and_input
     ds = get_dataset("toy", n_images=2)
     seg.configure()
-    _, k32, _ = _row_keys(GrayColorizer(), "gray", seg, ds, 0, 1, 2, "cpu")
+    _, k32, _ = row_keys(GrayColorizer(), "gray", seg, ds, 0, 1, 2, "cpu")
     seg.configure(precision="bf16")
-    _, kbf, _ = _row_keys(GrayColorizer(), "gray", seg, ds, 0, 1, 2, "cpu")
+    _, kbf, _ = row_keys(GrayColorizer(), "gray", seg, ds, 0, 1, 2, "cpu")
     seg.configure()
     assert k32 != kbf
 

@@ -1,0 +1,172 @@
+"""The evaluation cache: keys and per-batch shards (resume of evaluations).
+
+Layout under ``$PSC_HOME/cache/eval`` (or ``cache_dir``), one shard file per batch, written
+atomically as soon as the batch is done, so an interrupted run loses at most the batch in
+flight and a rerun resumes where it stopped:
+
+* ``ab/<key>/<start>-<count>.pt``: the colorizer's float16 ab, keyed by (colorizer name
+  and class, weights sha256, config, seed, dataset fingerprint, n_samples, batch size
+  for stochastic colorizers). Not written for the reference rows (gray, gt): their ab
+  costs nothing to recompute. The key holds the fingerprint's name, root, split, size
+  (and toy seed) but not its id list; each shard stores its image ids and is used only
+  when they are the batch's ids, so ``--limit`` runs and full runs share batches.
+* ``scores/<key>/<start>-<count>.pt``: the batch's scorer states (``Scorer.state_dict``,
+  by scorer name) and skipped ids, keyed by the ab key plus the judge (name, class, weights
+  sha256, config) and the device type. A repeated run reads only these small files, so it
+  is nearly free. A shard serves a run when it holds a state for each of the run's scorers;
+  shards of cache version 1 (raw confusion counts and per-image PSNR) are read through
+  ``Scorer.legacy_state``, so caches filled before scorers existed stay valid.
+
+Each key folder holds ``key.json``, the identity the key hashes, for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .io import atomic_write, atomic_write_json
+
+CACHE_VERSION = 1
+AB_CACHE_DTYPE = torch.float16
+
+
+def jsonable(x: Any) -> Any:
+    """A JSON-safe copy of a config (dataclasses, paths, tensors; anything else as repr)."""
+    if is_dataclass(x) and not isinstance(x, type):
+        return jsonable(asdict(x))
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, Tensor):
+        return x.tolist()
+    return repr(x)
+
+
+def digest(obj: Any, n: int = 20) -> str:
+    return hashlib.sha256(json.dumps(jsonable(obj), sort_keys=True).encode()).hexdigest()[:n]
+
+
+def class_path(obj: Any) -> str:
+    t = type(obj)
+    return f"{t.__module__}:{t.__qualname__}"
+
+
+def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples: int,
+             batch_size: int, device: str) -> tuple[str, str, dict[str, Any]]:
+    """(ab key, score key, the identities they hash) of one row of a run."""
+    from .metrics import PSNR_BIN_EDGES
+
+    ab_ident = {
+        "cache_version": CACHE_VERSION,
+        "colorizer": name,
+        "class": class_path(colorizer),
+        "weights_sha256": getattr(colorizer, "weights_sha256", None),
+        "config": jsonable(getattr(colorizer, "config", None)),
+        "seed": int(seed),
+        # The fingerprint without its id list: every shard stores its ids and is used only
+        # when they match, so a --limit run and a full run share their common batches.
+        "dataset": {k: v for k, v in ds.fingerprint().items()
+                    if k not in ("num_images", "ids_sha256")},
+        "n_samples": int(n_samples),
+        "batch_size": int(batch_size) if getattr(colorizer, "stochastic", False) else None,
+        "ab_dtype": str(AB_CACHE_DTYPE),
+    }
+    ab_key = digest(ab_ident)
+    seg_ident = None if seg is None else {
+        "segmenter": getattr(seg, "name", None),
+        "class": class_path(seg),
+        "weights_sha256": getattr(seg, "weights_sha256", None),
+        "num_classes": int(getattr(seg, "num_classes", ds.num_classes)),
+        "config": jsonable(getattr(seg, "config", None)),
+    }
+    score_ident = {"ab": ab_key, "judge": seg_ident, "device": torch.device(device).type,
+                   "psnr_bins": PSNR_BIN_EDGES}
+    return ab_key, digest(score_ident), {"ab": ab_ident, "scores": score_ident}
+
+
+def load_shard(path: Path) -> dict[str, Any] | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001  (a foreign or damaged file: recompute and overwrite it)
+        return None
+
+
+def save_shard(path: Path, obj: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def shard_name(start: int, count: int) -> str:
+    return f"{start:08d}-{count:05d}.pt"
+
+
+@dataclass
+class RowCache:
+    """The ab and score shard folders of one row (None: not cached)."""
+
+    ab_dir: Path | None = None
+    score_dir: Path | None = None
+    ab_names: set[str] = field(default_factory=set)  # shard files present when opened
+    score_names: set[str] = field(default_factory=set)
+
+    @classmethod
+    def open(cls, root: Path, keys: tuple[str, str, dict[str, Any]], *, store_ab: bool,
+             enabled: bool) -> RowCache:
+        """The row's folders under ``root`` (``key.json`` written once); ``store_ab``: keep
+        the colorizer's chroma too (not for the free reference rows)."""
+        if not enabled:
+            return cls()
+        ab_key, score_key, ident = keys
+        rc = cls(root / "ab" / ab_key if store_ab else None, root / "scores" / score_key)
+        for d, meta in ((rc.score_dir, ident), (rc.ab_dir, ident["ab"])):
+            if d is not None and not (d / "key.json").is_file():
+                atomic_write_json(d / "key.json", jsonable(meta))
+        rc.ab_names = set(os.listdir(rc.ab_dir)) if rc.ab_dir is not None else set()
+        rc.score_names = set(os.listdir(rc.score_dir))
+        return rc
+
+    def load_scores(self, fname: str, all_ids: list[str],
+                    scorers: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The batch's shard with ``states`` for every scorer, or None (not cached)."""
+        if self.score_dir is None or fname not in self.score_names:
+            return None
+        shard = load_shard(self.score_dir / fname)
+        if shard is None or list(shard.get("all_ids", ())) != all_ids:
+            return None
+        states = shard.get("states")
+        if states is None:  # cache version 1: raw values, converted by each scorer
+            states = {n: s.legacy_state(shard) for n, s in scorers.items()}
+        # a shard without this run's scorers, or from an older state layout: recompute
+        if any(states.get(n) is None or set(states[n]) != set(s.state)
+               for n, s in scorers.items()):
+            return None
+        return {**shard, "states": states}
+
+    def save_scores(self, fname: str, shard: dict[str, Any]) -> None:
+        if self.score_dir is not None:
+            save_shard(self.score_dir / fname, shard)
+
+    def load_ab(self, fname: str, ids: list[str]) -> Tensor | None:
+        if self.ab_dir is None or fname not in self.ab_names:
+            return None
+        cached = load_shard(self.ab_dir / fname)
+        if cached is None or list(cached["ids"]) != ids:
+            return None
+        return cached["ab"]
+
+    def save_ab(self, fname: str, ids: list[str], ab: Tensor) -> None:
+        if self.ab_dir is not None:
+            save_shard(self.ab_dir / fname, {"ids": list(ids), "ab": ab.cpu()})
