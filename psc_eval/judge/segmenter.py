@@ -142,8 +142,16 @@ class Segmenter:
 
     @torch.no_grad()
     def predict(self, rgb: Tensor) -> Tensor:
+        logits = self.logits(rgb)
+        # argmax of NaN logits is an arbitrary label: a wrong mIoU must never be written
+        if not bool(torch.isfinite(logits).all()):
+            raise WeightsError(
+                f"judge {self.name!r} produced NaN or infinite logits, "
+                f"{self.config.get('weights') or 'random weights'}, check the weights file "
+                "(and --precision: try fp32)"
+            )
         # max(dim).indices: the same first-maximum labels as argmax, several times faster on CPU
-        return self.logits(rgb).max(dim=1).indices
+        return logits.max(dim=1).indices
 
     def __repr__(self) -> str:
         return f"Segmenter({self.name!r}, num_classes={self.num_classes}, device={self.device})"

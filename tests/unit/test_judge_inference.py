@@ -88,3 +88,13 @@ def test_nan_or_misshapen_judge_weights_are_refused_where_they_enter(tmp_path):
     torch.save(bad, tmp_path / "int.pt")
     with pytest.raises(WeightsError, match="1 dtype mismatches"):
         load_segmenter("deeplabv3plus-resnet18", tmp_path / "int.pt", num_classes=10)
+
+
+def test_nan_logits_stop_the_run_with_one_line(tmp_path):
+    from psc_eval.errors import WeightsError
+
+    seg = load_segmenter("deeplabv3plus-resnet18", None, num_classes=10)
+    with torch.no_grad():
+        next(p for p in seg.module.parameters() if p.ndim == 4).fill_(float("nan"))
+    with pytest.raises(WeightsError, match="produced NaN or infinite logits, random weights"):
+        seg.predict(torch.rand(1, 3, 32, 32))
