@@ -11,12 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from psc_eval.color import lab_parts_to_rgb, to_uint8
-from psc_eval.data import collate, get_dataset
+from psc_eval.data import get_dataset
 from psc_eval.errors import ConfigError
 from psc_eval.paths import colorizer_dir
 from psc_eval.training import (
@@ -129,47 +126,3 @@ def train_colorizer(
     trainer = Trainer(PSCMethod(net, cfg), loop_config(t), wrap(train_ds), wrap(val_ds), out,
                       config=cfg.to_dict(), meta=meta, progress=progress)
     return trainer.fit(resume=resume_path)
-
-
-def write_samples(
-    colorizer: str,
-    dataset: str = "toy",
-    out: str | Path = "samples",
-    *,
-    n: int = 3,
-    limit: int = 8,
-    seed: int = 0,
-    temperature: float = 1.0,
-    sampler: str = "cached",
-    device: str = "cpu",
-    root: str | None = None,
-    split: str | None = None,
-    size: int | None = None,
-    weights: str | None = None,
-) -> Path:
-    """A PNG grid, one row per image: gray | n samples | ground truth (``out/<name>-grid.png``).
-
-    The samples are joined with the ORIGINAL L, as the harness does.
-    """
-    from psc_eval.colorizer import check_ab, check_n_samples, get_colorizer
-    from psc_eval.io import atomic_write, ensure_dir
-
-    col = get_colorizer(colorizer, dataset=dataset, weights=weights, device=device,
-                        sampler=sampler, temperature=temperature)
-    n = n if getattr(col, "stochastic", False) else 1
-    check_n_samples(col, n)
-    ds = get_dataset(dataset, root=root, split=split, size=size).subset(limit)
-    batch = collate([ds[i] for i in range(len(ds))])
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    with torch.no_grad():
-        ab = col.colorize(batch["L"], n, generator=g)  # (B,n,2,H,W)
-    ab = check_ab(ab, batch["ids"], n, colorizer)  # NaN / out-of-range: one line, no grid
-    L = batch["L"]
-    tiles = [lab_parts_to_rgb(L, torch.zeros_like(batch["ab"]))]
-    tiles += [lab_parts_to_rgb(L, ab[:, k].to(L.dtype)) for k in range(ab.shape[1])]
-    tiles.append(lab_parts_to_rgb(L, batch["ab"]))
-    rows = torch.cat(tiles, dim=3)  # (B,3,H,(n+2)W)
-    grid = to_uint8(torch.cat(list(rows), dim=1)).permute(1, 2, 0).numpy()
-    path = ensure_dir(out) / f"{colorizer}-{dataset}-grid.png"
-    atomic_write(path, lambda f: Image.fromarray(np.ascontiguousarray(grid)).save(f, format="PNG"))
-    return path

@@ -22,7 +22,9 @@ Each key folder holds ``key.json``, the identity the key hashes, for inspection.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -65,6 +67,33 @@ def class_path(obj: Any) -> str:
     return f"{t.__module__}:{t.__qualname__}"
 
 
+def code_sha256(obj: Any) -> str:
+    """Identity of an object's code: sha256 of the source file that defines its class, and
+    its ``version`` attribute if it declares one. An edited colorizer (or judge) gets a new
+    cache key, so it is never served its old outputs."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    try:
+        src = inspect.getsourcefile(cls)
+    except TypeError:  # builtins
+        src = None
+    parts = {"class": f"{cls.__module__}:{cls.__qualname__}",
+             "version": jsonable(getattr(obj, "version", None)),
+             "source": _file_sha256(src) if src and os.path.isfile(src) else None}
+    return digest(parts, 64)
+
+
+def _file_sha256(path: str) -> str:
+    st = os.stat(path)
+    return _file_sha256_cached(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+    from .io import sha256_file
+
+    return sha256_file(path)
+
+
 def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples: int,
              batch_size: int, device: str) -> tuple[str, str, dict[str, Any]]:
     """(ab key, score key, the identities they hash) of one row of a run."""
@@ -74,6 +103,7 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
         "cache_version": CACHE_VERSION,
         "colorizer": name,
         "class": class_path(colorizer),
+        "code_sha256": code_sha256(colorizer),
         "weights_sha256": getattr(colorizer, "weights_sha256", None),
         "config": jsonable(getattr(colorizer, "config", None)),
         "seed": int(seed),
@@ -89,6 +119,7 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
     seg_ident = None if seg is None else {
         "segmenter": getattr(seg, "name", None),
         "class": class_path(seg),
+        "code_sha256": code_sha256(seg),
         "weights_sha256": getattr(seg, "weights_sha256", None),
         "num_classes": int(getattr(seg, "num_classes", ds.num_classes)),
         "config": jsonable(getattr(seg, "config", None)),

@@ -157,8 +157,9 @@ def runner_options(kind: str):
         return click.option(decl, f.name, **kw)
 
     def deco(fn):
-        opts = [click.option("--colorizer", required=True,
-                             help="Colorizer name (psc-eval ls) or module:attr.")]
+        opts = [click.option("--colorizer", "colorizer", required=True, multiple=True,
+                             help="Colorizer name (psc-eval ls) or module:attr; repeat the "
+                                  "option or give a comma list for several rows.")]
         opts += [option(f) for f in eval_fields(kind)]
         for o in reversed(opts):
             fn = o(fn)
@@ -167,11 +168,12 @@ def runner_options(kind: str):
     return deco
 
 
-def _run_eval_cmd(kind: str, colorizer: str, **options) -> None:
+def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], **options) -> None:
     from .dist import dist_info
     from .runner import run_eval
 
-    summary = run_eval(kind, colorizer, **options)
+    names = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
+    summary = run_eval(kind, names, **options)
     if dist_info().is_main:
         click.echo(summary.text())
 
@@ -223,33 +225,38 @@ def train_cmd(colorizer, dataset, config, **kw) -> None:
 
 
 @cli.command("sample")
-@click.option("--colorizer", required=True, help="Colorizer name (psc-eval ls).")
+@click.option("--colorizer", "colorizer", required=True, multiple=True,
+              help="Colorizer name or module:attr; repeat it (or a comma list) for one "
+                   "column group per method; gray and gt work too.")
 @click.option("--dataset", default="toy", show_default=True)
 @click.option("--root", default=None, type=click.Path(file_okay=False))
 @click.option("--split", default=None)
 @click.option("--size", default=None, type=int)
 @click.option("--n", "n", default=3, show_default=True, type=click.IntRange(1, 64),
-              help="Samples per image.")
+              help="Samples per image of a stochastic colorizer.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--limit", default=8, show_default=True, type=click.IntRange(1, 1024),
               help="Images (grid rows).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--temperature", default=1.0, show_default=True, type=float)
-@click.option("--sampler", default="cached", show_default=True,
-              type=click.Choice(["cached", "naive"]))
+@click.option("--temperature", default=None, type=float,
+              help="Sampling temperature (default: the colorizer's own).")
+@click.option("--sampler", default=None, type=click.Choice(["cached", "naive"]),
+              help="Sampler of the paper's model (default: cached).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--weights", default=None, type=click.Path(dir_okay=False),
               help="Checkpoint (default: the trained one under $PSC_HOME).")
 def sample_cmd(colorizer, dataset, root, split, size, n, out, limit, seed, temperature,
                sampler, device, weights) -> None:
-    """Write a PNG grid per run: gray | samples | ground truth."""
+    """Write a labelled PNG grid: gray input, each method's samples, ground truth."""
     from .dist import resolve_device
-    from .models.commands import write_samples
+    from .report.grid import write_sample_grid
 
-    path = write_samples(colorizer, dataset, out, n=n, limit=limit, seed=seed,
-                         temperature=temperature, sampler=sampler,
-                         device=resolve_device(device), root=root,
-                         split=split, size=size, weights=weights)
+    names = [x.strip() for c in colorizer for x in c.split(",") if x.strip()]
+    options = {k: v for k, v in (("temperature", temperature), ("sampler", sampler))
+               if v is not None}
+    path = write_sample_grid(names, dataset, out, n=n, limit=limit, seed=seed,
+                             device=resolve_device(device), root=root, split=split,
+                             size=size, weights=weights, options=options)
     click.echo(f"wrote {path}")
 
 # --- study commands (study create/serve/tally): psc_eval.study ---

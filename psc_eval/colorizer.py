@@ -125,9 +125,26 @@ def get_colorizer(name: str, **kwargs: Any) -> Colorizer:
             f"{name!r} built an object without a colorize() method, in the registry, "
             "point it at a class implementing the Colorizer protocol"
         )
+    check_protocol(obj, name)
     if not getattr(obj, "name", None):
         obj.name = name
     return obj
+
+
+def check_protocol(obj: Any, name: str) -> None:
+    """A colorizer's ``colorize`` must accept ``(L, n_samples, *, generator=...)``; say what
+    is missing in one line instead of a TypeError deep in a run."""
+    try:
+        sig = inspect.signature(obj.colorize)
+    except (TypeError, ValueError):
+        return  # a builtin or C method: nothing to inspect
+    try:
+        sig.bind(None, 1, generator=None)
+    except TypeError:
+        raise UnknownNameError(
+            f"colorizer {name!r} has colorize{sig}, in its class, define "
+            "colorize(self, L, n_samples=1, *, generator=None) returning (B, n_samples, 2, H, W)"
+        ) from None
 
 
 def check_L(L: Tensor) -> None:

@@ -11,6 +11,8 @@ resolve a user's ``"package.module:attr"`` path that is not registered.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +26,10 @@ def import_attr(spec: str, what: str = "object") -> Any:
         raise UnknownNameError(
             f"bad {what} path {spec!r}, in the name, write it as 'package.module:attr'"
         )
+    # The working directory is importable, as under ``python -m``: ``--colorizer mine:Net``
+    # finds ./mine.py without PYTHONPATH.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         mod = importlib.import_module(mod_name)
     except ModuleNotFoundError as e:

@@ -117,7 +117,7 @@ def build_provenance(
     import torch
 
     from . import __version__
-    from .cache import class_path, jsonable
+    from .cache import class_path, code_sha256, jsonable
 
     return {
         "psc_eval_version": __version__,
@@ -131,6 +131,7 @@ def build_provenance(
         "config": jsonable(config),
         "dataset_fingerprint": dataset_fingerprint,
         "colorizer_class": class_path(colorizer),
+        "colorizer_code_sha256": code_sha256(colorizer),
         "colorizer_weights_sha256": getattr(colorizer, "weights_sha256", None),
         "colorizer_config": jsonable(getattr(colorizer, "config", None)),
         "judge": None if judge is None else getattr(judge, "name", None),
@@ -172,21 +173,48 @@ def safe_name(name: str) -> str:
     return _UNSAFE.sub("_", str(name)).strip("._") or "_"
 
 
+# Evaluation options that change no number (where output goes, how it is computed fast).
+_NOT_IN_RUN_KEY = frozenset({"out", "progress", "cache", "cache_dir", "workers", "root",
+                             "weights", "colorizer_weights", "allow_partial", "device"})
+
+
+def run_key(result: RunResult) -> str:
+    """A short hash of everything that changes a run's numbers: the images (ids, sizes),
+    the colorizer (class, code, weights, config: temperature, sampler, ...), the judge
+    (weights, config), the evaluation options (limit, samples, metrics, batch size, ...)
+    and the device type. Runs that differ in any of them get different files."""
+    from .cache import digest
+
+    p = result.provenance
+    config = {k: v for k, v in (p.get("config") or {}).items() if k not in _NOT_IN_RUN_KEY}
+    ident = {"colorizer": result.colorizer, "config": config,
+             "device_type": str(p.get("device", "cpu")).split(":")[0],
+             **{k: p.get(k) for k in ("dataset_fingerprint", "colorizer_class",
+                                      "colorizer_code_sha256", "colorizer_weights_sha256",
+                                      "colorizer_config", "judge", "judge_weights_sha256",
+                                      "judge_config")}}
+    return digest(ident, 10)
+
+
 def result_path(
-    out_dir: str | Path, dataset: str, segmenter: str, colorizer: str, split: str, seed: int
+    out_dir: str | Path, dataset: str, segmenter: str, colorizer: str, split: str, seed: int,
+    key: str,
 ) -> Path:
-    """``<out>/runs/<dataset>/<segmenter>/<colorizer>/<split>-seed<k>.json``."""
+    """``<out>/runs/<dataset>/<segmenter>/<colorizer>/<split>-seed<k>-<key>.json``."""
     return (
         Path(out_dir) / "runs" / safe_name(dataset) / safe_name(segmenter)
-        / safe_name(colorizer) / f"{safe_name(split)}-seed{int(seed)}.json"
+        / safe_name(colorizer) / f"{safe_name(split)}-seed{int(seed)}-{key}.json"
     )
 
 
 def write_result(result: RunResult, out_dir: str | Path = DEFAULT_OUT) -> Path:
-    """Write atomically (temp file + fsync + rename): a reader never sees a partial file."""
-    path = result_path(
-        out_dir, result.dataset, result.segmenter, result.colorizer, result.split, result.seed
-    )
+    """Write atomically (temp file + fsync + rename): a reader never sees a partial file.
+    The file name carries ``run_key``: the same configuration rewrites its own file (a
+    resumed or repeated run), a different one never replaces it."""
+    key = run_key(result)
+    result.provenance["run_key"] = key
+    path = result_path(out_dir, result.dataset, result.segmenter, result.colorizer,
+                       result.split, result.seed, key)
     return atomic_write_json(path, result.to_json())
 
 
@@ -210,7 +238,9 @@ def load_result(path: str | Path) -> RunResult:
 
 COLUMNS = ["dataset", "segmenter", "colorizer", "split", "seed", "kind", "miou", "psnr",
            "psnr_ab", "psnr_n_infinite", "pixel_accuracy", "mean_accuracy", "num_images",
-           "num_skipped", "path"]
+           "num_skipped", "limit", "temperature", "n_samples", "run_key",
+           "colorizer_weights_sha256", "colorizer_code_sha256", "judge_weights_sha256",
+           "path"]
 
 
 def collect(root: str | Path = DEFAULT_OUT):
@@ -229,7 +259,8 @@ def collect(root: str | Path = DEFAULT_OUT):
             r = load_result(p)
         except PscError:
             continue  # not a run file (e.g. some other JSON in reports/)
-        m = r.metrics
+        m, prov = r.metrics, r.provenance
+        cfg = prov.get("config") or {}
         rows.append({
             "dataset": r.dataset, "segmenter": r.segmenter, "colorizer": r.colorizer,
             "split": r.split, "seed": r.seed, "kind": r.kind,
@@ -237,7 +268,12 @@ def collect(root: str | Path = DEFAULT_OUT):
             "psnr_ab": _num(m.get("psnr_ab")), "psnr_n_infinite": m.get("psnr_n_infinite"),
             "pixel_accuracy": _num(m.get("pixel_accuracy")),
             "mean_accuracy": _num(m.get("mean_accuracy")),
-            "num_images": m.get("num_images"), "num_skipped": len(r.skipped), "path": str(p),
+            "num_images": m.get("num_images"), "num_skipped": len(r.skipped),
+            "limit": cfg.get("limit"), "temperature": cfg.get("temperature"),
+            "n_samples": cfg.get("n_samples"), "run_key": prov.get("run_key"),
+            **{k: prov.get(k) for k in ("colorizer_weights_sha256", "colorizer_code_sha256",
+                                        "judge_weights_sha256")},
+            "path": str(p),
         })
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["dataset", "segmenter", "colorizer", "split", "seed"],

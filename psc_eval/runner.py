@@ -344,9 +344,13 @@ def open_dataset(cfg: EvalConfig) -> Any:
                        allow_partial=cfg.allow_partial)
 
 
-def run_eval(kind: str, colorizer: str, dataset: Any = None, cfg: EvalConfig | None = None,
+def run_eval(kind: str, colorizer: Any, dataset: Any = None, cfg: EvalConfig | None = None,
              **fields: Any) -> EvalSummary:
-    """``psc-eval miou`` / ``psc-eval psnr``: the gray, ``colorizer`` and gt rows, one JSON each.
+    """``psc-eval miou`` / ``psc-eval psnr``: the gray, colorizer and gt rows, one JSON each.
+
+    ``colorizer``: a registry name, a ``module:attr`` path, a colorizer object, or a list
+    of those (several rows in one pass over the data). ``colorizer_weights`` applies to a
+    single colorizer only; ``temperature`` to every one of them.
 
     ``dataset``: a SegDataset, or a dataset name / None to open ``cfg.dataset`` with the
     config's root, split and size. Cheap checks (limit, output folder, masks, names,
@@ -366,10 +370,21 @@ def run_eval(kind: str, colorizer: str, dataset: Any = None, cfg: EvalConfig | N
     info = init_distributed(dev)
     dev = rank_device(dev, info)
 
-    names = list(dict.fromkeys([REFERENCE_ROWS[0], colorizer, REFERENCE_ROWS[1]]))
+    asked = list(colorizer) if isinstance(colorizer, (list, tuple)) else [colorizer]
+    if not asked:
+        raise PscError("no colorizer given, in --colorizer, name at least one")
+    if cfg.colorizer_weights is not None and len(asked) > 1:
+        raise PscError(f"--colorizer-weights with {len(asked)} colorizers, in the options, "
+                       "evaluate one colorizer per weights file")
     opts = {} if cfg.temperature is None else {"temperature": float(cfg.temperature)}
-    cols = [build_colorizer(nm, ds.name, cfg.colorizer_weights if nm == colorizer else None,
-                            dev, opts if nm == colorizer else None) for nm in names]
+    cols = []
+    for c in [REFERENCE_ROWS[0], *asked, REFERENCE_ROWS[1]]:
+        if not isinstance(c, str):
+            cols.append(c)  # an object (notebooks): used as it is
+        elif c not in [getattr(x, "name", x) for x in cols]:
+            user = c not in REFERENCE_ROWS
+            cols.append(build_colorizer(c, ds.name, cfg.colorizer_weights if user else None,
+                                        dev, opts if user else None))
     seg = None
     if any(c.needs_judge for c in classes.values()):
         from .judge.build import build_segmenter, default_segmenter_name

@@ -142,8 +142,8 @@ def test_registry_judges_unknown_untrained_and_real(tmp_path, capsys):
     torch.save(seg.module.state_dict(), path)
     rc, _, err = run(["miou", *common], capsys)
     assert rc == 0, err
-    res = json.loads((tmp_path / "o/runs/toy/deeplabv3plus-resnet18/gray/val-seed0.json")
-                     .read_text())
+    (found,) = (tmp_path / "o/runs/toy/deeplabv3plus-resnet18/gray").glob("val-seed0-*.json")
+    res = json.loads(found.read_text())
     from psc_eval.io import sha256_file
 
     assert res["provenance"]["judge_weights_sha256"] == sha256_file(path)

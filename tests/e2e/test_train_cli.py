@@ -114,4 +114,5 @@ def test_sample_writes_png_grid(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     png = tmp_path / "out" / "ours-toy-grid.png"
     with Image.open(png) as im:
-        assert im.format == "PNG" and im.size == ((2 + 2) * 32, 3 * 32)  # gray|2 samples|gt
+        # gray | 2 samples | gt, tiles upscaled 4x to 128 px, a 16 px title strip on top
+        assert im.format == "PNG" and im.size == ((2 + 2) * 128, 16 + 3 * 128)

@@ -15,6 +15,7 @@ from psc_eval.results import (
     collect,
     load_result,
     result_path,
+    run_key,
     write_result,
 )
 
@@ -36,7 +37,9 @@ def make(colorizer="ours", seed=0, miou=0.5, psnr=23.25, segmenter="judge-a", ki
 def test_round_trip_with_nonfinite_values_is_exact_and_strict_json(tmp_path):
     r = make()
     path = write_result(r, tmp_path)
-    assert path == tmp_path / "runs" / "toy" / "judge-a" / "ours" / "val-seed0.json"
+    key = r.provenance["run_key"]
+    assert path == tmp_path / "runs" / "toy" / "judge-a" / "ours" / f"val-seed0-{key}.json"
+    assert key == run_key(r) and len(key) == 10
 
     def refuse(c):
         raise ValueError(c)
@@ -55,11 +58,25 @@ def test_round_trip_with_nonfinite_values_is_exact_and_strict_json(tmp_path):
 
 
 def test_result_path_layout_and_unsafe_names(tmp_path):
-    p = result_path(tmp_path, "toy", "deeplabv3-resnet101", "my.pkg:Colorizer", "val", 3)
-    assert p == tmp_path / "runs/toy/deeplabv3-resnet101/my.pkg_Colorizer/val-seed3.json"
-    assert result_path("reports", "voc", "x", "../../etc", "val", 0).parts[:2] == ("reports",
-                                                                                   "runs")
-    assert ".." not in result_path("reports", "voc", "x", "../../etc", "val", 0).parts
+    p = result_path(tmp_path, "toy", "deeplabv3-resnet101", "my.pkg:Colorizer", "val", 3, "k1")
+    assert p == tmp_path / "runs/toy/deeplabv3-resnet101/my.pkg_Colorizer/val-seed3-k1.json"
+    assert result_path("reports", "voc", "x", "../../etc", "val", 0, "k").parts[:2] == (
+        "reports", "runs")
+    assert ".." not in result_path("reports", "voc", "x", "../../etc", "val", 0, "k").parts
+
+
+def test_distinct_configurations_never_share_a_file(tmp_path):
+    a = make()
+    a.provenance["config"] = {"limit": None, "temperature": None, "out": "x"}
+    b = make()
+    b.provenance["config"] = {"limit": 50, "temperature": None, "out": "x"}
+    c = make()
+    c.provenance["config"] = {"limit": None, "temperature": 0.5, "out": "x"}
+    same = make()
+    same.provenance["config"] = {"limit": None, "temperature": None, "out": "elsewhere"}
+    paths = [write_result(r, tmp_path) for r in (a, b, c)]
+    assert len(set(paths)) == 3
+    assert write_result(same, tmp_path) == paths[0]  # output folder is no part of the key
 
 
 def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
