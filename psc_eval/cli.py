@@ -16,7 +16,8 @@ from .dist import DEVICE_HELP
 from .errors import PscError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"],
+                                "max_content_width": 100})
 @click.version_option(__version__, prog_name="psc-eval")
 def cli() -> None:
     """Pixelated Semantic Colorization: models, baselines and the paper's evaluation."""
@@ -47,7 +48,7 @@ def open_dataset(dataset: str, root, split, size: int, allow_partial: bool, **kw
     return get_dataset(dataset, root=root, split=split, size=size, allow_partial=allow_partial, **kw)
 
 
-@cli.command("ls")
+@cli.command("ls", short_help="List the registries: colorizers, methods, judges, datasets, scorers.")
 def ls_cmd() -> None:
     """List every registry: colorizers, trainable methods, segmenters, datasets, scorers."""
     import importlib
@@ -76,7 +77,7 @@ def data_group() -> None:
     """Inspect datasets."""
 
 
-@data_group.command("preview")
+@data_group.command("preview", short_help="Preview grid: colour, gray and segmentation map.")
 @dataset_options()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
 @click.option("--n", "n_rows", default=6, show_default=True, type=click.IntRange(1, 64))
@@ -92,7 +93,7 @@ def data_preview(dataset, root, split, size, allow_partial, out, n_rows) -> None
 # --- judge commands (train-judge): psc_eval.judge ---
 
 
-@cli.command("train-judge")
+@cli.command("train-judge", short_help="Train a judge segmenter on colour images.")
 @click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
 @click.option("--arch", default=None, help="Segmenter name (psc-eval ls); default: the dataset's judge.")
 @click.option("--root", default=None, type=click.Path(file_okay=False), help="Dataset folder.")
@@ -178,14 +179,14 @@ def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], **options) -> None:
         click.echo(summary.text())
 
 
-@cli.command("miou")
+@cli.command("miou", short_help="mIoU of the judge on colorized images (Table 3, Fig. 8).")
 @runner_options("miou")
 def miou_cmd(colorizer, **options) -> None:
     """Mean IoU of a judge on colorized images (Table 3, Fig. 8): gray / colorizer / colour."""
     _run_eval_cmd("miou", colorizer, **options)
 
 
-@cli.command("psnr")
+@cli.command("psnr", short_help="PSNR against the true colours (Table 3); no masks needed.")
 @runner_options("psnr")
 def psnr_cmd(colorizer, **options) -> None:
     """PSNR of colorized images against the true colours (Table 3); needs no masks."""
@@ -195,7 +196,7 @@ def psnr_cmd(colorizer, **options) -> None:
 # --- model commands (train, sample): psc_eval.models ---
 
 
-@cli.command("train")
+@cli.command("train", short_help="Train the paper's model, an ablation or a baseline.")
 @click.option("--colorizer", required=True,
               help="Variant to train: ours, psc-purple, psc-purple-blue, psc-film.")
 @click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
@@ -224,7 +225,7 @@ def train_cmd(colorizer, dataset, config, **kw) -> None:
     click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
 
 
-@cli.command("sample")
+@cli.command("sample", short_help="Labelled grid: gray input, samples of each method, truth.")
 @click.option("--colorizer", "colorizer", required=True, multiple=True,
               help="Colorizer name or module:attr; repeat it (or a comma list) for one "
                    "column group per method; gray and gt work too.")
@@ -262,7 +263,7 @@ def sample_cmd(colorizer, dataset, root, split, size, n, out, limit, seed, tempe
 # --- study commands (study create/serve/tally): psc_eval.study ---
 
 
-@cli.group("study")
+@cli.group("study", short_help="Human naturalness study (Table 4): create, serve, tally.")
 def study_group() -> None:
     """Human naturalness study (Table 4): create stimuli, serve them, tally the answers."""
 
@@ -278,7 +279,7 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@study_group.command("create")
+@study_group.command("create", short_help="Pick images, render the stimuli, write the manifest.")
 @dataset_options()
 @click.option("--methods", required=True, help="Comma-separated colorizers, e.g. gray,gt,ours.")
 @click.option("--images", "n_images", default=20, show_default=True, type=int,
@@ -310,7 +311,7 @@ def study_create(dataset, root, split, size, allow_partial, methods, n_images, s
                f"'psc-eval study serve {out}'")
 
 
-@study_group.command("serve")
+@study_group.command("serve", short_help="Serve the observer page; answers go to responses.jsonl.")
 @click.argument("study_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; 0.0.0.0 or a LAN IP lets colleagues connect.")
@@ -324,7 +325,7 @@ def study_serve(study_dir, host, port, exposure_ms) -> None:
     serve_study(study_dir, host=host, port=port, exposure_ms=exposure_ms, echo=click.echo)
 
 
-@study_group.command("tally")
+@study_group.command("tally", short_help="Table 4: % judged natural per method, with intervals.")
 @click.argument("study_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="JSON to write (default STUDY_DIR/tally.json).")

@@ -25,6 +25,15 @@ def ensure_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -55,6 +64,8 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
                                suffix=".tmp")
     try:
+        # mkstemp creates 0600; a result or checkpoint gets the mode any new file gets
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()

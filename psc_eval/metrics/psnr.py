@@ -52,7 +52,8 @@ def psnr_ab(ab_pred: Tensor, ab_true: Tensor) -> Tensor:
 
 # Histogram of per-image PSNR (dB) kept with every run; finite values beyond are clipped in.
 PSNR_BIN_EDGES = [float(x) for x in range(61)]
-CONVENTION = "mean over images with finite PSNR; identical images (inf) counted apart"
+CONVENTION = ("mean over images with finite PSNR; identical images (inf) counted apart; "
+              "inf when every image is identical")
 
 
 def exact_sum(values: Tensor) -> tuple[float, int, int]:
@@ -67,7 +68,8 @@ def exact_sum(values: Tensor) -> tuple[float, int, int]:
 
 def _compute(total: float, count: int, n_infinite: int) -> dict[str, Any]:
     """The dataset mean over finite values, with the counts."""
-    mean = total / count if count else math.nan
+    # no finite value: NaN for no images at all, +inf when every image is identical
+    mean = total / count if count else (math.inf if n_infinite else math.nan)
     return {"psnr_mean": mean, "n": count + n_infinite, "n_finite": count,
             "n_infinite": n_infinite, "convention": CONVENTION}
 

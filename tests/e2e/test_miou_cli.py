@@ -88,7 +88,7 @@ def test_summary_reads_like_fig8_and_writes_three_results(tmp_path, capsys):
     files = sorted((tmp_path / "o" / "runs" / "toy" / "chroma-judge").rglob("*.json"))
     assert [f.parent.name for f in files] == ["gray", "gt", "tilt"]
     gt = json.loads(files[1].read_text())
-    assert gt["metrics"]["psnr"] is None and gt["nonfinite"]["metrics.psnr"] == "nan"
+    assert gt["metrics"]["psnr"] is None and gt["nonfinite"]["metrics.psnr"] == "inf"
     assert gt["metrics"]["psnr_n_infinite"] == 3
 
 

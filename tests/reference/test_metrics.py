@@ -186,6 +186,7 @@ def test_psnr_meter_counts_infinite_apart():
     assert out["psnr_mean"] == pytest.approx(20.0)
     assert (out["n"], out["n_finite"], out["n_infinite"]) == (4, 3, 1)
     empty = PsnrMeter().update(torch.tensor([float("inf")])).compute()
-    assert math.isnan(empty["psnr_mean"]) and empty["n_infinite"] == 1
+    assert empty["psnr_mean"] == math.inf and empty["n_infinite"] == 1  # all identical: inf
+    assert math.isnan(PsnrMeter().compute()["psnr_mean"])  # no image at all: NaN
     with pytest.raises(ValueError):
         PsnrMeter().update(torch.tensor([float("nan")]))
