@@ -158,9 +158,13 @@ def runner_options(kind: str):
         return click.option(decl, f.name, **kw)
 
     def deco(fn):
-        opts = [click.option("--colorizer", "colorizer", required=True, multiple=True,
+        opts = [click.option("--colorizer", "colorizer", multiple=True,
                              help="Colorizer name (psc-eval ls) or module:attr; repeat the "
-                                  "option or give a comma list for several rows.")]
+                                  "option or give a comma list for several rows."),
+                click.option("--predictions", "predictions", multiple=True,
+                             type=click.Path(file_okay=False),
+                             help="Folder of colorized images saved by any tool, <id>.png "
+                                  "per image: scored as one more row (repeatable).")]
         opts += [option(f) for f in eval_fields(kind)]
         for o in reversed(opts):
             fn = o(fn)
@@ -169,28 +173,34 @@ def runner_options(kind: str):
     return deco
 
 
-def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], **options) -> None:
+def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], predictions: tuple[str, ...],
+                  **options) -> None:
+    from .colorizer import PredictionsColorizer
     from .dist import dist_info
     from .runner import run_eval
 
-    names = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
-    summary = run_eval(kind, names, **options)
+    rows: list = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
+    rows += [PredictionsColorizer(d) for d in predictions]
+    if not rows:
+        raise PscError(f"nothing to score, in psc-eval {kind}, pass --colorizer NAME or "
+                       "--predictions DIR")
+    summary = run_eval(kind, rows, **options)
     if dist_info().is_main:
         click.echo(summary.text())
 
 
 @cli.command("miou", short_help="mIoU of the judge on colorized images (Table 3, Fig. 8).")
 @runner_options("miou")
-def miou_cmd(colorizer, **options) -> None:
+def miou_cmd(colorizer, predictions, **options) -> None:
     """Mean IoU of a judge on colorized images (Table 3, Fig. 8): gray / colorizer / colour."""
-    _run_eval_cmd("miou", colorizer, **options)
+    _run_eval_cmd("miou", colorizer, predictions, **options)
 
 
 @cli.command("psnr", short_help="PSNR against the true colours (Table 3); no masks needed.")
 @runner_options("psnr")
-def psnr_cmd(colorizer, **options) -> None:
+def psnr_cmd(colorizer, predictions, **options) -> None:
     """PSNR of colorized images against the true colours (Table 3); needs no masks."""
-    _run_eval_cmd("psnr", colorizer, **options)
+    _run_eval_cmd("psnr", colorizer, predictions, **options)
 
 
 # --- model commands (train, sample): psc_eval.models ---

@@ -254,7 +254,8 @@ def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, f
         asked = _asked(r.colorizer, n_samples)
         gen = torch.Generator(device=torch.device(device)).manual_seed(batch_seed(seed, start))
         with torch.inference_mode():
-            raw = run_colorizer(r.colorizer, L, ab_true, n_samples=asked, generator=gen)
+            raw = run_colorizer(r.colorizer, L, ab_true, n_samples=asked, generator=gen,
+                                ids=ids)
         raw = check_ab(raw, ids, asked, r.name)
         ab = raw.detach().to(AB_CACHE_DTYPE)
         r.colorized += len(ids)
@@ -376,6 +377,10 @@ def run_eval(kind: str, colorizer: Any, dataset: Any = None, cfg: EvalConfig | N
     if cfg.colorizer_weights is not None and len(asked) > 1:
         raise PscError(f"--colorizer-weights with {len(asked)} colorizers, in the options, "
                        "evaluate one colorizer per weights file")
+    for c in asked:
+        if hasattr(c, "check_ids"):  # stored predictions: every scored id has its file
+            scored = ds.ids if cfg.limit is None else ds.ids[:cfg.limit]
+            c.check_ids(ds.ids, scored, getattr(c, "n_per_id", 1))
     opts = {} if cfg.temperature is None else {"temperature": float(cfg.temperature)}
     cols = []
     for c in [REFERENCE_ROWS[0], *asked, REFERENCE_ROWS[1]]:

@@ -115,3 +115,51 @@ def test_python_api_takes_colorizer_objects(tmp_path, monkeypatch):
                  out=tmp_path / "out", cache=False, device="cpu")
     assert [r.colorizer for r in s.results] == ["gray", "sepia", "gt"]
     assert 5.0 < s.results[1].metrics["psnr"] < 40.0
+
+
+def test_predictions_folder_scores_like_the_colorizer_that_wrote_it(tmp_path, monkeypatch,
+                                                                     capsys):
+    """PNGs written from the gt colorizer, scored with --predictions, give gt's numbers."""
+    import numpy as np
+    from PIL import Image
+
+    from psc_eval.cli import main
+    from psc_eval.color import lab_parts_to_rgb, to_uint8
+    from psc_eval.data import get_dataset
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "unit"))
+    ds = get_dataset("toy", split="val", size=16)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for i in range(8):
+        s = ds[i]
+        rgb = to_uint8(lab_parts_to_rgb(s["L"][None], s["ab"][None]))[0]
+        Image.fromarray(np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())).save(
+            pred / f"{s['id']}.png")
+    common = ["--size", "16", "--limit", "6", "--segmenter", "runner_standins:ChromaJudge",
+              "--quiet", "--no-cache", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as e:
+        main(["miou", "--predictions", str(pred), *common])
+    assert e.value.code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "predictions-pred" in out
+    runs = {p.parent.name: json.loads(p.read_text())
+            for p in (tmp_path / "out").rglob("*.json")}
+    a, b = runs["predictions-pred"]["metrics"], runs["gt"]["metrics"]
+    for k in ("miou", "pixel_accuracy", "psnr_ab", "psnr_n_infinite", "num_images"):
+        assert a[k] == b[k], k
+    assert runs["predictions-pred"]["per_class_iou"] == runs["gt"]["per_class_iou"]
+
+    # a missing id and a stray file: one line each, naming them
+    (pred / f"{ds.ids[2]}.png").unlink()
+    with pytest.raises(SystemExit) as e:
+        main(["miou", "--predictions", str(pred), *common])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "1 missing prediction ids (toy-val-00002)" in err
+    Image.new("RGB", (16, 16), "red").save(pred / f"{ds.ids[2]}.png")
+    Image.new("RGB", (16, 16), "red").save(pred / "not-an-id.png")
+    with pytest.raises(SystemExit) as e:
+        main(["miou", "--predictions", str(pred), *common])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "1 extra prediction ids (not-an-id)" in err
