@@ -266,6 +266,7 @@ def test_real_process_prints_one_line_and_no_traceback(tmp_path):
     (["train", "--colorizer", "ours", "--workers", "-1"], "workers must be >= 0, got -1"),
     (["train", "--colorizer", "ours", "--device", "bogus"], "unknown device 'bogus'"),
     (["train", "--colorizer", "nope"], "unknown trainable colorizer 'nope'"),
+    (["train", "--colorizer", "ours", "--n-train", "-5"], "train.n_train=-5 is negative"),
     (["train-judge", "--lr", "0"], "learning rate 0.0, in --lr"),
     (["train-judge", "--lr", "inf"], "learning rate inf, in --lr"),
 ])
