@@ -20,7 +20,8 @@ def test_cli_options_are_the_config_fields_with_its_defaults(kind):
     from psc_eval.cli import cli
 
     params = {p.name: p for p in cli.commands[kind].params if p.name != "help"}
-    assert params.pop("colorizer").required
+    # the rows: names and/or folders of stored predictions (at least one, checked on use)
+    assert params.pop("colorizer").multiple and params.pop("predictions").multiple
     shown = {f.name: f for f in fields(EvalConfig)
              if f.metadata.get("cli", True) is not False
              and kind in f.metadata.get("kinds", EVAL_KINDS)}
