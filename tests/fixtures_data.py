@@ -279,3 +279,34 @@ def build_cocostuff164k(
             tree.labels[f"{split}/{sid}"] = m
             k += 1
     return tree
+
+
+# The paper model's smallest config (16 px input, 4x4 embedding): the tests' one copy.
+TINY_MODEL_TOML = """
+[model]
+widths = [4, 8, 8, 8, 8]
+blocks = [1, 1, 1, 1, 1]
+emb_channels = 12
+n_mix = 2
+input_size = 16
+film_hidden = 4
+[model.generator]
+nr_filters = 6
+nr_resnet = 1
+"""
+
+
+def tiny_toml(generator_dropout: float | None = None, **train) -> str:
+    """TINY_MODEL_TOML plus a [train] table (``train`` keys: epochs, batch_size, ...)."""
+    text = TINY_MODEL_TOML
+    if generator_dropout is not None:
+        text += f"dropout = {generator_dropout}\n"
+    if train:
+        text += "[train]\n" + "".join(f"{k} = {v!r}\n" for k, v in train.items())
+    return text
+
+
+def write_tiny_config(path, generator_dropout: float | None = None, **train):
+    """Write ``tiny_toml(...)`` to ``path`` and return it."""
+    path.write_text(tiny_toml(generator_dropout, **train))
+    return path

@@ -13,28 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_data import tiny_toml
 
 from psc_eval.cli import main
 
 STANDINS = Path(__file__).resolve().parents[1] / "unit"
 JUDGE = "deeplabv3plus-resnet18"
-TINY_TOML = """
-[model]
-widths = [4, 8, 8, 8, 8]
-blocks = [1, 1, 1, 1, 1]
-emb_channels = 12
-n_mix = 2
-input_size = 16
-film_hidden = 4
-[model.generator]
-nr_filters = 6
-nr_resnet = 1
-[train]
-epochs = 1
-batch_size = 4
-n_train = 4
-n_val = 2
-"""
+TINY_TOML = tiny_toml(epochs=1, batch_size=4, n_train=4, n_val=2)
 KINDS = ("bitflip", "drop", "shape", "dtype", "nan", "inf", "bare", "list", "config")
 
 

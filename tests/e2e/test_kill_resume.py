@@ -19,26 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_data import tiny_toml
 
-TINY_TOML = """
-[model]
-widths = [4, 8, 8, 8, 8]
-blocks = [1, 1, 1, 1, 1]
-emb_channels = 12
-n_mix = 2
-input_size = 16
-film_hidden = 4
-[model.generator]
-nr_filters = 6
-nr_resnet = 1
-dropout = 0.5
-[train]
-epochs = 2
-batch_size = 2
-n_train = 120
-n_val = 4
-polyak = 0.9
-"""
+TINY_TOML = tiny_toml(generator_dropout=0.5, epochs=2, batch_size=2, n_train=120, n_val=4, polyak=0.9)
 
 
 def tensors_sha256(state: dict) -> str:

@@ -22,26 +22,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_data import tiny_toml
 
 STANDINS = Path(__file__).resolve().parents[1] / "unit"
 
-TINY_TOML = """
-[model]
-widths = [4, 8, 8, 8, 8]
-blocks = [1, 1, 1, 1, 1]
-emb_channels = 12
-n_mix = 2
-input_size = 16
-film_hidden = 4
-[model.generator]
-nr_filters = 6
-nr_resnet = 1
-[train]
-epochs = 2
-batch_size = 4
-n_train = 12
-n_val = 4
-"""
+TINY_TOML = tiny_toml(epochs=2, batch_size=4, n_train=12, n_val=4)
 
 
 def ema_sha256(path: Path) -> str:

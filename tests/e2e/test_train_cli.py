@@ -8,28 +8,13 @@ import sys
 
 import pytest
 import torch
+from fixtures_data import tiny_toml
 from PIL import Image
 
 from psc_eval.colorizer import get_colorizer
 from psc_eval.errors import PscError, WeightsError
 
-TINY_TOML = """
-[model]
-widths = [4, 8, 8, 8, 8]
-blocks = [1, 1, 1, 1, 1]
-emb_channels = 12
-n_mix = 2
-input_size = 16
-film_hidden = 4
-[model.generator]
-nr_filters = 6
-nr_resnet = 1
-[train]
-epochs = 1
-batch_size = 4
-n_train = 8
-n_val = 4
-"""
+TINY_TOML = tiny_toml(epochs=1, batch_size=4, n_train=8, n_val=4)
 
 
 def run(*args, home):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fixtures_data import tiny_toml
 
 from psc_eval.colorizer import (
     AB_HIGH,
@@ -30,18 +31,7 @@ from psc_eval.errors import PscError
 B, H, W = 2, 16, 16
 IDS = [f"img{i}" for i in range(B)]
 
-TINY_TOML = """
-[model]
-widths = [4, 8, 8, 8, 8]
-blocks = [1, 1, 1, 1, 1]
-emb_channels = 12
-n_mix = 2
-input_size = 16
-film_hidden = 4
-[model.generator]
-nr_filters = 6
-nr_resnet = 1
-"""
+TINY_TOML = tiny_toml()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import csv
 
 import pytest
 import torch
+from fixtures_data import tiny_toml
 from psc_eval.models.commands import train_colorizer
 from torch import nn
 
@@ -23,25 +24,8 @@ from psc_eval.training import (
     step_generator,
 )
 
-TINY_TOML = """
-[model]
-widths = [4, 8, 8, 8, 8]
-blocks = [1, 1, 1, 1, 1]
-emb_channels = 12
-n_mix = 2
-input_size = 16
-film_hidden = 4
-[model.generator]
-nr_filters = 6
-nr_resnet = 1
-dropout = 0.5
-[train]
-epochs = 2
-batch_size = 4
-n_train = 8
-n_val = 4
-polyak = 0.9
-"""
+TINY_TOML = tiny_toml(generator_dropout=0.5, epochs=2, batch_size=4, n_train=8, n_val=4,
+                      polyak=0.9)
 
 
 @pytest.fixture
