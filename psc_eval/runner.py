@@ -164,11 +164,14 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
         if isinstance(c, str):
             c = get_colorizer(c)
         name = str(getattr(c, "name", None) or class_path(c))
+        scorers = build_scorers(cfg.scorer_names, num_classes, class_names)
+        for sc in scorers.values():
+            sc.setup(ds, cfg)  # size-dependent variants, priors, bootstrap options
+        opts = {k: o for k, o in ((k, sc.options()) for k, sc in scorers.items()) if o}
         keys = row_keys(c, name, seg, ds, cfg.seed, _asked(c, n_samples), cfg.batch_size,
-                        device)
+                        device, scorer_options=opts)
         cache = RowCache.open(croot, keys, store_ab=not _is_reference(c), enabled=cfg.cache)
-        rows.append(_Row(c, name, cache, build_scorers(cfg.scorer_names, num_classes,
-                                                       class_names)))
+        rows.append(_Row(c, name, cache, scorers))
 
     batches = [(s, min(s + cfg.batch_size, n)) for s in range(0, n, cfg.batch_size)]
     mine = batches[info.rank::info.world_size]
@@ -198,7 +201,7 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
 
             loader = torch.utils.data.DataLoader(
                 ds, batch_sampler=[list(range(s, e)) for s, e in to_load], collate_fn=collate,
-                num_workers=cfg.workers,
+                num_workers=cfg.workers, pin_memory=torch.device(device).type == "cuda",
             )
             for (s, e), batch in zip(to_load, loader):
                 fname = shard_name(s, e - s)
@@ -311,12 +314,20 @@ def _finish(r: _Row, ds: Any, seg: Any, cfg: EvalConfig, info: DistInfo,
     metrics: dict[str, Any] = {"num_images": scored, "num_skipped": len(skipped_list)}
     histograms: dict[str, Any] = {}
     per_class: dict[str, float] = {}
+    per_class_metrics: dict[str, dict[str, float]] = {}
+    per_image: dict[str, Any] = {}
     conventions: dict[str, Any] = {}
     for s in r.scorers.values():
         out = s.compute()
         metrics.update(out.metrics)
         histograms.update(out.histograms)
         per_class.update(out.per_class)
+        per_class_metrics.update(out.per_class_metrics)
+        if "key" in out.per_image and per_image.get("key", out.per_image["key"]) != \
+                out.per_image["key"]:
+            raise PscError(f"internal error: scorers of the {r.name!r} row saw different "
+                           "images, rerun with --no-cache and report the bug")
+        per_image.update(out.per_image)
         conventions.update(out.provenance)
     config = {**cfg.record(), "scored_sample": 0, "ab_precision": str(AB_CACHE_DTYPE),
               "ab_allowed_range": [AB_LOW, AB_HIGH],
@@ -332,7 +343,8 @@ def _finish(r: _Row, ds: Any, seg: Any, cfg: EvalConfig, info: DistInfo,
     return RunResult(kind=cfg.eval_kind, dataset=ds.name, segmenter=seg_name, colorizer=r.name,
                      split=ds.split, seed=int(cfg.seed), metrics=metrics,
                      per_class_iou=per_class, histograms=histograms, skipped=skipped_list,
-                     provenance=prov)
+                     provenance=prov, per_class_metrics=per_class_metrics,
+                     per_image=per_image)
 
 
 # ----------------------------------------------------------------------------- command
