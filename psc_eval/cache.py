@@ -15,7 +15,8 @@ flight and a rerun resumes where it stopped:
   sha256, config) and the device type. A repeated run reads only these small files, so it
   is nearly free. A shard serves a run when it holds a state for each of the run's scorers;
   shards of cache version 1 (raw confusion counts and per-image PSNR) are read through
-  ``Scorer.legacy_state``, so caches filled before scorers existed stay valid.
+  ``Scorer.legacy_state`` (PSNR; mIoU now keeps per-image confusion counts for its
+  bootstrap, which those shards lack, so it is recomputed from the cached chroma).
 
 Each key folder holds ``key.json``, the identity the key hashes, for inspection.
 """
@@ -95,8 +96,14 @@ def _file_sha256_cached(path: str, mtime_ns: int, size: int) -> str:
 
 
 def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples: int,
-             batch_size: int, device: str) -> tuple[str, str, dict[str, Any]]:
-    """(ab key, score key, the identities they hash) of one row of a run."""
+             batch_size: int, device: str, scorer_options: Mapping[str, Any] | None = None,
+             ) -> tuple[str, str, dict[str, Any]]:
+    """(ab key, score key, the identities they hash) of one row of a run.
+
+    ``scorer_options``: scorer name -> the options that change its batch states
+    (``Scorer.options()``: the MS-SSIM variant, the semantic law and prior); they enter
+    the score key only when some scorer has any, so keys of runs without such scorers are
+    unchanged."""
     from .metrics import PSNR_BIN_EDGES
 
     ab_ident = {
@@ -126,6 +133,8 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
     }
     score_ident = {"ab": ab_key, "judge": seg_ident, "device": torch.device(device).type,
                    "psnr_bins": PSNR_BIN_EDGES}
+    if scorer_options:
+        score_ident["scorer_options"] = jsonable(dict(scorer_options))
     return ab_key, digest(score_ident), {"ab": ab_ident, "scores": score_ident}
 
 

@@ -203,6 +203,42 @@ def psnr_cmd(colorizer, predictions, **options) -> None:
     _run_eval_cmd("psnr", colorizer, predictions, **options)
 
 
+@cli.command("diversity", short_help="MS-SSIM of two samples per input (Fig. 10).")
+@runner_options("diversity")
+def diversity_cmd(colorizer, predictions, **options) -> None:
+    """Sample diversity of a stochastic colorizer (Fig. 10): MS-SSIM between two samples of
+    each gray input; histogram in the run JSON, a figure of example pairs under OUT/figures."""
+    from .dist import dist_info
+    from .report.diversity import run_diversity
+
+    names = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
+    if predictions or not names:
+        raise PscError("diversity needs a stochastic colorizer, in --colorizer, name one "
+                       "(stored predictions hold one sample)")
+    for name in names:
+        summary = run_diversity(name, **options)
+        if dist_info().is_main:
+            click.echo(summary.text())
+
+
+@cli.command("compare", short_help="Paired difference of two runs, interval and p-value.")
+@click.argument("a", type=click.Path(dir_okay=False))
+@click.argument("b", type=click.Path(dir_okay=False))
+@click.option("--resamples", default=10000, show_default=True, type=click.IntRange(100),
+              help="Bootstrap resamples and permutations.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_cmd(a, b, resamples, seed, as_json) -> None:
+    """A - B for two run JSONs of the same images (mIoU, PSNR): paired bootstrap 95%
+    interval and sign-flip permutation p-value."""
+    import json
+
+    from .report.confidence import compare_runs, format_comparison
+
+    c = compare_runs(a, b, resamples=resamples, seed=seed)
+    click.echo(json.dumps(c, indent=1) if as_json else format_comparison(c))
+
+
 # --- model commands (train, sample): psc_eval.models ---
 
 

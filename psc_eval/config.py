@@ -24,8 +24,11 @@ from .dist import DEVICE_HELP
 from .errors import ConfigError, PscError
 
 # Evaluation kinds (the miou / psnr commands) -> the scorers they run by default.
-# PSNR comes with every mIoU run: Table 3 reports both and it costs nothing next to the judge.
-EVAL_KINDS: dict[str, tuple[str, ...]] = {"miou": ("miou", "psnr"), "psnr": ("psnr",)}
+# PSNR comes with every mIoU run: Table 3 reports both and it costs nothing next to the judge;
+# so do semantic colour accuracy and colour pollution (they need the masks a mIoU run has).
+# Diversity (two samples per image) is its own command and an opt-in scorer elsewhere.
+EVAL_KINDS: dict[str, tuple[str, ...]] = {"miou": ("miou", "psnr", "semantic", "pollution"),
+                                          "psnr": ("psnr",), "diversity": ("diversity",)}
 # Rows every run_eval adds around the user's colorizer (Fig. 8: gray / colorized / colour).
 REFERENCE_ROWS = ("gray", "gt")
 # Judge speed options: only when one differs from its default is configure() called, so the
@@ -79,6 +82,9 @@ class EvalConfig:
     metrics: tuple[str, ...] | None = _opt(
         None, "Comma-separated scorers (psc_eval.metrics.SCORERS; default: the command's).",
         kind_default=True)
+    bootstrap: int = _opt(1000, "Bootstrap resamples of the 95% intervals of mIoU and PSNR "
+                                "(images resampled; 0: no interval).", type=int, min=0)
+    bootstrap_seed: int = _opt(0, "Seed of the bootstrap resampling.", type=int)
     batch_size: int = _opt(32, "Images per batch.", type=int)
     device: str = _opt("auto", DEVICE_HELP + ".")
     workers: int = _opt(0, "DataLoader worker processes.", type=int, min=0, max=64)

@@ -63,6 +63,12 @@ class RunResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    # metric name -> class name -> value (semantic accuracy, pollution; IoU stays above)
+    per_class_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # per-image rows for paired comparisons (psc-eval compare): "key" (sorted image keys,
+    # psc_eval.metrics.bootstrap.image_key), "psnr", "psnr_ab", "miou_counts" (sparse
+    # per-image confusion counts), ... in the order of "key"
+    per_image: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict: non-finite floats become null, listed under ``nonfinite``."""
@@ -238,9 +244,17 @@ def load_result(path: str | Path) -> RunResult:
 
 COLUMNS = ["dataset", "segmenter", "colorizer", "split", "seed", "kind", "miou", "psnr",
            "psnr_ab", "psnr_n_infinite", "pixel_accuracy", "mean_accuracy", "num_images",
+           "miou_ci_low", "miou_ci_high", "psnr_ci_low", "psnr_ci_high", "semantic_accuracy",
+           "semantic_loglik", "pollution_spread", "pollution_boundary", "pollution_bleed",
+           "diversity_msssim",
            "num_skipped", "limit", "temperature", "n_samples", "run_key",
            "colorizer_weights_sha256", "colorizer_code_sha256", "judge_weights_sha256",
            "path"]
+
+
+EXTRA_METRICS = ("miou_ci_low", "miou_ci_high", "psnr_ci_low", "psnr_ci_high",
+                 "semantic_accuracy", "semantic_loglik", "pollution_spread",
+                 "pollution_boundary", "pollution_bleed", "diversity_msssim")
 
 
 def collect(root: str | Path = DEFAULT_OUT):
@@ -269,6 +283,7 @@ def collect(root: str | Path = DEFAULT_OUT):
             "pixel_accuracy": _num(m.get("pixel_accuracy")),
             "mean_accuracy": _num(m.get("mean_accuracy")),
             "num_images": m.get("num_images"), "num_skipped": len(r.skipped),
+            **{k: _num(m.get(k)) for k in EXTRA_METRICS},
             "limit": cfg.get("limit"), "temperature": cfg.get("temperature"),
             "n_samples": cfg.get("n_samples"), "run_key": prov.get("run_key"),
             **{k: prov.get(k) for k in ("colorizer_weights_sha256", "colorizer_code_sha256",

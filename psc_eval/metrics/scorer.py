@@ -35,6 +35,12 @@ SCORERS.add("miou", "psc_eval.metrics.scorers:MiouScorer",
             "mean IoU of the judge on colorized images (Table 3, Fig. 8)")
 SCORERS.add("psnr", "psc_eval.metrics.scorers:PsnrScorer",
             "PSNR of the uint8 RGB image and of ab against the true colours (Table 3)")
+SCORERS.add("semantic", "psc_eval.metrics.semantic:SemanticScorer",
+            "semantic colour accuracy: is each segment's chroma plausible for its class")
+SCORERS.add("pollution", "psc_eval.metrics.pollution:PollutionScorer",
+            "colour pollution: chroma spread inside segments, contrast across boundaries")
+SCORERS.add("diversity", "psc_eval.metrics.diversity:DiversityScorer",
+            "MS-SSIM between two samples of one gray input (Fig. 10)")
 
 
 @dataclass
@@ -77,7 +83,12 @@ class Scores:
     metrics: dict[str, Any] = field(default_factory=dict)
     histograms: dict[str, Any] = field(default_factory=dict)
     per_class: dict[str, float] = field(default_factory=dict)  # class name -> value (IoU)
+    # other per-class values: metric name -> class name -> value
+    per_class_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)  # conventions, variants
+    # per-image rows for paired comparisons (psc-eval compare): "key" (image keys, sorted,
+    # psc_eval.metrics.bootstrap.image_key) and one list per value, in that order
+    per_image: dict[str, Any] = field(default_factory=dict)
 
 
 class Scorer:
@@ -111,6 +122,16 @@ class Scorer:
         """This scorer's state from a score shard written before scorers existed (cache
         version 1 kept the raw per-batch values); None: the shard cannot serve it."""
         return None
+
+    def setup(self, dataset: Any, cfg: Any = None) -> None:
+        """Bind to the run's dataset and config before the first batch (a variant that
+        depends on the image size, a prior estimated on the training split, the bootstrap
+        options). Default: nothing."""
+
+    def options(self) -> dict[str, Any]:
+        """What, besides the images and the colorizer, changes this scorer's batch states
+        (a variant, a prior's fingerprint): it enters the score cache key. Default: none."""
+        return {}
 
     # --- shared
     def reset(self) -> None:

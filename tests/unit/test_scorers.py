@@ -75,7 +75,18 @@ def numpy_reference(b: dict) -> dict:
     v_ab = psnr(b["ab"][:, 0].numpy(), b["ab_true"].numpy(), 255.0)
     fr, fa = np.isfinite(v_rgb), np.isfinite(v_ab)
     hist = np.histogram(np.clip(v_rgb[fr], 0, 60), bins=PSNR_BIN_EDGES)[0]
+    # per-image rows of mIoU's bootstrap: intersection, truth, prediction per class
+    tb, pb = b["mask"].numpy().reshape(len(t) // (H * W), -1), b["pred"].numpy().reshape(-1, H * W)
+    rows = []
+    for ti, pi in zip(tb, pb):
+        k = ti != 255
+        rows.append(np.concatenate([np.bincount(ti[k][ti[k] == pi[k]], minlength=C),
+                                    np.bincount(ti[k], minlength=C),
+                                    np.bincount(pi[k], minlength=C)]))
+    from psc_eval.metrics.bootstrap import image_key
+
     return {"mat": mat, "rgb_values": v_rgb, "ab_values": v_ab, "rgb_hist": hist,
+            "key": np.array([image_key(i) for i in b["ids"]]), "img_counts": np.array(rows),
             "v_rgb": v_rgb, "v_ab": v_ab, "fr": fr, "fa": fa}
 
 
@@ -123,13 +134,14 @@ def test_merge_of_two_halves_equals_the_whole_and_numpy(split):
 def test_merge_refuses_a_foreign_state():
     a, = build_scorers(["miou"], C).values()
     with pytest.raises(ValueError, match="shape"):
-        a.merge({"mat": torch.zeros(C + 1, C + 1, dtype=torch.int64)})
+        a.merge({**a.state_dict(), "mat": torch.zeros(C + 1, C + 1, dtype=torch.int64)})
     with pytest.raises(ValueError, match="cannot merge"):
         a.merge({"other": torch.zeros(())})
 
 
 def test_cache_version_1_shards_convert_to_the_same_state():
-    """Shards written before scorers (raw counts, per-image PSNR) give the scorers' state."""
+    """Shards written before scorers (raw counts, per-image PSNR) give PSNR's state; they
+    hold no per-image confusion counts (mIoU's bootstrap rows), so mIoU is recomputed."""
     from psc_eval.metrics import ConfusionMatrix, psnr_ab, psnr_rgb_uint8
 
     b = batch(1)
@@ -138,8 +150,9 @@ def test_cache_version_1_shards_convert_to_the_same_state():
         s.update(ctx_of(b))
     cm = ConfusionMatrix(C).update(b["pred"], b["mask"])
     legacy = {"mat": cm.mat, "psnr_rgb": psnr_rgb_uint8(b["rgb_u8"], b["true_u8"]),
-              "psnr_ab": psnr_ab(b["ab"][:, 0], b["ab_true"])}
-    for s in scorers.values():
+              "psnr_ab": psnr_ab(b["ab"][:, 0], b["ab_true"]), "ids": b["ids"]}
+    assert scorers["miou"].legacy_state(legacy) is None
+    for s in [scorers["psnr"]]:
         st = s.legacy_state(legacy)
         assert st.keys() == s.state.keys()
         for k in st:

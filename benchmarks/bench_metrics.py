@@ -1,0 +1,78 @@
+"""Benchmark: a ``psc-eval miou`` run on toy with mIoU + PSNR alone vs with every scorer of
+issue 12 (semantic colour accuracy, colour pollution; bootstrap intervals in both), side
+by side in one process, interleaved, the median of ``--repeats`` rounds, cache off.
+
+Rows: gray, ``--colorizer`` (default gt: no model cost, so the ratio isolates the scoring
+overhead on top of the judge; pass ``ours`` for a full run) and gt. Diversity is timed too
+(``+diversity``), though it is not a default of ``miou``: it asks stochastic colorizers for
+a second sample, whose cost belongs to the colorizer.
+
+    PSC_HOME=/work/psc-home python benchmarks/bench_metrics.py --limit 200 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+import torch
+
+from psc_eval.colorizer import get_colorizer
+from psc_eval.data import get_dataset
+from psc_eval.judge.build import build_segmenter, default_segmenter_name
+from psc_eval.runner import evaluate_rows
+
+SETS = {"miou+psnr": ("miou", "psnr"),
+        "all (default miou)": ("miou", "psnr", "semantic", "pollution"),
+        "+diversity": ("miou", "psnr", "semantic", "pollution", "diversity")}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--colorizer", default="gt")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    ds = get_dataset("toy", split="val")
+    seg = build_segmenter(default_segmenter_name("toy"), None, ds.num_classes, "cpu", "toy", None)
+    cols = [get_colorizer("gray"), get_colorizer(a.colorizer)] if a.colorizer != "gt" else \
+        [get_colorizer("gray")]
+    cols.append(get_colorizer("gt"))
+    times: dict[str, list[float]] = {k: [] for k in SETS}
+    for _ in range(a.repeats):
+        for name, metrics in SETS.items():
+            t0 = time.perf_counter()
+            evaluate_rows(cols, ds, seg, limit=a.limit, metrics=metrics, cache=False,
+                          progress=False)
+            times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med["miou+psnr"]
+    out = {"machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "threads": a.threads,
+                       "nproc_cmd": subprocess.run(["nproc"], capture_output=True,
+                                                   text=True, check=False).stdout.strip()},
+           "images": a.limit, "rows": [getattr(c, "name", "?") for c in cols],
+           "repeats": a.repeats, "median_s": med,
+           "ratio_vs_miou_psnr": {k: v / base for k, v in med.items()}, "all_s": times}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Semantic colour accuracy: is each object's colour plausible for its class? (paper Sec. 1:
+no blue cows; Fig. 1.)
+
+A segment is one ground-truth class of one image (ignore pixels excluded; segments under
+1/256 of the image, 16 px at 64 px, are not scored). Its chroma is the per-channel median
+of the colorizer's sample-0 ab over the segment's pixels (upsampled to the mask size as
+for PSNR). The median, not the mean: a toy car's dark neutral wheels (a quarter of its
+pixels, labelled car) would pull a mean off every car hue; on real data it likewise
+ignores small highlights and shadows.
+
+Two laws:
+
+* ``toy``: the generator's own law (``psc_eval.data.toy.CHROMA``, ``CAR_MODES``): each
+  object draws (a, b) ~ N(mean, sd) per channel (cars: one of four hues, sd 4). A segment
+  is *in law* when its squared Mahalanobis distance to the class's law (cars: to the
+  nearest hue) is at most ``TOY_THRESHOLD`` = chi^2_2(0.999) = -2 ln 0.001 = 13.82, so a
+  segment drawn by the generator itself is in law with probability 0.999 (gt: ~0.999).
+  Reports ``semantic_accuracy`` (in-law rate) overall and per class.
+* ``histogram`` (datasets with masks other than toy): the per-class distribution of
+  segment chroma on the training split, a 2-D histogram of 32 x 32 bins of 8 Lab units
+  over [-128, 128]^2, smoothed with one pseudo-segment spread evenly over the bins,
+  estimated once and cached under ``$PSC_HOME/cache/chroma_prior`` keyed by the training
+  split's fingerprint. Reports ``semantic_loglik`` (mean log-probability, nats, of the
+  segment's bin) and ``semantic_accuracy``: the rate of segments whose bin lies in the
+  class's 95% highest-density region (the bins of highest probability that together hold
+  95% of the training segments: the stated threshold; a training segment passes with
+  probability ~0.95).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .bootstrap import canonical, image_keys
+from .pollution import _groups, colorized_ab
+from .scorer import ScoreContext, Scorer, Scores
+
+TOY_THRESHOLD = -2.0 * math.log(0.001)  # chi^2 with 2 dof at 0.999
+MIN_SEGMENT_FRACTION = 1.0 / 256
+HIST_BINS, HIST_LO, HIST_HI = 32, -128.0, 128.0
+HDR_MASS = 0.95
+PRIOR_VERSION = 1
+TRAIN_SPLITS = {"toy": ("train",), "voc": ("train_aug", "train"),
+                "cocostuff": ("train", "train2017")}
+
+
+def segment_medians(ab: Tensor, mask: Tensor, C: int) -> tuple[Tensor, Tensor]:
+    """(B*C, 2) per-channel lower median of ab per (image, class) group, and (B*C,) pixel
+    counts (0: class absent)."""
+    g, keep = _groups(mask, C)
+    G = ab.shape[0] * C
+    n = torch.bincount(g, minlength=G)
+    starts = torch.cumsum(n, 0) - n
+    mid = (starts + (n - 1).clamp(min=0) // 2).clamp(max=max(int(g.numel()) - 1, 0))
+    out = torch.zeros(G, 2, dtype=torch.float64, device=ab.device)
+    if g.numel() == 0:
+        return out, n
+    for ch in range(2):
+        v = ab[:, ch][keep].to(torch.float64)
+        order = torch.argsort(g.to(torch.float64) * 1024.0 + (v + 512.0))
+        out[:, ch] = v[order][mid]
+    return out, n
+
+
+def _toy_law(C: int) -> tuple[Tensor, Tensor]:
+    """(C, M, 2) means and sds of every class's modes (unimodal classes repeated)."""
+    from ..data.toy import CAR, CAR_MODE_SD, CAR_MODES, CHROMA
+
+    M = len(CAR_MODES)
+    mean = torch.zeros(C, M, 2, dtype=torch.float64)
+    sd = torch.ones(C, M, 2, dtype=torch.float64)
+    for c in range(C):
+        if c == CAR:
+            mean[c] = torch.tensor(CAR_MODES, dtype=torch.float64)
+            sd[c] = CAR_MODE_SD
+        else:
+            ma, sa, mb, sb = CHROMA[c]
+            mean[c] = torch.tensor([ma, mb], dtype=torch.float64)
+            sd[c] = torch.tensor([sa, sb], dtype=torch.float64)
+    return mean, sd
+
+
+def hist_bin(ab: Tensor) -> Tensor:
+    """(..., 2) chroma -> (...,) flat bin index of the prior's 32 x 32 grid."""
+    w = (HIST_HI - HIST_LO) / HIST_BINS
+    i = ((ab - HIST_LO) / w).floor().clamp(0, HIST_BINS - 1).to(torch.int64)
+    return i[..., 0] * HIST_BINS + i[..., 1]
+
+
+# ----------------------------------------------------------------------------- prior
+
+
+def estimate_prior(train_ds: Any, progress: bool = False) -> dict[str, Any]:
+    """Per-class histogram of segment chroma (median ab) over ``train_ds``'s true colours."""
+    from ..data import collate
+
+    C = int(train_ds.num_classes)
+    counts = torch.zeros(C, HIST_BINS * HIST_BINS, dtype=torch.float64)
+    loader = torch.utils.data.DataLoader(train_ds, batch_size=32, collate_fn=collate)
+    for batch in loader:
+        if not batch["ids"]:
+            continue
+        med, n = segment_medians(batch["ab"], batch["mask"], C)
+        H, W = batch["mask"].shape[-2:]
+        ok = n >= max(1, int(MIN_SEGMENT_FRACTION * H * W))
+        cls = torch.arange(len(n)) % C
+        counts.view(-1).index_add_(0, (cls * HIST_BINS ** 2 + hist_bin(med))[ok],
+                                   torch.ones(int(ok.sum()), dtype=torch.float64))
+    return {"counts": counts, "fingerprint": train_ds.fingerprint(),
+            "fingerprint_key": train_ds.fingerprint_key(), "version": PRIOR_VERSION}
+
+
+def prior_tables(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(C, K) log-probabilities of the smoothed histograms, (C,) 95% HDR levels (log), and
+    (C,) training segments per class."""
+    K = counts.shape[1]
+    n = counts.sum(1)
+    p = (counts + 1.0 / K) / (n + 1.0).unsqueeze(1)
+    srt, _ = torch.sort(p, dim=1, descending=True)
+    cum = torch.cumsum(srt, 1)
+    idx = (cum < HDR_MASS).sum(1).clamp(max=K - 1)
+    level = srt.gather(1, idx.unsqueeze(1)).squeeze(1)
+    return p.log(), level.log(), n
+
+
+@lru_cache(maxsize=8)
+def _load_prior(name: str, root: str | None, size: int) -> dict[str, Any] | None:
+    from ..data import get_dataset
+    from ..errors import PscError
+    from ..io import atomic_write
+    from ..paths import cache_dir
+
+    for split in TRAIN_SPLITS.get(name, ("train",)):
+        try:
+            train = get_dataset(name, root=root, split=split, size=size, allow_partial=True)
+        except (PscError, TypeError):
+            continue
+        path = cache_dir() / "chroma_prior" / f"{name}-{train.fingerprint_key()}-v{PRIOR_VERSION}.pt"
+        if path.is_file():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001, S110 (damaged: estimate again)
+                pass
+        prior = estimate_prior(train)
+        atomic_write(path, lambda f, prior=prior: torch.save(prior, f))
+        return prior
+    return None
+
+
+# ----------------------------------------------------------------------------- scorer
+
+
+class SemanticScorer(Scorer):
+    """In-law rate of segment chroma (toy), or its likelihood under the training split's
+    per-class chroma histogram (other datasets with masks)."""
+
+    needs_masks = True
+    cat_keys = ("key", "rows")
+
+    law: str | None = None  # "toy" | "histogram" (set by setup from the dataset)
+    prior: dict[str, Any] | None = None
+
+    def setup(self, dataset: Any, cfg: Any = None) -> None:
+        if self.law is None:
+            self.law = "toy" if getattr(dataset, "name", None) == "toy" else "histogram"
+        if self.law == "histogram" and self.prior is None:
+            root = getattr(dataset, "root", None)
+            self.prior = _load_prior(dataset.name, None if root is None else str(root),
+                                     int(dataset.size))
+            if self.prior is None:
+                from ..errors import PscError
+
+                raise PscError(f"no training split found for the chroma prior of dataset "
+                               f"{dataset.name!r}, in --root, provide the training split or "
+                               "drop 'semantic' from --metrics")
+        self._tables = None
+
+    def options(self) -> dict[str, Any]:
+        opt: dict[str, Any] = {"law": self.law, "threshold": self._threshold_text(),
+                               "min_segment_fraction": MIN_SEGMENT_FRACTION}
+        if self.law == "histogram" and self.prior is not None:
+            opt["prior"] = self.prior["fingerprint_key"]
+        return opt
+
+    def _threshold_text(self) -> str:
+        if self.law == "toy":
+            return f"Mahalanobis d^2 <= {TOY_THRESHOLD:.4f} (chi2_2 0.999)"
+        return f"bin inside the class's {HDR_MASS:.0%} highest-density region"
+
+    def init_state(self) -> dict[str, Tensor]:
+        return {"key": torch.zeros(0, dtype=torch.int64),
+                "rows": torch.zeros(0, 3 * self.num_classes, dtype=torch.float64)}
+
+    def update(self, ctx: ScoreContext) -> None:
+        assert ctx.mask is not None
+        C, B = self.num_classes, len(ctx.ids)
+        mask = ctx.mask.to(ctx.ab_true.device)
+        ab, _ = colorized_ab(ctx)
+        med, n = segment_medians(ab, mask, C)  # (B*C, 2), (B*C,)
+        H, W = mask.shape[-2:]
+        scored = (n >= max(1, int(MIN_SEGMENT_FRACTION * H * W))).to(torch.float64)
+        cls = torch.arange(B * C, device=med.device) % C
+        if self.law == "toy":
+            mean, sd = (t.to(med.device) for t in _toy_law(C))
+            d2 = (((med[:, None, :] - mean[cls]) / sd[cls]) ** 2).sum(-1).min(1).values
+            ok = (d2 <= TOY_THRESHOLD).to(torch.float64)
+            ll = torch.zeros_like(ok)
+        else:
+            if getattr(self, "_tables", None) is None:
+                self._tables = prior_tables(self.prior["counts"])
+            logp, level, ntrain = (t.to(med.device) for t in self._tables)
+            scored = scored * (ntrain[cls] > 0)
+            lp = logp[cls, hist_bin(med)]
+            ok = (lp >= level[cls]).to(torch.float64)
+            ll = lp
+        rows = torch.cat([scored.view(B, C), (ok * scored).view(B, C),
+                          (ll * scored).view(B, C)], 1).cpu()
+        self.state["key"] = torch.cat([self.state["key"], image_keys(ctx.ids)])
+        self.state["rows"] = torch.cat([self.state["rows"], rows])
+
+    def compute(self) -> Scores:
+        C = self.num_classes
+        _, rows = canonical(self.state["key"], self.state["rows"])
+        s = rows.numpy().sum(0) if rows.shape[0] else np.zeros(3 * C)
+        n, ok, ll = s[:C], s[C:2 * C], s[2 * C:]
+        names = [self.class_names[k] if k < len(self.class_names) else str(k) for k in range(C)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(n > 0, ok / np.maximum(n, 1), np.nan)
+            mll = np.where(n > 0, ll / np.maximum(n, 1), np.nan)
+        N = n.sum()
+        metrics: dict[str, Any] = {
+            "semantic_accuracy": float(ok.sum() / N) if N else float("nan"),
+            "semantic_segments": int(N)}
+        per = {"semantic_accuracy": {k: float(v) for k, v in zip(names, rate)}}
+        if self.law != "toy":
+            metrics["semantic_loglik"] = float(ll.sum() / N) if N else float("nan")
+            per["semantic_loglik"] = {k: float(v) for k, v in zip(names, mll)}
+        prov = {"law": self.law, "threshold": self._threshold_text(),
+                "segment_chroma": "per-channel median of sample-0 ab over a ground-truth "
+                                  "class of one image; segments under 1/256 of the image "
+                                  "not scored"}
+        if self.law != "toy" and self.prior is not None:
+            prov["prior_fingerprint"] = self.prior["fingerprint"]
+            prov["prior"] = (f"{HIST_BINS}x{HIST_BINS} ab histogram of training segment "
+                             "chroma, one pseudo-segment spread over the bins")
+        return Scores(metrics=metrics, per_class_metrics=per,
+                      provenance={"semantic_convention": prov})
