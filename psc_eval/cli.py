@@ -392,6 +392,31 @@ def study_tally(study_dir, out, vigilance_threshold, n_boot, seed) -> None:
 # --- report commands (reproduce, report, regress) ---
 
 
+@cli.command("report", short_help="Tables 3-4, ablation, Figs. 8 and 10 from stored runs.")
+@click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
+@click.option("--runs", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="The --out folder of the evaluations (holds runs/<dataset>/...).")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Report folder (default reports/<dataset>).")
+@click.option("--models", default=None, type=click.Path(file_okay=False),
+              help="Checkpoint folder for the ablation's losses (default $PSC_HOME).")
+@click.option("--study", default=None, type=click.Path(exists=True),
+              help="Human study folder (or its tally.json) for Table 4.")
+@click.option("--split", default=None, help="Use only runs of this split.")
+@click.option("--judge", default=None, help="Use only runs of this judge (segmenter name).")
+@click.option("--samples", is_flag=True, help="Also draw sample grids (needs the models).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def report_cmd(dataset, runs, out, models, study, split, judge, samples, device) -> None:
+    """Write Table 3, Table 4, the ablation table (Markdown, LaTeX, CSV) and Figs. 8 and 10
+    (PNG, PDF) of one dataset, derived only from the stored run JSONs."""
+    from .dist import resolve_device
+    from .report.build import write_report
+
+    click.echo(write_report(dataset, runs, out, models=models, study=study, split=split,
+                            judge=judge, samples=samples,
+                            device=resolve_device(device)).text())
+
+
 def main(argv: list[str] | None = None) -> None:
     from .dist import abort_run, dist_info, shutdown_distributed
 

@@ -19,6 +19,7 @@ are stored as plain integers besides.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import platform
@@ -146,6 +147,7 @@ def build_provenance(
         **{k: conventions.get(k) for k in CONVENTION_KEYS},
         **{k: v for k, v in conventions.items() if k not in CONVENTION_KEYS},
         "wall_time_s": wall_time_s,
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "cache_stats": cache_stats,
     }
 

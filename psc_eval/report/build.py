@@ -1,0 +1,326 @@
+"""``psc-eval report``: Tables 3-4, the ablation table and Figs. 8 and 10 of one dataset,
+derived only from stored run JSONs (plus training logs for the ablation's losses and a
+study's tally.json for Table 4), written to ``reports/<dataset>/``.
+
+Output (every table as .md, .tex with booktabs, .csv; figures as .png and .pdf)::
+
+    README.md                 all tables, the figures, and the run files used
+    table3.*                  mIoU / PSNR of gray, single-output methods, ours, ground truth
+    ablation.*                psc-purple / psc-purple-blue / ours / psc-film / psc-embedding
+    table4.*                  human naturalness (--study), else a table saying why not
+    fig8_per_class_iou.*      per-class IoU bars
+    fig10_msssim.*            MS-SSIM histograms (when diversity runs exist)
+    ablation_val_losses.*     validation losses per epoch (when training logs exist)
+    samples/                  sample grids (--samples: needs the trained models)
+
+Running it twice on the same files writes the same bytes: nothing depends on the clock
+(run dates are the run files' modification dates), and the PDFs carry no dates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PscError
+from ..io import atomic_write, ensure_dir, sha256_file
+from . import figures
+from .runs import Run, Selection, load_runs, runs_dir, select
+from .tables import (
+    ABLATION,
+    DIVERSE,
+    SINGLE,
+    TABLE3_ROWS,
+    Table,
+    ablation,
+    missing_table,
+    table3,
+    table4_human,
+)
+
+
+@dataclass
+class ReportSummary:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    tables: dict[str, Table] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"psc-eval report: wrote {len(self.files)} files to {self.out}"]
+        lines += [f"  {p.relative_to(self.out)}" for p in self.files]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def write_report(
+    dataset: str,
+    runs: str | Path = "reports",
+    out: str | Path | None = None,
+    *,
+    models: str | Path | None = None,
+    study: str | Path | None = None,
+    split: str | None = None,
+    judge: str | None = None,
+    samples: bool = False,
+    sample_limit: int = 4,
+    device: str = "cpu",
+) -> ReportSummary:
+    """Write the report of ``dataset`` from the run JSONs under ``runs``.
+
+    ``models``: a folder with ``models/<dataset>/<variant>/`` (PSC_HOME) or
+    ``<dataset>/<variant>/`` for the ablation's validation losses; ``study``: a study folder
+    (or its tally.json) for Table 4; ``split`` / ``judge``: pick one context when the runs
+    hold several; ``samples``: also draw sample grids with the trained models.
+    """
+    all_runs = load_runs(runs, dataset)
+    base = runs_dir(runs, dataset)
+    out = ensure_dir(Path(out) if out is not None else Path("reports") / dataset)
+    summary = ReportSummary(out)
+
+    sel = select(all_runs, judged=True, split=split, judge=judge, what="Table 3")
+    t3 = table3(sel, dataset)
+    unjudged = sorted({r.result.colorizer for r in all_runs
+                       if not r.judged and "diversity_msssim" not in r.result.histograms})
+    if unjudged:
+        t3.notes.append("Runs without a judge (psc-eval psnr) are not in this table: "
+                        + ", ".join(unjudged) + ".")
+    if not sel.runs:
+        t3.notes.insert(0, "No judged run (psc-eval miou) in these runs: every cell is empty.")
+
+    losses, logs = model_losses(models, dataset, sel)
+    tab = ablation(sel, losses, dataset)
+    t4 = _table4(study, dataset)
+    for t in (t3, tab, t4):
+        summary.files += t.write(out)
+        summary.tables[t.name] = t
+
+    figs: list[str] = []
+    if sel.runs:
+        methods = [m for m in _table3_order(sel) if m not in ("gray", "gt")]
+        summary.files += figures.fig8(sel, methods, out, t3.facts_line())
+        figs.append("fig8_per_class_iou")
+    div = select(all_runs, judged=False, split=split, what="Fig. 10",
+                 want=lambda r: "diversity_msssim" in r.result.histograms)
+    if div.runs:
+        summary.files += figures.fig10(div, out, _facts_line(div))
+        figs.append("fig10_msssim")
+    else:
+        summary.notes.append(f"Fig. 10 not drawn: no diversity run of {dataset} "
+                             f"(psc-eval diversity --colorizer ours --dataset {dataset})")
+    if logs:
+        summary.files += figures.ablation_curves(logs, out, dataset)
+        figs.append("ablation_val_losses")
+    grids: list[Path] = []
+    if samples:
+        grids = _sample_grids(sel, dataset, out / "samples", sample_limit, device, summary)
+        summary.files += grids
+    readme = _index(dataset, base, [t3, tab, t4], figs, grids, sel, div, out, summary.notes)
+    atomic_write(out / "README.md", lambda f: f.write(readme.encode()))
+    summary.files.append(out / "README.md")
+    return summary
+
+
+def _facts_line(sel: Selection) -> str:
+    return Table("", "", [], [], sel.facts()).facts_line()
+
+
+def _table3_order(sel: Selection) -> list[str]:
+    skip = [c for c in ABLATION if c != "ours"]
+    have = sel.colorizers()
+    extra = sorted(c for c in have if c not in TABLE3_ROWS and c not in skip)
+    return [c for c in [*TABLE3_ROWS[:-2], *extra, "ours", "gt"] if c in have]
+
+
+def _table4(study: str | Path | None, dataset: str) -> Table:
+    title = f"Table 4: naturalness ({dataset})"
+    if study is None:
+        return missing_table(
+            "table4", title,
+            "Not available: no human study was given (--study DIR holding the tally.json "
+            "of psc-eval study tally), and psc-eval has no automated naturalness proxy "
+            "yet, so no number stands in for human judgement here.")
+    p = Path(study)
+    p = p / "tally.json" if p.is_dir() else p
+    try:
+        tally = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise PscError(f"no tally of the study, {p}, run psc-eval study tally "
+                       f"{p.parent} first") from None
+    except json.JSONDecodeError:
+        raise PscError(f"tally is not valid JSON, {p}, rerun psc-eval study tally") from None
+    if tally.get("kind") != "human" or not isinstance(tally.get("methods"), dict):
+        raise PscError(f"not a human-study tally (kind {tally.get('kind')!r}), {p}, point "
+                       "--study at a folder tallied by psc-eval study tally")
+    got = (tally.get("study") or {}).get("dataset")
+    if got not in (None, dataset):
+        raise PscError(f"the study is of dataset {got!r}, not {dataset!r}, {p}, pass the "
+                       "study of this dataset to --study")
+    if not any((m or {}).get("n") for m in tally["methods"].values()):
+        raise PscError(f"the study has no answers yet, {p}, collect answers with psc-eval "
+                       "study serve, then tally")
+    return table4_human(tally, dataset, p.name)
+
+
+# --- validation losses of the ablation variants (training logs) ---
+
+
+def models_root(models: str | Path | None, dataset: str) -> Path | None:
+    """``<models>/models/<dataset>``, ``<models>/<dataset>`` or ``<models>``; default
+    ``$PSC_HOME/models/<dataset>`` when PSC_HOME is set."""
+    if models is None:
+        home = os.environ.get("PSC_HOME")
+        if not home:
+            return None
+        models = home
+    m = Path(models)
+    for cand in (m / "models" / dataset, m / dataset, m):
+        if cand.is_dir() and any(cand.glob("*/log.csv")):
+            return cand
+    return None
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as f:
+        return [dict(r) for r in csv.DictReader(f)]
+
+
+def model_losses(models: str | Path | None, dataset: str, sel: Selection
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """variant -> the validation losses of the checkpoint its run scored (matched by the
+    weights sha256 recorded in the run), and variant folder -> its whole log."""
+    root = models_root(models, dataset)
+    if root is None:
+        return {}, {}
+    hashes: dict[Path, str] = {}
+
+    def sha(p: Path) -> str:
+        if p not in hashes:
+            hashes[p] = sha256_file(p)
+        return hashes[p]
+
+    folders = sorted(d for d in root.iterdir() if (d / "log.csv").is_file())
+    logs = {d.name: _read_log(d / "log.csv")
+            for d in sorted(folders, key=lambda d: ABLATION.index(d.name)
+                            if d.name in ABLATION else 0) if d.name in ABLATION}
+    out: dict[str, dict[str, Any]] = {}
+    for label, runs in [c for name in ABLATION for c in sel.configs(name)]:
+        name = runs[0].result.colorizer
+        want = {r.result.provenance.get("colorizer_weights_sha256") for r in runs} - {None}
+        if len(want) != 1:
+            out[label] = {"note": "no weights sha256 recorded in its runs; losses not shown"}
+            continue
+        w = want.pop()
+        found = None
+        for d in folders:  # last.pt first: cheapest and the usual case
+            if (d / "last.pt").is_file() and sha(d / "last.pt") == w:
+                found = (d, d / "last.pt")
+                break
+        if found is None:
+            for d in folders:
+                for ck in sorted(d.glob("epoch-*.pt")):
+                    if sha(ck) == w:
+                        found = (d, ck)
+                        break
+                if found:
+                    break
+        if found is None:
+            out[label] = {"note": f"no checkpoint in the models folder has the scored weights "
+                                 f"(sha256 {w[:12]}); losses not shown"}
+            continue
+        d, ck = found
+        epoch = None
+        if ck.name.startswith("epoch-"):
+            epoch = int(ck.stem.split("-")[1])
+        else:
+            same = [e for e in sorted(d.glob("epoch-*.pt")) if e.stat().st_size ==
+                    ck.stat().st_size and sha(e) == w]
+            if same:
+                epoch = int(same[-1].stem.split("-")[1])
+        rows = _read_log(d / "log.csv")
+        row = next((r for r in rows if epoch is not None and int(r["epoch"]) == epoch), None)
+        info: dict[str, Any] = {"epoch": epoch}
+        if row is None:
+            info["note"] = f"checkpoint {d.name}/{ck.name} matched but its epoch is not in "\
+                           "log.csv; losses not shown"
+        else:
+            for k in ("val_L_emb_bpd", "val_L_gen_bpd", "val_L_seg", "val_total"):
+                info[k] = float(row[k]) if row.get(k) not in (None, "") else None
+        if d.name != name:
+            info["note"] = (f"scored the checkpoint of {d.name} ({d.name}/{ck.name}); its "
+                            "training losses are shown")
+        out[label] = info
+    return out, logs
+
+
+# --- sample grids (optional; need the trained models) ---
+
+
+def _sample_grids(sel: Selection, dataset: str, out: Path, limit: int, device: str,
+                  summary: ReportSummary) -> list[Path]:
+    from .grid import write_sample_grid
+
+    have = set(sel.colorizers())
+    groups = [("fig7", ["psc-purple", "psc-purple-blue", "ours"], 1),
+              ("fig11", [*SINGLE, "ours"], 1),
+              ("fig12", [*DIVERSE, "ours"], 3)]
+    paths = []
+    for fig, names, n in groups:
+        names = [m for m in names if m in have]
+        if fig == "fig11" and len(names) < 2:
+            summary.notes.append("fig11 grid not drawn: no single-output baseline has runs")
+            continue
+        if not names:
+            summary.notes.append(f"{fig} grid not drawn: none of its methods has runs")
+            continue
+        try:
+            p = write_sample_grid(names, dataset, out / fig, n=n, limit=limit, seed=0,
+                                  device=device)
+        except PscError as e:
+            summary.notes.append(f"{fig} grid not drawn: {e.one_line()}")
+            continue
+        paths.append(p)
+    return paths
+
+
+# --- README.md of the report folder ---
+
+
+def _index(dataset: str, base: Path, tables: list[Table], figs: list[str], grids: list[Path],
+           sel: Selection, div: Selection, out: Path, notes: list[str]) -> str:
+    lines = [f"# psc-eval report: {dataset}", "",
+             ("Generated by `psc-eval report` from stored run JSONs only; do not edit "
+              "(rerun the command)."), ""]
+    for t in tables:
+        lines += [t.markdown(), ""]
+    for f in figs:
+        lines += [f"![{f}]({f}.png)", ""]
+    for g in grids:
+        rel = g.relative_to(out)
+        lines += [f"![{rel.parent.name} samples]({rel.as_posix()})", ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["## Run files used", "", "| table | colorizer | seed | run key | date | file |",
+              "|---|---|--:|---|---|---|"]
+    for what, s in (("Table 3 / ablation / Fig. 8", sel), ("Fig. 10", div)):
+        for label, runs in s.runs.items():
+            for r in runs:
+                lines.append(f"| {what} | {label} | {r.result.seed} | "
+                             f"{r.result.provenance.get('run_key')} | {r.date} | "
+                             f"{_rel(r, base)} |")
+        for dropped, _kept in s.superseded:
+            lines.append(f"| superseded (not used) | {dropped.result.colorizer} | "
+                         f"{dropped.result.seed} | {dropped.result.provenance.get('run_key')}"
+                         f" | {dropped.date} | {_rel(dropped, base)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _rel(r: Run, base: Path) -> str:
+    try:
+        return r.path.relative_to(base).as_posix()
+    except ValueError:
+        return r.path.name

@@ -1,0 +1,157 @@
+"""Figures of the report from stored runs: Fig. 8 (per-class IoU of gray / colorized /
+colour inputs), Fig. 10 (MS-SSIM histograms of two samples) and the ablation's validation
+loss curves (training logs). PNG and PDF through matplotlib's Agg backend, with the PDF's
+dates removed so that a second report on the same runs writes identical bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_write
+from .runs import Selection
+from .tables import LABELS
+
+# matplotlib's own colour cycle keeps every plotting colour out of this code; the two
+# reference rows are drawn in its gray and black by name.
+_REF_STYLE = {"gray": {"color": "0.65", "hatch": "//"}, "gt": {"color": "0.15"}}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "psc-eval", "font.size": 8})
+    return plt
+
+
+def save(fig: Any, out: Path, stem: str) -> list[Path]:
+    """``stem.png`` (150 dpi) and ``stem.pdf`` with no creation date (byte-stable)."""
+    paths = []
+    for ext, kw in (("png", {"dpi": 150, "metadata": {"Software": None}}),
+                    ("pdf", {"metadata": {"CreationDate": None, "ModDate": None,
+                                          "Producer": None, "Creator": None}})):
+        p = out / f"{stem}.{ext}"
+        atomic_write(p, lambda f, e=ext, k=kw: fig.savefig(f, format=e, **k))
+        paths.append(p)
+    return paths
+
+
+def fig8(sel: Selection, methods: Sequence[str], out: Path, facts_line: str) -> list[Path]:
+    """Per-class IoU bars (and overall mIoU) of gray, each method with runs, and colour.
+    Several seeds: the mean per class."""
+    plt = _plt()
+    keys = [k for m in dict.fromkeys(["gray", *methods, "gt"]) for k, _ in sel.configs(m)]
+    names = keys
+    classes: list[str] = []
+    for m in names:
+        for r in sel.runs[m]:
+            classes += [c for c in r.result.per_class_iou if c not in classes]
+    vals = {}
+    for m in names:
+        rows = [[_f(r.result.per_class_iou.get(c)) for c in classes]
+                + [_f(r.result.metrics.get("miou"))] for r in sel.runs[m]]
+        a = np.array(rows, dtype=np.float64)  # (seeds, classes + 1); NaN: class absent
+        n = np.isfinite(a).sum(0)
+        vals[m] = np.where(n > 0, np.nansum(a, 0) / np.maximum(n, 1), np.nan)
+    xs = np.arange(len(classes) + 1)
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * (len(classes) + 1) * max(1, len(names) / 3)),
+                                    3.4))
+    k = 0
+    for i, m in enumerate(names):
+        style = dict(_REF_STYLE.get(m) or {"color": f"C{k}"})
+        if m not in _REF_STYLE:
+            k += 1
+        ax.bar(xs - 0.4 + width * (i + 0.5), np.nan_to_num(vals[m] * 100), width,
+               label=f"{_label(m)} ({vals[m][-1] * 100:.1f})", edgecolor="k",
+               linewidth=0.3, **style)
+    ax.set_xticks(xs, [*classes, "mean IoU"], rotation=30, ha="right")
+    ax.axvline(len(classes) - 0.5, color="k", linewidth=0.5)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Fig. 8: segmentation of gray, colorized and colour images", fontsize=9,
+                 pad=22)
+    ax.legend(fontsize=7, ncol=min(4, len(names)), loc="lower center",
+              bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.text(0.01, 0.005, facts_line, fontsize=5.5, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    paths = save(fig, out, "fig8_per_class_iou")
+    plt.close(fig)
+    return paths
+
+
+def fig10(sel: Selection, out: Path, facts_line: str) -> list[Path]:
+    """MS-SSIM histograms of two samples per gray input, one curve per diverse method
+    (fraction of images per bin, so methods with different image counts compare)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    items = sorted(sel.runs.items(), key=lambda kv: (kv[0] != "ours", kv[0]))
+    n, lo = len(items), 1.0
+    for i, (m, runs) in enumerate(items):
+        r = runs[0].result  # one seed per histogram: seeds are not pooled
+        h = r.histograms["diversity_msssim"]
+        edges = np.asarray(h["bin_edges"], np.float64)
+        counts = np.asarray(h["counts"], np.float64)
+        if counts.any():
+            lo = min(lo, float(edges[:-1][counts > 0].min()))
+        frac = counts / max(counts.sum(), 1)
+        w = np.diff(edges) / n
+        ax.bar(edges[:-1] + w * i, frac, w, align="edge", color=f"C{i}", edgecolor="k",
+               linewidth=0.3, label=f"{m} (seed {r.seed}): mean "
+               f"{r.metrics.get('diversity_msssim', float('nan')):.3f}, "
+               f"{int(counts.sum())} images")
+    ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+    ax.set_xlabel("MS-SSIM between two samples of one gray input (1 = identical)")
+    ax.set_ylabel("fraction of images")
+    ax.set_title("Fig. 10: sample diversity", fontsize=9, pad=12 + 9 * ((n + 1) // 2))
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              ncol=2)
+    fig.text(0.01, 0.005, facts_line, fontsize=5.5, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    paths = save(fig, out, "fig10_msssim")
+    plt.close(fig)
+    return paths
+
+
+def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
+                    dataset: str) -> list[Path]:
+    """Validation L_gen and L_seg per epoch of each ablation variant (training logs)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _plt()
+    keys = [("val_L_gen_bpd", "val L_gen (bits per chroma value)"),
+            ("val_L_seg", "val L_seg (cross-entropy per pixel)")]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for i, (name, rows) in enumerate(logs.items()):
+        for ax, (k, lab) in zip(axes, keys):
+            pts = [(int(r["epoch"]), float(r[k])) for r in rows if r.get(k) not in (None, "")]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, color=f"C{i}", label=name)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(lab)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"Ablation variants: validation losses per epoch ({dataset}, training logs)",
+                 fontsize=9)
+    fig.tight_layout()
+    paths = save(fig, out, "ablation_val_losses")
+    plt.close(fig)
+    return paths
+
+
+def _label(key: str) -> str:
+    name = key.split(" (", 1)[0]
+    return LABELS.get(name, name) + key[len(name):]
+
+
+def _f(x: Any) -> float:
+    return float("nan") if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+

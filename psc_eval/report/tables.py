@@ -1,0 +1,412 @@
+"""Tables 3 and 4 and the ablation table, from selected runs (``report.runs``), written as
+Markdown, LaTeX (booktabs) and CSV.
+
+A ``Table`` holds raw values (floats stay floats in the CSV) and a formatter per column
+for Markdown / LaTeX. Missing values are ``None`` and print as an en dash; a method with
+no runs is a row of dashes with a note, never an error. Every table carries the facts of
+its runs (dataset, split, images, judge and weights hash, seeds, run dates) above it in
+Markdown and LaTeX, and as constant columns in the CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_write
+from .runs import Run, Selection
+
+DASH = "–"
+
+# Published numbers, quoted from the paper (Zhao et al., "Pixelated Semantic Colorization",
+# IJCV 2019). Table 3: Pascal VOC 2012 val, DeepLab-ResNet101 judge; gray from Sec. 4.4 /
+# Fig. 8 ("66.9% accuracy of the gray images"). PSNR of the ground truth: "NA".
+PAPER_TABLE3 = {  # registry name -> (mIoU %, PSNR dB)
+    "gray": (66.9, None), "iizuka2016": (67.6, 24.20), "larsson2016": (68.8, 24.56),
+    "zhang2016": (68.1, 22.81), "ours": (70.3, 23.15), "gt": (72.1, None),
+}
+# Table 4: % judged natural by 20 observers on VOC val + a COCO-stuff subset.
+PAPER_TABLE4 = {"iizuka2016": 88.61, "larsson2016": 86.99, "zhang2016": 88.66,
+                "deshpande2017": 75.30, "cao2017": 80.00, "royer2017": 89.89, "ours": 94.65,
+                "gt": 99.58}
+
+LABELS = {
+    "gray": "Gray input", "gt": "Ground truth (colour)", "ours": "Ours (PSC)",
+    "iizuka2016": "Iizuka et al. (2016)", "larsson2016": "Larsson et al. (2016)",
+    "zhang2016": "Zhang et al. (2016)", "deshpande2017": "Deshpande et al. (2017)",
+    "cao2017": "Cao et al. (2017)", "royer2017": "Royer et al. (2017)",
+    "psc-purple": "purple: f + g, no semantics (Sec. 3.1)",
+    "psc-purple-blue": "purple-blue: f shares h's trunk (Sec. 3.2.1)",
+    "psc-film": "purple-blue-green, FiLM fusion",
+    "psc-embedding": "f's embedding decoded, no g (Figs. 4, 6)",
+}
+ABLATION_LABELS = dict(LABELS, ours="purple-blue-green: f + h + g (Sec. 3.2.2, ours)")
+SINGLE = ("iizuka2016", "larsson2016", "zhang2016")
+DIVERSE = ("deshpande2017", "cao2017", "royer2017")
+ABLATION = ("psc-purple", "psc-purple-blue", "ours", "psc-film", "psc-embedding")
+TABLE3_ROWS = ("gray", *SINGLE, "ours", "gt")
+
+
+def fmt(digits: int, scale: float = 1.0) -> Callable[[Any], str]:
+    def f(v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return DASH
+        if isinstance(v, float) and math.isinf(v):
+            return "inf"
+        return f"{v * scale:.{digits}f}"
+    return f
+
+
+def fmt_interval(digits: int, scale: float = 1.0) -> Callable[[Any], str]:
+    one = fmt(digits, scale)
+
+    def f(v: Any) -> str:
+        if v is None or any(x is None or (isinstance(x, float) and math.isnan(x)) for x in v):
+            return DASH
+        return f"[{one(v[0])}, {one(v[1])}]"
+    return f
+
+
+def text(v: Any) -> str:
+    return DASH if v is None or v == "" else str(v)
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    format: Callable[[Any], str] = text
+    group: str = ""  # a header spanning adjacent columns of the same group ("" none)
+    align: str = "r"
+
+
+@dataclass
+class Table:
+    name: str  # file stem
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    facts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    sections: dict[int, str] = field(default_factory=dict)  # row index -> section title
+    facts_text: str | None = None  # replaces the run facts (a human study has no runs)
+
+    def facts_line(self) -> str:
+        if self.facts_text is not None:
+            return self.facts_text
+        f = self.facts
+        if not f:
+            return ""
+        parts = [f"dataset {f['dataset']}", f"split {f['split']}",
+                 f"{f['images']} images at {f['size']} px (ids sha256 {str(f['ids_sha256'])[:12]})"
+                 + (f", --limit {f['limit']}" if f.get("limit") else "")]
+        if "judge" in f:
+            parts.append(f"judge {f['judge']} (weights sha256 "
+                         f"{str(f['judge_weights_sha256'])[:12]})")
+        parts += [f"seeds {', '.join(map(str, f['seeds']))}", f"runs dated {f['dates']}",
+                  f"psc-eval git {f['git']}"]
+        return "; ".join(parts)
+
+    # --- Markdown ---
+    def markdown(self) -> str:
+        facts = self.facts_line()
+        lines = [f"### {self.title}", ""] + ([f"_{facts}_", ""] if facts else [])
+        # Markdown has one header row: with several column groups (measured vs quoted)
+        # every header names its group, so a quoted number can never pass as measured
+        several = len({c.group for c in self.columns if c.group}) > 1
+        lines.append("| " + " | ".join(f"{c.header} [{c.group}]" if several and c.group
+                                       else c.header for c in self.columns) + " |")
+        lines.append("|" + "|".join("--:" if c.align == "r" else ":--"
+                                    for c in self.columns) + "|")
+        for i, row in enumerate(self.rows):
+            if i in self.sections:
+                lines.append("| **" + self.sections[i] + "** |" + " |" * (len(self.columns) - 1))
+            lines.append("| " + " | ".join(c.format(row.get(c.key)) for c in self.columns)
+                         + " |")
+        if self.notes:
+            lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    # --- LaTeX (booktabs) ---
+    def latex(self) -> str:
+        n = len(self.columns)
+        spec = "".join(c.align for c in self.columns)
+        out = ["% generated by psc-eval report from stored run JSONs; do not edit",
+               "\\begin{table}[t]", "\\centering", "\\small",
+               f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+        groups = [c.group for c in self.columns]
+        if len(set(groups) - {""}) > 1:
+            cells, rules, i = [], [], 0
+            while i < n:
+                j = i
+                while j + 1 < n and groups[j + 1] == groups[i]:
+                    j += 1
+                span = j - i + 1
+                if groups[i]:
+                    cells.append(f"\\multicolumn{{{span}}}{{c}}{{{_tex(groups[i])}}}")
+                    rules.append(f"\\cmidrule(lr){{{i + 1}-{j + 1}}}")
+                else:
+                    cells += [""] * span
+                i = j + 1
+            out.append(" & ".join(cells) + " \\\\")
+            out.append(" ".join(rules))
+        out.append(" & ".join(_tex(c.header) for c in self.columns) + " \\\\")
+        out.append("\\midrule")
+        for i, row in enumerate(self.rows):
+            if i in self.sections:
+                if i:
+                    out.append("\\midrule")
+                out.append(f"\\multicolumn{{{n}}}{{l}}{{\\textbf{{{_tex(self.sections[i])}}}}}"
+                           " \\\\")
+            out.append(" & ".join(_tex(c.format(row.get(c.key))) for c in self.columns)
+                       + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}",
+                f"\\caption{{{_tex(self.title)}." + (f" {_tex(self.facts_line())}."
+                                                        if self.facts_line() else "")
+                + "".join(f" {_tex(x)}" for x in self.notes) + "}",
+                f"\\label{{tab:{self.name}}}", "\\end{table}"]
+        return "\n".join(out) + "\n"
+
+    # --- CSV: raw values, the facts as constant columns ---
+    def csv(self) -> str:
+        buf = io.StringIO()
+        fact_keys = ["dataset", "split", "images", "size", "limit", "judge",
+                     "judge_weights_sha256", "seeds", "dates"]
+        keys = [k for k in ("colorizer",) if any(k in r for r in self.rows)]
+        keys += [c.key for c in self.columns] + [
+            k for k in ("run_keys",) if any(k in r for r in self.rows)]
+        fact_keys = [k for k in fact_keys if k in self.facts and k not in keys]
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(keys + fact_keys)
+        for row in self.rows:
+            vals = []
+            for k in keys:
+                v = row.get(k)
+                if isinstance(v, (tuple, list)):
+                    v = " ".join("" if x is None else repr(x) for x in v)
+                vals.append("" if v is None or (isinstance(v, float) and math.isnan(v))
+                            else repr(v) if isinstance(v, float) else v)
+            vals += [" ".join(map(str, self.facts[k])) if k == "seeds" else self.facts[k]
+                     for k in fact_keys]
+            w.writerow(vals)
+        return buf.getvalue()
+
+    def write(self, out: str | Path) -> list[Path]:
+        out = Path(out)
+        paths = []
+        for ext, body in (("md", self.markdown()), ("tex", self.latex()), ("csv", self.csv())):
+            p = out / f"{self.name}.{ext}"
+            atomic_write(p, lambda f, b=body: f.write(b.encode()))
+            paths.append(p)
+        return paths
+
+
+_TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#",
+        "_": "\\_", "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\^{}",
+        "–": "--"}
+
+
+def _tex(s: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(s))
+
+
+# --- aggregation over seeds ---
+
+
+def mean_metric(runs: Sequence[Run], key: str) -> float | None:
+    vals = [r.result.metrics.get(key) for r in runs]
+    vals = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def std_metric(runs: Sequence[Run], key: str) -> float | None:
+    vals = [float(r.result.metrics[key]) for r in runs if r.result.metrics.get(key) is not None]
+    if len(vals) < 2:
+        return None
+    m = sum(vals) / len(vals)
+    return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def interval(runs: Sequence[Run], key: str) -> tuple[float, float] | None:
+    """The run's bootstrap 95% interval (metrics issue), only for a single seed: intervals
+    of different seeds are not combined here (the seed sd column shows the spread)."""
+    if len(runs) != 1:
+        return None
+    m = runs[0].result.metrics
+    lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+    return None if lo is None or hi is None else (float(lo), float(hi))
+
+
+def _metric_row(label: str, runs: Sequence[Run]) -> dict[str, Any]:
+    return {"method": label, "miou": mean_metric(runs, "miou"),
+            "miou_ci": interval(runs, "miou"), "miou_sd": std_metric(runs, "miou"),
+            "psnr": mean_metric(runs, "psnr"), "psnr_ci": interval(runs, "psnr"),
+            "psnr_sd": std_metric(runs, "psnr"),
+            "seeds": " ".join(str(r.result.seed) for r in runs) or None,
+            "run_keys": " ".join(str(r.result.provenance.get("run_key")) for r in runs) or None}
+
+
+def _supersede_notes(sel: Selection, names: Sequence[str] | None = None) -> list[str]:
+    out = []
+    for dropped, kept in sel.superseded:
+        if names is not None and dropped.result.colorizer not in names:
+            continue
+        out.append(f"{dropped.result.colorizer} seed {dropped.result.seed}: used the newest "
+                   f"run file {kept.path.name}; superseded {dropped.path.name} (same "
+                   "configuration, other code hash)")
+    return out
+
+
+def _label(name: str, key: str, labels: dict[str, str]) -> str:
+    """The display label of one configuration row (``key`` is ``name`` or ``name (T=..)``)."""
+    return labels.get(name, name) + key[len(name):]
+
+
+def table3(sel: Selection, dataset: str) -> Table:
+    """Table 3: mIoU of the judge on colorized images and PSNR against the truth."""
+    present = sel.colorizers()
+    ablation_only = [c for c in ABLATION if c != "ours"]
+    order = list(TABLE3_ROWS[:-2]) + sorted(
+        c for c in present if c not in TABLE3_ROWS and c not in ablation_only) \
+        + ["ours", "gt"]
+    rows, notes = [], []
+    for name in order:
+        if not sel.configs(name):
+            notes.append(f"{LABELS.get(name, name)}: no run of this method in these runs "
+                         f"(psc-eval miou --colorizer {name})")
+        for key, runs in sel.configs(name) or [(name, [])]:
+            row = _metric_row(_label(name, key, LABELS), runs)
+            row["colorizer"] = name
+            if dataset == "voc":
+                row["paper_miou"], row["paper_psnr"] = PAPER_TABLE3.get(name, (None, None))
+            rows.append(row)
+    has_ci = any(r["miou_ci"] or r["psnr_ci"] for r in rows)
+    has_sd = any(r["miou_sd"] is not None for r in rows)
+    here = "measured here"
+    cols = [Column("method", "Method", align="l", group=""),
+            Column("miou", "mIoU (%)", fmt(1, 100), here)]
+    if has_ci:
+        cols.append(Column("miou_ci", "95% CI", fmt_interval(1, 100), here))
+    if has_sd:
+        cols.append(Column("miou_sd", "seed sd", fmt(1, 100), here))
+    cols.append(Column("psnr", "PSNR (dB)", fmt(2), here))
+    if has_ci:
+        cols.append(Column("psnr_ci", "95% CI", fmt_interval(2), here))
+    if has_sd:
+        cols.append(Column("psnr_sd", "seed sd", fmt(2), here))
+    cols.append(Column("seeds", "seeds", text, here))
+    if dataset == "voc":
+        q = "quoted from paper"
+        cols += [Column("paper_miou", "mIoU (%)", fmt(1), q),
+                 Column("paper_psnr", "PSNR (dB)", fmt(2), q)]
+        notes.append("Quoted columns: the paper's Table 3 (VOC 2012 val, DeepLab-ResNet101, "
+                     "no CRF); gray from Sec. 4.4 / Fig. 8; PSNR of the ground truth: NA "
+                     "in the paper.")
+    if not has_ci:
+        notes.append("No bootstrap intervals in these runs (rerun with this psc-eval to add "
+                     "them).")
+    else:
+        notes.append("95% CI: bootstrap over images, stored in each run JSON.")
+    notes.append("Ground truth PSNR is finite because the true colour also goes through "
+                 "uint8 RGB; it is the ceiling of the measurement, not a method.")
+    notes += _supersede_notes(sel)
+    return Table("table3", f"Table 3: semantic segmentation of colorized images ({dataset})",
+                 cols, rows, sel.facts(), notes)
+
+
+def table4_human(tally: dict[str, Any], dataset: str, source: str) -> Table:
+    """Table 4 from ``psc-eval study tally`` (human answers), single / diverse / truth."""
+    methods = tally.get("methods") or {}
+    order = [*SINGLE, *sorted(m for m in methods if m not in (*SINGLE, *DIVERSE, "ours",
+                                                              "gt", "gray")),
+             *DIVERSE, "ours", "gt"]
+    if "gray" in methods:
+        order.insert(0, "gray")
+    rows, sections, notes = [], {}, []
+    for name in order:
+        if name == DIVERSE[0]:
+            sections[len(rows)] = "Diverse colorization"
+        if name == "gt":
+            sections[len(rows)] = "Reference"
+        m = methods.get(name) or {}
+        rate = m.get("natural_rate")
+        rows.append({"method": LABELS.get(name, name), "colorizer": name,
+                     "natural": rate, "wilson": m.get("wilson"), "bootstrap": m.get("bootstrap"),
+                     "n": m.get("n"), "paper": PAPER_TABLE4.get(name)})
+        if rate is None:
+            notes.append(f"{LABELS.get(name, name)}: no answers for this method in the study")
+    sections = {0: "Single colorization", **sections}
+    obs = tally.get("observers") or {}
+    study = tally.get("study") or {}
+    facts = {"dataset": dataset, "images": study.get("n_images"),
+             "seeds": [study.get("seed")], "dates": str(tally.get("created", ""))[:10]}
+    facts_text = (f"dataset {dataset}; human study of {study.get('n_images')} images, "
+                  f"{obs.get('included')} of {obs.get('total')} observers kept; study seed "
+                  f"{study.get('seed')}, manifest sha256 "
+                  f"{str(study.get('manifest_sha256'))[:12]}; tallied "
+                  f"{str(tally.get('created', ''))[:10]} by psc-eval "
+                  f"{tally.get('psc_eval_version')}")
+    here = "human, this study"
+    cols = [Column("method", "Method", align="l"),
+            Column("natural", "Natural (%)", fmt(2, 100), here),
+            Column("wilson", "Wilson 95% CI", fmt_interval(1, 100), here),
+            Column("bootstrap", "bootstrap 95% CI", fmt_interval(1, 100), here),
+            Column("n", "answers", text, here)]
+    notes.append(f"HUMAN answers from {source}: {obs.get('included', '?')} of "
+                 f"{obs.get('total', '?')} observers passed vigilance.")
+    if dataset in ("voc", "cocostuff"):
+        cols.append(Column("paper", "Natural (%)", fmt(2), "quoted from paper"))
+        notes.append("Quoted column: the paper's Table 4 (20 observers, VOC val + COCO-stuff "
+                     "subset), not measured here.")
+    return Table("table4", f"Table 4: naturalness judged by human observers ({dataset})",
+                 cols, rows, facts, notes, sections, facts_text)
+
+
+def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) -> Table:
+    """The ablation of Secs. 4.2-4.3: variants of the paper's network, their validation
+    losses (training log of the checkpoint scored) and the judge's mIoU."""
+    rows, notes = [], []
+    for name in ABLATION:
+        if not sel.configs(name):
+            notes.append(f"{name}: no run in these runs (psc-eval miou --colorizer {name})")
+        for key, runs in sel.configs(name) or [(name, [])]:
+            row = _metric_row(_label(name, key, ABLATION_LABELS), runs)
+            row["colorizer"] = name
+            row.update({k: v for k, v in (losses.get(key) or {}).items() if k != "note"})
+            rows.append(row)
+    for name in ("gray", "gt"):
+        for key, runs in sel.configs(name) or [(name, [])]:
+            rows.append({**_metric_row(_label(name, key, LABELS), runs), "colorizer": name})
+    cols = [Column("method", "Variant", align="l"),
+            Column("val_L_emb_bpd", "val L_emb (bpd)", fmt(3)),
+            Column("val_L_gen_bpd", "val L_gen (bpd)", fmt(3)),
+            Column("val_L_seg", "val L_seg", fmt(3)),
+            Column("epoch", "epoch", text),
+            Column("miou", "mIoU (%)", fmt(1, 100)),
+            Column("psnr", "PSNR (dB)", fmt(2))]
+    if any(r.get("miou_ci") for r in rows):
+        cols.insert(6, Column("miou_ci", "95% CI", fmt_interval(1, 100)))
+    for name, info in losses.items():
+        if info.get("note"):
+            notes.append(f"{name}: {info['note']}")
+    if not losses:
+        notes.append("Validation losses: no training logs found (--models DIR or PSC_HOME "
+                     "holding models/<dataset>/<variant>/log.csv).")
+    notes.append("Losses are per chroma value in bits (L_emb, L_gen) and mean cross-entropy "
+                 "per pixel (L_seg), from the training log row of the epoch whose checkpoint "
+                 "has the weights sha256 recorded in the run; a variant without a term "
+                 "shows a dash.")
+    notes += _supersede_notes(sel)
+    return Table("ablation", f"Ablation: semantics in the embedding and the generator "
+                 f"({dataset})", cols, rows, sel.facts(), notes)
+
+
+def missing_table(name: str, title: str, why: str) -> Table:
+    """A table that could not be built: written anyway, saying why (never silently absent)."""
+    return Table(name, title, [Column("note", "Note", align="p{0.9\\linewidth}")],
+                 [{"note": why}], {}, [])

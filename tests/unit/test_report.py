@@ -1,0 +1,221 @@
+"""psc-eval report: tables and figures built from hand-made run JSONs only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from psc_eval.cli import main
+from psc_eval.errors import PscError
+from psc_eval.report.build import write_report
+from psc_eval.results import RunResult, write_result
+
+JUDGE_SHA = "ab" * 32
+IDS = "cd" * 32
+
+
+def run(colorizer, miou, psnr, *, seed=0, segmenter="judge-a", judge_sha=JUDGE_SHA,
+        split="val", code="c1", weights=None, extra=None, hist=None, kind="miou"):
+    m = {"miou": miou, "psnr": psnr, "psnr_ab": psnr + 4.0, "psnr_n_infinite": 0,
+         "num_images": 10, **(extra or {})}
+    if miou is None:
+        m.pop("miou")
+    return RunResult(
+        kind=kind, dataset="toy", segmenter=segmenter, colorizer=colorizer, split=split,
+        seed=seed, metrics=m,
+        per_class_iou={"sky": miou or 0.0, "cow": (miou or 0.0) / 2, "car": float("nan")},
+        histograms=hist or {},
+        provenance={"git_hash": "0123456789abcdef", "judge": segmenter,
+                    "judge_weights_sha256": judge_sha, "colorizer_code_sha256": code,
+                    "colorizer_weights_sha256": weights,
+                    "dataset_fingerprint": {"size": 64, "ids_sha256": IDS, "num_images": 10},
+                    "config": {"limit": None, "n_samples": 1, "temperature": None}})
+
+
+def write(r: RunResult, root: Path, mtime: float = 1_700_000_000.0) -> Path:
+    p = write_result(r, root)
+    os.utime(p, (mtime, mtime))
+    return p
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "out"
+    write(run("gray", 0.25, 15.0), root)
+    write(run("ours", 0.4321, 18.5, weights="w" * 64,
+              extra={"miou_ci_low": 0.41, "miou_ci_high": 0.45}), root)
+    write(run("zhang2016", 0.375, 21.125), root)
+    write(run("gt", 0.875, 80.0), root)
+    # a duplicate of gray with another code hash, newer: it is the one used
+    write(run("gray", 0.5, 16.0, code="c2"), root, mtime=1_700_000_100.0)
+    write(run("psc-purple", 0.3, 16.5), root)
+    return root
+
+
+def rows(path: Path) -> dict[str, dict[str, str]]:
+    return {r["colorizer"]: r for r in csv.DictReader(io.StringIO(path.read_text()))}
+
+
+def test_table3_cells_missing_methods_and_duplicates(runs, tmp_path):
+    out = tmp_path / "rep"
+    write_report("toy", runs, out, models=tmp_path / "none")
+    t3 = rows(out / "table3.csv")
+    assert list(t3) == ["gray", "iizuka2016", "larsson2016", "zhang2016", "ours", "gt"]
+    assert float(t3["zhang2016"]["miou"]) == 0.375
+    assert float(t3["zhang2016"]["psnr"]) == 21.125
+    assert float(t3["gray"]["miou"]) == 0.5  # the newest duplicate, not the older 0.25
+    assert t3["iizuka2016"]["miou"] == "" and t3["larsson2016"]["psnr"] == ""
+    assert t3["ours"]["judge_weights_sha256"] == JUDGE_SHA
+    assert "psc-purple" not in t3  # an ablation variant: in the ablation table only
+    md = (out / "table3.md").read_text()
+    assert "| Zhang et al. (2016) | 37.5 | – | 21.12 | – | 0 |" in md
+    assert "| Ours (PSC) | 43.2 | [41.0, 45.0] | 18.50 | – | 0 |" in md
+    assert "| Iizuka et al. (2016) | – | – | – | – | – |" in md
+    assert "Iizuka et al. (2016): no run of this method" in md
+    assert "judge judge-a (weights sha256 abababababab)" in md
+    assert "runs dated 2023-11-14" in md and "seeds 0" in md
+    assert "superseded" in md and "quoted" not in md  # toy: no paper column group
+    tex = (out / "table3.tex").read_text()
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}{lrrrrr}"):
+        assert rule in tex
+    assert tex.count("\\\\") == 7 and "43.2 & [41.0, 45.0]" in tex and "(\\%)" in tex
+    ab = rows(out / "ablation.csv")
+    assert float(ab["psc-purple"]["miou"]) == 0.3 and ab["psc-film"]["miou"] == ""
+    t4 = (out / "table4.md").read_text()
+    assert "Not available" in t4 and "no number stands in" in t4
+
+
+def test_voc_has_a_labelled_quoted_column_group(tmp_path):
+    root = tmp_path / "out"
+    r = run("ours", 0.5, 20.0)
+    r.dataset = "voc"
+    write(r, root)
+    write_report("voc", root, tmp_path / "rep", models=tmp_path / "none")
+    md = (tmp_path / "rep" / "table3.md").read_text()
+    assert "mIoU (%) [quoted from paper]" in md and "mIoU (%) [measured here]" in md
+    assert "| Ours (PSC) | 50.0 | 20.00 | 0 | 70.3 | 23.15 |" in md
+    assert "| Ground truth (colour) | – | – | – | 72.1 | – |" in md
+    tex = (tmp_path / "rep" / "table3.tex").read_text()
+    assert "\\cmidrule(lr){2-4} \\cmidrule(lr){5-6}" in tex
+
+
+def test_mixed_judges_refused_in_one_line(runs, tmp_path, capsys):
+    write(run("ours", 0.6, 19.0, segmenter="judge-b", judge_sha="ef" * 32), runs)
+    with pytest.raises(PscError, match="different judges"):
+        write_report("toy", runs, tmp_path / "rep")
+    with pytest.raises(SystemExit) as e:
+        main(["report", "--dataset", "toy", "--runs", str(runs), "--out",
+              str(tmp_path / "rep")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "judge-a" in err and "judge-b" in err
+    # --judge picks one of them
+    write_report("toy", runs, tmp_path / "rep", judge="judge-b")
+    assert float(rows(tmp_path / "rep" / "table3.csv")["ours"]["miou"]) == 0.6
+
+
+def test_mixed_splits_and_bad_files_refused(runs, tmp_path):
+    write(run("ours", 0.6, 19.0, split="test"), runs)
+    with pytest.raises(PscError, match="splits"):
+        write_report("toy", runs, tmp_path / "rep")
+    write_report("toy", runs, tmp_path / "rep", split="val")
+    bad = runs / "runs" / "toy" / "judge-a" / "ours" / "val-seed9-x.json"
+    bad.write_text('{"schema_version": 1, "kind": ')  # truncated
+    with pytest.raises(PscError, match="not valid JSON"):
+        write_report("toy", runs, tmp_path / "rep", split="val")
+    with pytest.raises(PscError, match="no runs of dataset 'voc'"):
+        write_report("voc", runs, tmp_path / "rep")
+
+
+def test_seeds_average_and_figures(runs, tmp_path):
+    write(run("ours", 0.4, 18.0, seed=1, weights="w" * 64), runs)
+    edges = [i / 10 for i in range(11)]
+    for name, counts in (("ours", [0] * 8 + [3, 7]), ("royer2017", [0] * 6 + [5, 5, 0, 0])):
+        write(run(name, None, 0.0, segmenter="none", judge_sha=None, kind="diversity",
+                  extra={"diversity_msssim": 0.9},
+                  hist={"diversity_msssim": {"bin_edges": edges, "counts": counts}}), runs)
+    out = tmp_path / "rep"
+    s = write_report("toy", runs, out, models=tmp_path / "none")
+    t3 = rows(out / "table3.csv")
+    assert float(t3["ours"]["miou"]) == pytest.approx((0.4321 + 0.4) / 2)
+    assert t3["ours"]["seeds"] == "0 1"
+    assert "seed sd" in (out / "table3.md").read_text()
+    for stem in ("fig8_per_class_iou", "fig10_msssim"):
+        for ext in ("png", "pdf"):
+            p = out / f"{stem}.{ext}"
+            assert p in s.files and p.stat().st_size > 1000
+    assert (out / "fig8_per_class_iou.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ablation_losses_from_matching_checkpoint(runs, tmp_path):
+    models = tmp_path / "home" / "models" / "toy"
+    for name, gen in (("ours", 3.5), ("psc-purple", 4.25)):
+        d = models / name
+        d.mkdir(parents=True)
+        (d / "log.csv").write_text("epoch,val_L_emb_bpd,val_L_gen_bpd,val_L_seg\n"
+                                   f"1,5.0,{gen + 1},0.5\n2,4.5,{gen},0.25\n")
+        (d / "epoch-0001.pt").write_bytes(b"one" + name.encode())
+        (d / "epoch-0002.pt").write_bytes(b"two" + name.encode())
+        (d / "last.pt").write_bytes(b"two" + name.encode())
+    import hashlib
+
+    sha = hashlib.sha256(b"one" + b"ours").hexdigest()  # ours scored epoch 1's weights
+    write(run("ours", 0.45, 18.0, weights=sha), runs, mtime=1_700_000_200.0)
+    out = tmp_path / "rep"
+    write_report("toy", runs, out, models=tmp_path / "home")
+    ab = list(csv.DictReader(io.StringIO((out / "ablation.csv").read_text())))
+    # two checkpoints of ours scored: two rows, labelled by the weights, never averaged
+    ours = {r["method"]: r for r in ab if r["colorizer"] == "ours"}
+    assert set(ours) == {f"purple-blue-green: f + h + g (Sec. 3.2.2, ours) (weights {w})"
+                         for w in (sha[:8], "w" * 8)}
+    one = ours[f"purple-blue-green: f + h + g (Sec. 3.2.2, ours) (weights {sha[:8]})"]
+    assert one["epoch"] == "1" and float(one["val_L_gen_bpd"]) == 4.5
+    assert float(one["miou"]) == 0.45
+    purple = next(r for r in ab if r["colorizer"] == "psc-purple")
+    assert purple["val_L_gen_bpd"] == ""  # its run recorded no weights hash: not matched
+    md = (out / "ablation.md").read_text()
+    assert "| 5.000 | 4.500 | 0.500 | 1 | 45.0 | – | 18.00 |" in md
+    assert "no checkpoint in the models folder" in md  # ours with weights wwww...: not found, said so
+    assert (out / "ablation_val_losses.png").is_file()
+
+
+def test_report_twice_is_byte_identical(runs, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    sa = write_report("toy", runs, a, models=tmp_path / "none")
+    sb = write_report("toy", runs, b, models=tmp_path / "none")
+    names = sorted(p.name for p in sa.files)
+    assert names == sorted(p.name for p in sb.files) and "fig8_per_class_iou.pdf" in names
+    for n in names:
+        assert (a / n).read_bytes() == (b / n).read_bytes(), n
+
+
+def test_table4_from_a_human_tally(runs, tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    tally = {"kind": "human", "created": "2026-01-02T03:04:05+00:00", "psc_eval_version": "0.1",
+             "study": {"dataset": "toy", "seed": 3, "n_images": 20, "manifest_sha256": "9" * 64},
+             "observers": {"total": 5, "included": 4},
+             "methods": {"ours": {"n": 80, "natural_rate": 0.9125, "wilson": [0.83, 0.96],
+                                  "bootstrap": [0.85, 0.97]},
+                         "gt": {"n": 80, "natural_rate": 0.975, "wilson": [0.91, 0.99],
+                                "bootstrap": [0.93, 1.0]}}}
+    import json
+
+    (study / "tally.json").write_text(json.dumps(tally))
+    out = tmp_path / "rep"
+    write_report("toy", runs, out, study=study)
+    md = (out / "table4.md").read_text()
+    assert "| Ours (PSC) | 91.25 | [83.0, 96.0] | [85.0, 97.0] | 80 |" in md
+    assert "| Royer et al. (2017) | – | – | – | – |" in md
+    assert "| **Diverse colorization** |" in md
+    assert "HUMAN answers" in md and "4 of 5 observers kept" in md
+    assert "quoted" not in md and "proxy" not in md.lower()  # toy: no paper numbers
+    assert "\\multicolumn{5}{l}{\\textbf{Single colorization}}" in (out / "table4.tex").read_text()
+    tally["methods"] = {"ours": {"n": 0, "natural_rate": None}}
+    (study / "tally.json").write_text(json.dumps(tally))
+    with pytest.raises(PscError, match="no answers yet"):
+        write_report("toy", runs, out, study=study)
