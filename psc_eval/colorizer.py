@@ -83,6 +83,12 @@ for _name, _target, _what in (
      "f + h + g, feature-transform fusion (Sec. 3.2.2)"),
     ("psc-embedding", "psc_eval.models.colorizer:PSCEmbedding",
      "decode f's own mixture, no autoregression (Figs. 4, 6)"),
+    ("deshpande2017", "psc_eval.baselines.deshpande2017:Deshpande2017",
+     "diverse: chroma VAE + MDN on gray features (Deshpande et al. 2017)"),
+    ("cao2017", "psc_eval.baselines.cao2017:Cao2017",
+     "diverse: conditional GAN with multi-layer noise (Cao et al. 2017)"),
+    ("royer2017", "psc_eval.baselines.royer2017:Royer2017",
+     "diverse: PIC, gray embedding + conditional PixelCNN++ (Royer et al. 2017)"),
 ):
     COLORIZERS.add(_name, _target, _what)
 

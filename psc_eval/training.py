@@ -71,6 +71,14 @@ for _name, _what in (("ours", "the paper's model (Eq. 6)"),
                      ("psc-purple-blue", "ablation: f shares its trunk with h; g sees f only"),
                      ("psc-film", "ablation: feature-transform fusion of h")):
     TRAINABLE.add(_name, "psc_eval.models.commands:train_colorizer", _what)
+for _name, _target, _what in (
+        ("deshpande2017", "psc_eval.baselines.deshpande2017:train_deshpande2017",
+         "Deshpande et al. 2017: chroma VAE, then an MDN from gray to its latent"),
+        ("cao2017", "psc_eval.baselines.cao2017:train_cao2017",
+         "Cao et al. 2017: conditional GAN, full-resolution generator, multi-layer noise"),
+        ("royer2017", "psc_eval.baselines.royer2017:train_royer2017",
+         "Royer et al. 2017 (PIC): gray embedding + conditional PixelCNN++")):
+    TRAINABLE.add(_name, _target, _what)
 
 LAST = "last.pt"
 LOG = "log.csv"

@@ -1,0 +1,221 @@
+"""The diverse baselines (deshpande2017, cao2017, royer2017): hand-checkable losses, sampling
+reproducibility, the GAN's alternating training through ``psc-eval train`` and its resume,
+and Deshpande's two training stages. Tiny sizes, one thread."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from psc_eval.checkpoint import load_checkpoint
+from psc_eval.colorizer import RANDOM_WEIGHTS, build_colorizer
+
+torch.set_num_threads(1)
+
+DIVERSE = ("deshpande2017", "cao2017", "royer2017")
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_mdn_nll_of_one_component_is_a_gaussian_nll():
+    from psc_eval.baselines.deshpande2017 import mdn_loss
+
+    g = torch.Generator().manual_seed(0)
+    z, mu = torch.randn(5, 3, generator=g), torch.randn(5, 1, 3, generator=g)
+    sigma = 0.5
+    want = -torch.distributions.Normal(mu[:, 0], sigma).log_prob(z).sum(-1).mean()
+    got = mdn_loss(z, mu, torch.zeros(5, 1), sigma, "nll")
+    assert torch.allclose(got, want, atol=1e-5)
+    # divcolor's "closest" loss with one component: the distance term only (-log 1 = 0)
+    closest = mdn_loss(z, mu, torch.zeros(5, 1), sigma, "closest")
+    assert torch.allclose(closest, ((z - mu[:, 0]).square().sum(-1) / (2 * sigma**2)).mean())
+
+
+def test_mdn_closest_picks_the_nearest_component_and_its_weight():
+    from psc_eval.baselines.deshpande2017 import mdn_loss
+
+    z = torch.tensor([[1.0, 0.0]])
+    mu = torch.tensor([[[0.0, 0.0], [1.0, 0.5]]])  # squared distances 1 and 0.25
+    logits = torch.log(torch.tensor([[0.75, 0.25]]))
+    got = mdn_loss(z, mu, logits, 1.0, "closest")
+    assert math.isclose(float(got), 0.25 / 2 - math.log(0.25), rel_tol=1e-6)
+    nll = mdn_loss(z, mu, logits, 1.0, "nll")
+    mix = 0.75 * math.exp(-1 / 2) + 0.25 * math.exp(-0.25 / 2)
+    assert math.isclose(float(nll), -math.log(mix / (2 * math.pi)), rel_tol=1e-6)
+
+
+def test_gan_losses_signs_and_targets():
+    from psc_eval.baselines.cao2017 import gan_losses
+
+    zero = torch.zeros(4)
+    d = gan_losses(zero, zero, for_d=True)
+    assert math.isclose(float(d["total"]), 2 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(float(gan_losses(None, zero, for_d=False)["total"]), math.log(2),
+                        rel_tol=1e-6)
+    big = torch.full((4,), 20.0)
+    # D right (real -> +, fake -> -): D's loss ~ 0 and G's loss large (non-saturating)
+    assert float(gan_losses(big, -big, for_d=True)["total"]) < 1e-6
+    assert float(gan_losses(None, -big, for_d=False)["total"]) > 19.0
+    # D fooled: G's loss ~ 0, D's fake term large
+    assert float(gan_losses(None, big, for_d=False)["total"]) < 1e-6
+    assert float(gan_losses(big, big, for_d=True)["fake"]) > 19.0
+
+
+def test_mahalanobis_loss_by_hand():
+    from psc_eval.baselines.deshpande2017 import mahalanobis_loss
+
+    comps = torch.eye(4)[:2]  # e1, e2
+    err = torch.tensor([[2.0, 1.0, 1.0, 1.0]])
+    # inside: 2^2/4 + 1^2/1 = 2; outside: (1 + 1) / 2 = 1; per value: 3 / 4
+    got = mahalanobis_loss(err, comps, torch.tensor([4.0, 1.0]), torch.tensor(2.0))
+    assert math.isclose(float(got), 0.75, rel_tol=1e-6)
+
+
+def test_histogram_weighted_l2_and_gradient_loss_by_hand():
+    from psc_eval.baselines.deshpande2017 import gradient_loss, hist_weighted_l2
+
+    target = torch.zeros(1, 2, 2, 3)  # ab = 0.5 Lab units: one bin everywhere
+    pred = target + torch.tensor([0.1, 0.2])[None, :, None, None]
+    weights = torch.full((26, 26), 3.0)
+    got = hist_weighted_l2(pred, target, weights, 10.0)
+    assert math.isclose(float(got), 3.0 * (0.01 + 0.04), rel_tol=1e-5)
+    assert float(gradient_loss(pred, target)) == pytest.approx(0.0, abs=1e-12)  # offset only
+    ramp = target.clone()
+    ramp[:, 0, 0, :] = torch.tensor([0.0, 1.0, 2.0])  # channel a, first row: dx = 1
+    # dx: channel a differs by 1 at 2 of the 4 (row, pair) positions; dy: 0, 1, 2 at x=0,1,2
+    want = (2 * 1.0) / 4 + (0.0 + 1.0 + 4.0) / 3
+    assert float(gradient_loss(ramp, target)) == pytest.approx(want)
+
+
+def test_kl_to_the_standard_normal():
+    from psc_eval.baselines.deshpande2017 import kl_standard_normal
+
+    assert float(kl_standard_normal(torch.zeros(2, 5), torch.zeros(2, 5))) == 0.0
+    assert float(kl_standard_normal(torch.ones(2, 5), torch.zeros(2, 5))) == pytest.approx(2.5)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@pytest.mark.parametrize("name", DIVERSE)
+def test_same_generator_same_samples_different_generator_different(name):
+    opts = {"config": "toy"}
+    c = build_colorizer(name, "toy", weights=RANDOM_WEIGHTS, device="cpu", options=opts)
+    L = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * 100
+    gen = lambda s: torch.Generator().manual_seed(s)
+    a, b, c2 = (c.colorize(L, 2, generator=gen(s)) for s in (5, 5, 6))
+    assert a.shape == (2, 2, 2, 8, 8)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c2)
+    assert not torch.equal(a[:, 0], a[:, 1])  # the n samples of one image differ
+
+
+def test_royer2017_is_psc_purple_network_with_pic_settings():
+    from psc_eval.baselines.royer2017 import build_pic_net, load_pic_config
+    from psc_eval.models.commands import build_net
+    from psc_eval.models.config import load_config, resolve_variant
+
+    cfg, pic = load_pic_config("toy")
+    purple = build_net("psc-purple", resolve_variant(load_config("toy"), "psc-purple"), 1)
+    assert set(build_pic_net(cfg).state_dict()) == set(purple.state_dict())
+    assert pic.hflip and cfg.train.adam_eps == 1e-6 and cfg.train.lr_decay == 0.99999
+    paper, _ = load_pic_config("paper")
+    assert paper.model.emb_channels == 160 and paper.model.generator["nr_resnet"] == 4
+
+
+# ---------------------------------------------------------------------------- training
+
+TINY_CAO = """
+[model]
+input_size = 16
+g_widths = [4, 4]
+noise_layers = [0, 1]
+noise_dim = 2
+d_width = 4
+d_layers = 2
+
+[train]
+epochs = 1
+batch_size = 4
+n_train = 8
+n_val = 4
+"""
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cao2017_trains_through_the_cli_alternating_both_optimisers_and_resumes(tmp_path):
+    from psc_eval.cli import cli
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_CAO)
+    out = tmp_path / "run"
+    args = ["train", "--colorizer", "cao2017", "--dataset", "toy", "--config", str(cfg),
+            "--out", str(out), "--device", "cpu"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    rows = _rows(out / "log.csv")
+    assert len(rows) == 1
+    for k in ("train_D_total", "train_D_real", "train_D_fake", "train_G_total",
+              "val_D_total", "val_G_total"):
+        assert math.isfinite(float(rows[0][k])), k
+    ck = load_checkpoint(out / "last.pt")
+    assert len(ck["optimizers"]) == 2
+    steps = [int(o["state"][0]["step"]) for o in ck["optimizers"]]  # D, G: one per batch
+    assert steps == [2, 2]
+    r = CliRunner().invoke(cli, args + ["--epochs", "2", "--resume"])
+    assert r.exit_code == 0, r.output
+    rows = _rows(out / "log.csv")
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    ck = load_checkpoint(out / "last.pt")
+    assert [int(o["state"][0]["step"]) for o in ck["optimizers"]] == [4, 4]
+    c = build_colorizer("cao2017", "toy", weights=str(out / "last.pt"), device="cpu")
+    assert c.colorize(torch.full((1, 1, 16, 16), 50.0), 2).shape == (1, 2, 2, 16, 16)
+
+
+TINY_DESHPANDE = """
+[model]
+input_size = 16
+latent_dim = 4
+enc_widths = [4, 4, 4, 4]
+cond_widths = [4, 4, 4]
+dec_widths = [4, 4, 4, 4]
+mdn_widths = [4, 4, 4]
+mdn_hidden = 8
+n_mix = 2
+pca_components = 3
+vae_epochs = 1
+
+[train]
+epochs = 2
+batch_size = 4
+n_train = 8
+n_val = 4
+"""
+
+
+def test_deshpande2017_trains_the_vae_then_the_mdn(tmp_path):
+    from psc_eval.baselines.deshpande2017 import train_deshpande2017
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_DESHPANDE)
+    out = tmp_path / "run"
+    train_deshpande2017("deshpande2017", "toy", str(cfg), out_dir=out, device="cpu",
+                        progress=False)
+    e1, e2 = (load_checkpoint(out / f"epoch-000{i}.pt")["model"] for i in (1, 2))
+    enc = [k for k in e1 if k.startswith("enc.") and k.endswith("weight")]
+    mdn = [k for k in e1 if k.startswith("mdn.") and k.endswith("weight")]
+    assert all(torch.equal(e1[k], e2[k]) for k in enc)  # VAE frozen in the MDN stage
+    assert any(not torch.equal(e1[k], e2[k]) for k in mdn)  # the MDN learns
+    rows = _rows(out / "log.csv")
+    assert float(rows[0]["train_mdn_total"]) == 0.0 and float(rows[0]["train_vae_total"]) > 0
+    assert float(rows[1]["train_mdn_total"]) > 0
+    assert float(e1["pca_var"][0]) >= float(e1["pca_var"][-1]) > 0  # statistics stored
