@@ -26,6 +26,7 @@ from psc_eval.models.config import dataclass_from_dict
 from torch import Tensor
 
 from psc_eval.checkpoint import load_checkpoint, require_keys
+from psc_eval.shipped import trained_or_shipped
 from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
 from psc_eval.data import get_dataset
 from psc_eval.errors import ConfigError, WeightsError
@@ -192,13 +193,15 @@ def load_trained(name: str, dataset: str, weights: str | Path | None,
                  config: str = "toy") -> tuple[dict[str, Any], Path]:
     """The checkpoint of a trained baseline: ``weights`` or ``colorizer_dir/last.pt``;
     checked to be a colorizer checkpoint of ``name``."""
-    path = Path(weights) if weights else colorizer_dir(dataset, name) / LAST
+    path = Path(weights) if weights else trained_or_shipped(colorizer_dir(dataset, name) / LAST,
+                                                            dataset, "colorizer", name)
     if not path.is_file():
         raise WeightsError(f"no trained weights for {name!r} on {dataset}, {path}, run: "
                            f"psc-eval train --colorizer {name} --dataset {dataset} "
                            f"--config {config}")
     hint = f"pass a checkpoint of {name!r} (psc-eval train --colorizer {name})"
-    ck = require_keys(load_checkpoint(path, hint=hint), ("kind", "config", "model"), path, hint)
+    ck = require_keys(load_checkpoint(path, hint=hint), ("kind", "config"), path, hint)
+    require_keys(ck, ("ema",) if "ema" in ck else ("model",), path, hint)  # shipped: ema only
     if ck.get("kind") != "colorizer" or ck.get("variant") != name:
         raise WeightsError(f"checkpoint is of {ck.get('variant')!r} (kind {ck.get('kind')!r}), "
                            f"not {name!r}, {path}, {hint}")

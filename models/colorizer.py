@@ -43,7 +43,11 @@ SAMPLERS = ("cached", "naive")
 
 
 def default_weights(dataset: str, variant: str) -> Path:
-    return colorizer_dir(dataset, variant) / LAST
+    """$PSC_HOME's trained checkpoint, else the one shipped in the repository."""
+    from psc_eval.shipped import trained_or_shipped
+
+    return trained_or_shipped(colorizer_dir(dataset, variant) / LAST, dataset, "colorizer",
+                              variant)
 
 
 class _PSCBase:

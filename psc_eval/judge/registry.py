@@ -107,15 +107,18 @@ def weights_hint(name: str, dataset: str | None = None, num_classes: int | None 
 
 
 def resolve_judge_weights(dataset: str, name: str, weights: str | Path | None) -> Path:
-    """The weights file to load: ``weights`` if given, else the trained judge under $PSC_HOME.
+    """The weights file to load: ``weights`` if given, else the trained judge under $PSC_HOME,
+    else the one shipped in the repository (``psc_eval.shipped``).
 
     A missing file is a one-line WeightsError that names the expected path and
     how to get it (the exact train-judge command for judges trained here).
     """
     from ..paths import judge_weights_path
+    from ..shipped import trained_or_shipped
 
     get_spec(name)
-    path = Path(weights) if weights is not None else judge_weights_path(dataset, name)
+    path = Path(weights) if weights is not None else trained_or_shipped(
+        judge_weights_path(dataset, name), dataset, "judge", name)
     if not path.is_file():
         what = "weights file not found" if weights is not None else \
             f"no trained {name} judge for {dataset}"

@@ -1,0 +1,150 @@
+"""``psc-eval reproduce --dataset toy``: the whole toy benchmark, resumable, in one command.
+
+Steps, each skipped when its result is already there (rerun after an interruption and it
+continues where it stopped; finished trainings and evaluations come from their
+checkpoints and the score cache):
+
+1. the judge: trained under ``$PSC_HOME``, else the one shipped in the repository, else
+   ``psc-eval train-judge``;
+2. every trainable colorizer (the paper's model, its ablations, the baselines) with its
+   ``toy`` config: trained, shipped, or trained now (resumed if a run was interrupted);
+3. ``psc-eval miou`` of all of them in one pass (gray and colour rows, mIoU with
+   intervals, PSNR, semantic colour accuracy, pollution);
+4. ``psc-eval diversity`` of every stochastic colorizer (Fig. 10);
+5. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8 and 10, sample grids).
+
+``from_scratch`` ignores the shipped checkpoints: the judge and every colorizer are
+trained under ``$PSC_HOME`` (those already trained there are reused or resumed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+
+@dataclass
+class Step:
+    name: str
+    run: Callable[[], str]  # returns what it did ("trained", "shipped", "scored", ...)
+    outcome: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class ReproduceSummary:
+    dataset: str
+    steps: list[Step] = field(default_factory=list)
+    report_dir: Path | None = None
+    runs_dir: Path | None = None
+
+    def text(self) -> str:
+        w = max(len(s.name) for s in self.steps)
+        lines = [f"psc-eval reproduce: {self.dataset}, {len(self.steps)} steps"]
+        lines += [f"  {s.name:<{w}}  {s.outcome:<44} {s.seconds:8.1f} s" for s in self.steps]
+        lines.append(f"  {'total':<{w}}  {'':<44} {sum(s.seconds for s in self.steps):8.1f} s")
+        lines.append(f"run results: {self.runs_dir}/runs/{self.dataset}/...")
+        lines.append(f"report (tables, figures, samples): {self.report_dir}/README.md")
+        return "\n".join(lines)
+
+
+def _trained(path: Path) -> bool:
+    return path.is_file()
+
+
+def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch: bool = False,
+              device: str = "cpu", echo: Callable[[str], None] = click.echo
+              ) -> ReproduceSummary:
+    from .colorizer import resolve_colorizer_class
+    from .judge import default_segmenter
+    from .paths import colorizer_dir, judge_weights_path
+    from .shipped import shipped
+    from .training import TRAINABLE
+
+    if dataset != "toy":
+        from .errors import PscError
+
+        raise PscError(f"reproduce runs the embedded toy benchmark, got --dataset {dataset}, "
+                       "in the options, run the steps one by one on real data (README)")
+    out = Path(out)
+    judge = default_segmenter(dataset)
+    summary = ReproduceSummary(dataset, runs_dir=out, report_dir=out / dataset)
+
+    def judge_step() -> str:
+        if _trained(judge_weights_path(dataset, judge)):
+            return f"trained under $PSC_HOME ({judge})"
+        if not from_scratch and shipped(dataset, "judge", judge) is not None:
+            return f"shipped ({judge})"
+        from .judge import train_judge
+
+        s = train_judge(dataset, judge, device=device)
+        return f"trained: colour {s['val_miou_color']:.3f}, gray {s['val_miou_gray']:.3f}"
+
+    summary.steps.append(Step(f"judge {judge}", judge_step))
+
+    def train_step(name: str) -> Callable[[], str]:
+        def run() -> str:
+            last = colorizer_dir(dataset, name) / "last.pt"
+            if not from_scratch and not last.is_file() \
+                    and shipped(dataset, "colorizer", name) is not None:
+                return "shipped"
+            res = TRAINABLE.get(name)(name, dataset, dataset, device=device,
+                                      resume="last" if last.is_file() else None,
+                                      progress=True)
+            return f"trained ({len(res.history)} epochs)"
+        return run
+
+    names = list(TRAINABLE)
+    for name in names:
+        summary.steps.append(Step(f"train {name}", train_step(name)))
+
+    # every registered colorizer that reads a trainable's checkpoint (psc-embedding too)
+    rows = [n for n in _colorizers() if
+            getattr(resolve_colorizer_class(n), "weights_variant", n) in names or n in names]
+
+    def miou_step() -> str:
+        from .runner import run_eval
+
+        s = run_eval("miou", rows, dataset, device=device, out=out, progress=True)
+        n = len(s.results)
+        cached = sum(r.provenance["cache_stats"]["images_from_cache"] for r in s.results)
+        return f"{n} rows scored ({cached} images from cache)"
+
+    summary.steps.append(Step("miou (all rows)", miou_step))
+
+    def diversity_step() -> str:
+        from .report.diversity import run_diversity
+
+        stochastic = [n for n in rows if getattr(resolve_colorizer_class(n), "stochastic",
+                                                 False)]
+        for n in stochastic:
+            run_diversity(n, dataset=dataset, device=device, out=out, progress=True)
+        return f"{len(stochastic)} stochastic rows"
+
+    summary.steps.append(Step("diversity (Fig. 10)", diversity_step))
+
+    def report_step() -> str:
+        from .report.build import write_report
+
+        write_report(dataset, out, out / dataset, samples=True, device=device)
+        return f"written to {out / dataset}"
+
+    summary.steps.append(Step("report", report_step))
+
+    for i, step in enumerate(summary.steps, 1):
+        echo(f"[{i}/{len(summary.steps)}] {step.name} ...")
+        t0 = time.perf_counter()
+        step.outcome = step.run()
+        step.seconds = time.perf_counter() - t0
+        echo(f"[{i}/{len(summary.steps)}] {step.name}: {step.outcome} ({step.seconds:.1f} s)")
+    return summary
+
+
+def _colorizers() -> list[str]:
+    from .colorizer import list_colorizers
+
+    return [n for n in list_colorizers() if n not in ("gray", "gt")]

@@ -1,0 +1,132 @@
+"""Trained toy checkpoints shipped in the repository (``reports/<dataset>/checkpoints``).
+
+A new user's first ``psc-eval miou`` on toy trains nothing: when ``$PSC_HOME`` holds no
+trained judge or colorizer, the shipped one is used. Each shipped file is a slim copy of
+a checkpoint made by this project's own ``psc-eval train`` / ``train-judge`` (weights for
+inference only, float16 where the training wrote float32), listed with its sha256, the
+command that made it and its config in ``manifest.json``. A file whose sha256 differs
+from the manifest is a one-line error, never used.
+
+``psc-eval ship --dataset toy`` writes the slim copies and the manifest from the
+checkpoints under ``$PSC_HOME`` (the README says how the shipped ones were made).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import PscError, WeightsError
+from .io import atomic_write_json, sha256_file
+
+MANIFEST = "manifest.json"
+# Training state that inference never reads.
+TRAINING_KEYS = frozenset({"optimizers", "schedulers", "optimizer", "scheduler", "rng",
+                           "running", "data_order"})
+
+
+def shipped_dir(dataset: str) -> Path:
+    """``reports/<dataset>/checkpoints`` of the source tree this package runs from."""
+    return Path(__file__).resolve().parents[1] / "reports" / dataset / "checkpoints"
+
+
+def manifest(dataset: str) -> dict[str, Any]:
+    path = shipped_dir(dataset) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise PscError(f"shipped checkpoint manifest is not valid JSON, {path}, restore it "
+                       "from the repository") from None
+
+
+def shipped(dataset: str, kind: str, name: str) -> Path | None:
+    """The shipped checkpoint of a judge (``kind="judge"``) or colorizer, sha256-checked
+    against the manifest; None when the repository ships none."""
+    entry = manifest(dataset).get("checkpoints", {}).get(f"{kind}/{name}")
+    if entry is None:
+        return None
+    path = shipped_dir(dataset) / entry["file"]
+    if not path.is_file():
+        return None
+    sha = sha256_file(path)
+    if sha != entry["sha256"]:
+        raise WeightsError(
+            f"shipped checkpoint sha256 {sha[:12]}... differs from the manifest's "
+            f"{entry['sha256'][:12]}..., {path}, restore the file from the repository "
+            f"(git checkout -- {path.name}) or remake it with psc-eval ship"
+        )
+    return path
+
+
+def _half(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.half() if x.dtype == torch.float32 else x
+    if isinstance(x, dict):
+        return {k: _half(v) for k, v in x.items()}
+    return x
+
+
+def slim(ck: dict[str, Any]) -> dict[str, Any]:
+    """What inference reads of a checkpoint: no optimiser / RNG / resume state, the
+    averaged weights instead of the raw ones when both exist, float32 -> float16."""
+    out = {k: v for k, v in ck.items() if k not in TRAINING_KEYS}
+    if "ema" in out:
+        out.pop("model", None)
+    for k in ("ema", "model"):
+        if k in out:
+            out[k] = _half(out[k])
+    out["shipped"] = {"dtype": "float16", "from": "psc-eval ship"}
+    return out
+
+
+def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = None
+         ) -> Path:
+    """Write slim copies of ``sources`` ({"judge/<arch>" | "colorizer/<name>": (checkpoint,
+    the command that made it)}) and the manifest; returns the manifest path."""
+    out = Path(out) if out is not None else shipped_dir(dataset)
+    entries = {}
+    for key, (src, made_by) in sorted(sources.items()):
+        ck = load_checkpoint(src)
+        file = key.replace("/", "-") + ".pt"
+        save_checkpoint(out / file, slim(ck))
+        entries[key] = {"file": file, "sha256": sha256_file(out / file),
+                        "source_sha256": sha256_file(src), "made_by": made_by,
+                        "config": ck.get("config"), "bytes": (out / file).stat().st_size}
+    path = out / MANIFEST
+    atomic_write_json(path, {"dataset": dataset, "dtype": "float16", "checkpoints": entries})
+    return path
+
+
+def trained_or_shipped(home_path: Path, dataset: str, kind: str, name: str) -> Path:
+    """``home_path`` (trained under $PSC_HOME) when it exists, else the shipped checkpoint,
+    else ``home_path`` again (the caller's missing-weights error names it)."""
+    if home_path.is_file():
+        return home_path
+    return shipped(dataset, kind, name) or home_path
+
+
+def ship_trained(dataset: str, judge: str, colorizers: list[str], out: Path | None = None
+                 ) -> Path:
+    """``psc-eval ship``: the judge and colorizers trained under $PSC_HOME, slimmed."""
+    from .paths import colorizer_dir, judge_weights_path
+
+    sources: dict[str, tuple[Path, str]] = {}
+    jp = judge_weights_path(dataset, judge)
+    if not jp.is_file():
+        raise WeightsError(f"no trained {judge} judge for {dataset}, {jp}, run: psc-eval "
+                           f"train-judge --dataset {dataset} --arch {judge}")
+    sources[f"judge/{judge}"] = (jp, f"psc-eval train-judge --dataset {dataset} --arch {judge}")
+    for name in colorizers:
+        cp = colorizer_dir(dataset, name) / "last.pt"
+        if not cp.is_file():
+            raise WeightsError(f"no trained {name} for {dataset}, {cp}, run: psc-eval train "
+                               f"--colorizer {name} --dataset {dataset} --config {dataset}")
+        sources[f"colorizer/{name}"] = (
+            cp, f"psc-eval train --colorizer {name} --dataset {dataset} --config {dataset}")
+    return ship(dataset, sources, out)
