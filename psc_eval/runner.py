@@ -284,10 +284,10 @@ def _context(r: _Row, batch: dict[str, Any], start: int, fname: str, seg: Any, d
 
 
 def _progress(total: int, enabled: bool, ds: Any):
-    from tqdm.auto import tqdm
+    from .progress import bar
 
-    return tqdm(total=total, unit="img", disable=not enabled, dynamic_ncols=True,
-                desc=f"{ds.name}/{ds.split}", leave=False)
+    return bar(total=total, unit="img", disable=not enabled, dynamic_ncols=True,
+               desc=f"{ds.name}/{ds.split}", leave=False)
 
 
 def _finish(r: _Row, ds: Any, seg: Any, cfg: EvalConfig, info: DistInfo,
