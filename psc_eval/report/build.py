@@ -194,7 +194,8 @@ def model_losses(models: str | Path | None, dataset: str, sel: Selection
     """variant -> the validation losses of the checkpoint its run scored (matched by the
     weights sha256 recorded in the run), and variant folder -> its whole log."""
     root = models_root(models, dataset)
-    if root is None:
+    shipped_hist = _shipped_histories(dataset)
+    if root is None and not shipped_hist:
         return {}, {}
     hashes: dict[Path, str] = {}
 
@@ -203,7 +204,8 @@ def model_losses(models: str | Path | None, dataset: str, sel: Selection
             hashes[p] = sha256_file(p)
         return hashes[p]
 
-    folders = sorted(d for d in root.iterdir() if (d / "log.csv").is_file())
+    folders = [] if root is None else sorted(d for d in root.iterdir()
+                                             if (d / "log.csv").is_file())
     logs = {d.name: _read_log(d / "log.csv")
             for d in sorted(folders, key=lambda d: ABLATION.index(d.name)
                             if d.name in ABLATION else 0) if d.name in ABLATION}
@@ -228,6 +230,15 @@ def model_losses(models: str | Path | None, dataset: str, sel: Selection
                         break
                 if found:
                     break
+        if found is None and w in shipped_hist:  # the checkpoint shipped in the repository
+            variant, row = shipped_hist[w]
+            info = {"epoch": row.get("epoch"), **{k: row.get(k) for k in (
+                "val_L_emb_bpd", "val_L_gen_bpd", "val_L_seg", "val_total")}}
+            if variant != name:
+                info["note"] = (f"scored the shipped checkpoint of {variant}; its training "
+                                "losses are shown")
+            out[label] = info
+            continue
         if found is None:
             out[label] = {"note": f"no checkpoint in the models folder has the scored weights "
                                  f"(sha256 {w[:12]}); losses not shown"}
@@ -255,6 +266,23 @@ def model_losses(models: str | Path | None, dataset: str, sel: Selection
                             "training losses are shown")
         out[label] = info
     return out, logs
+
+
+def _shipped_histories(dataset: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """sha256 of each shipped colorizer checkpoint -> (variant, its last training-log row)."""
+    from ..checkpoint import load_checkpoint
+    from ..shipped import manifest, shipped_dir
+
+    out = {}
+    for key, entry in manifest(dataset).get("checkpoints", {}).items():
+        kind, _, variant = key.partition("/")
+        path = shipped_dir(dataset) / entry["file"]
+        if kind != "colorizer" or not path.is_file():
+            continue
+        history = load_checkpoint(path).get("history") or []
+        if history:
+            out[entry["sha256"]] = (variant, dict(history[-1]))
+    return out
 
 
 # --- sample grids (optional; need the trained models) ---
