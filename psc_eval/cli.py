@@ -271,6 +271,25 @@ def train_cmd(colorizer, dataset, config, **kw) -> None:
     click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
 
 
+@cli.command("seg-curves", short_help="Fig. 9: segmentation loss, scratch / pretrained / joint.")
+@click.option("--dataset", default="toy", show_default=True)
+@click.option("--config", default="toy", show_default=True, help="toy, paper or a .toml path.")
+@click.option("--epochs", default=None, type=click.IntRange(1),
+              help="Epochs of each run (default: the config's).")
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="The result goes to OUT/experiments/<dataset>/.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def seg_curves_cmd(dataset, config, epochs, out, device) -> None:
+    """Train the segmentation branch from scratch and from a pretrained colorizer (L_seg
+    alone), read the joint run from the trained 'ours', and store the three validation
+    loss curves (Fig. 9); psc-eval report draws them. Resumable."""
+    from .dist import resolve_device
+    from .models.segcurves import seg_curves
+
+    path = seg_curves(dataset, config, out=out, epochs=epochs, device=resolve_device(device))
+    click.echo(f"wrote {path}")
+
+
 @cli.command("sample", short_help="Labelled grid: gray input, samples of each method, truth.")
 @click.option("--colorizer", "colorizer", required=True, multiple=True,
               help="Colorizer name or module:attr; repeat it (or a comma list) for one "

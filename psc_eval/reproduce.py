@@ -11,7 +11,8 @@ checkpoints and the score cache):
 3. ``psc-eval miou`` of all of them in one pass (gray and colour rows, mIoU with
    intervals, PSNR, semantic colour accuracy, pollution);
 4. ``psc-eval diversity`` of every stochastic colorizer (Fig. 10);
-5. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8 and 10, sample grids).
+5. ``psc-eval seg-curves`` (Fig. 9: h from scratch, from a pretrained colorizer, joint);
+6. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, sample grids).
 
 ``from_scratch`` ignores the shipped checkpoints: the judge and every colorizer are
 trained under ``$PSC_HOME`` (those already trained there are reused or resumed).
@@ -126,6 +127,14 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
         return f"{len(stochastic)} stochastic rows"
 
     summary.steps.append(Step("diversity (Fig. 10)", diversity_step))
+
+    def fig9_step() -> str:
+        from .models.segcurves import seg_curves
+
+        path = seg_curves(dataset, dataset, out=out, device=device)
+        return f"curves in {path}"
+
+    summary.steps.append(Step("seg-curves (Fig. 9)", fig9_step))
 
     def report_step() -> str:
         from .report.build import write_report

@@ -115,6 +115,12 @@ def write_report(
     if logs:
         summary.files += figures.ablation_curves(logs, out, dataset)
         figs.append("ablation_val_losses")
+    curves = sorted((Path(runs) / "experiments" / dataset).glob("fig9-*.json"))
+    if curves:
+        summary.files += figures.fig9(json.loads(curves[-1].read_text()), out)
+        figs.append("fig9_seg_curves")
+    else:
+        summary.notes.append(f"Fig. 9 not drawn: no psc-eval seg-curves result for {dataset}")
     grids: list[Path] = []
     if samples:
         grids = _sample_grids(sel, dataset, out / "samples", sample_limit, device, summary)

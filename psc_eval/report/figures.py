@@ -155,3 +155,24 @@ def _label(key: str) -> str:
 def _f(x: Any) -> float:
     return float("nan") if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
+
+
+def fig9(result: dict[str, Any], out: Path) -> list[Path]:
+    """Validation segmentation loss per epoch: h from scratch, from a pretrained colorizer,
+    and trained jointly with the colorizer (the stored ``psc-eval seg-curves`` result)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    labels = {"scratch": "h from scratch", "pretrained": "h from a pretrained colorizer",
+              "joint": "h trained jointly (ours)"}
+    for key in ("scratch", "pretrained", "joint"):
+        ys = result["curves"].get(key) or []
+        if ys:
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", label=labels[key])
+    ax.set_xlabel(f"epoch ({result['steps_per_epoch']} steps each)")
+    ax.set_ylabel("validation L_seg (nats per pixel)")
+    ax.set_title(f"Fig. 9 ({result['dataset']}, {result['val_images']} val images)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    paths = save(fig, out, "fig9_seg_curves")
+    plt.close(fig)
+    return paths

@@ -1,0 +1,135 @@
+"""The Fig. 9 experiment: does colorization help semantic segmentation?
+
+The paper (Sec. 4.4, Fig. 9) compares the validation segmentation loss of the branch h
+trained three ways. Here, on the core loop, with the network of ``ours``:
+
+- ``scratch``: h (its shared bottom rows, its own rows and ASPP) from random weights,
+  trained with L_seg alone;
+- ``pretrained``: the same, but the shared bottom rows start from a trained colorizer
+  that never saw a label (``psc-purple``: f + g, Sec. 3.1), then L_seg alone;
+- ``joint``: h trained together with f and g (Eq. 6), read from the training history
+  of the ``ours`` checkpoint (its ``val_L_seg`` per epoch): no extra run.
+
+Same seed, data order, optimiser (the config's Adam) and epochs for the two new runs;
+L_seg is the mean cross-entropy per pixel at the embedding resolution, as in Eq. 6, so
+the three curves share units. The result is one JSON,
+``<out>/experiments/<dataset>/fig9-seg-curves-<config>.json`` (the curves, configs and the
+sha256 of every checkpoint used), and ``psc-eval report`` draws it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from psc_eval.checkpoint import load_checkpoint
+from psc_eval.data import get_dataset
+from psc_eval.errors import WeightsError
+from psc_eval.io import atomic_write_json, sha256_file
+from psc_eval.paths import colorizer_dir
+from psc_eval.shipped import trained_or_shipped
+from psc_eval.training import LAST, MemoryCache, Optim, Trainer, TrainMethod, seed_everything
+
+from .commands import TRAIN_SPLITS, build_net, resolve_train_config
+from .config import loop_config
+from .losses import mask_target, seg_loss
+
+
+class SegNet(nn.Module):
+    """h of the paper's network alone: shared rows, h's rows, ASPP -> (B,C,H/4,W/4)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.trunk, self.h_top, self.aspp = net.trunk, net.h_top, net.aspp
+        self.factor = net.cfg.factor
+
+    def forward(self, L: Tensor) -> Tensor:
+        from psc_eval.color import normalize_L
+
+        return self.aspp(self.h_top(self.trunk(normalize_L(L))))
+
+
+class SegMethod(TrainMethod):
+    """L_seg alone, with the config's Adam (Sec. 4.1)."""
+
+    kind = "segmentation"
+    resumable_keys = frozenset({"train.epochs", "train.device", "train.workers",
+                                "train.checkpoint_every"})
+
+    def __init__(self, model: SegNet, train_cfg: Any):
+        self.model = model
+        self.cfg = train_cfg
+
+    def configure_optimizers(self, total_steps: int) -> list[Optim]:
+        t = self.cfg
+        return [Optim("adam", torch.optim.Adam(self.model.parameters(), lr=t.lr,
+                                               betas=tuple(t.betas), eps=t.adam_eps))]
+
+    def training_step(self, model, batch, *, opt_index, generator):
+        loss = seg_loss(model(batch["L"]), mask_target(batch["mask"], self.model.factor))
+        return {"L_seg": loss, "total": loss}
+
+    def validation_step(self, model, batch):
+        return {"L_seg": self.training_step(model, batch, opt_index=0, generator=None)["L_seg"]}
+
+
+def _checkpoint(dataset: str, name: str) -> tuple[dict[str, Any], Path]:
+    path = trained_or_shipped(colorizer_dir(dataset, name) / LAST, dataset, "colorizer", name)
+    if not path.is_file():
+        raise WeightsError(f"no trained {name} for {dataset}, {path}, run: psc-eval train "
+                           f"--colorizer {name} --dataset {dataset} --config {dataset}")
+    return load_checkpoint(path), path
+
+
+def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "reports",
+               epochs: int | None = None, device: str = "cpu", progress: bool = True
+               ) -> Path:
+    """Run (or resume) the scratch and pretrained trainings; write the curves JSON."""
+    cfg = resolve_train_config("ours", config, {"train.epochs": epochs, "train.device": device})
+    t = cfg.train
+    size = cfg.model.input_size
+    train_ds = get_dataset(dataset, split=t.train_split or TRAIN_SPLITS.get(dataset, "train"),
+                           size=size)
+    val_ds = get_dataset(dataset, split=t.val_split or None, size=size)
+    if t.n_train:
+        train_ds.subset(t.n_train)
+    if t.n_val:
+        val_ds.subset(t.n_val)
+    wrap = (lambda d: MemoryCache(d, keep=("L", "mask"))) if t.cache_in_memory else (
+        lambda d: d)
+    train_c, val_c = wrap(train_ds), wrap(val_ds)
+    joint_ck, joint_path = _checkpoint(dataset, "ours")
+    pre_ck, pre_path = _checkpoint(dataset, "psc-purple")
+    curves: dict[str, Any] = {}
+    for mode in ("scratch", "pretrained"):
+        seed_everything(t.seed)  # the same initial h for both runs
+        seg = SegNet(build_net("ours", cfg, train_ds.num_classes))
+        if mode == "pretrained":
+            trunk = {k[len("trunk."):]: v.float() for k, v in pre_ck["ema"].items()
+                     if k.startswith("trunk.")}
+            seg.trunk.load_state_dict(trunk)  # the colorizer's bottom rows (Tables 1-2)
+        run_dir = colorizer_dir(dataset, f"fig9-{mode}")
+        trainer = Trainer(SegMethod(seg, t), loop_config(t), train_c, val_c, run_dir,
+                          config={**cfg.to_dict(), "fig9": mode},
+                          meta={"variant": f"fig9-{mode}", "dataset": dataset,
+                                "num_classes": train_ds.num_classes}, progress=progress)
+        res = trainer.fit(resume="auto")
+        curves[mode] = [r["val_L_seg"] for r in res.history]
+    curves["joint"] = [r["val_L_seg"] for r in joint_ck.get("history", [])
+                       if "val_L_seg" in r][: t.epochs]
+    result = {
+        "experiment": "fig9", "dataset": dataset, "val_split": val_ds.split,
+        "val_images": len(val_ds), "epochs": t.epochs, "steps_per_epoch":
+            -(-len(train_ds) // t.batch_size), "curves": curves,
+        "units": "val L_seg, mean cross-entropy per pixel (nats) at the embedding size",
+        "sources": {"joint": {"checkpoint": joint_path.name, "sha256": sha256_file(joint_path)},
+                    "pretrained_trunk": {"checkpoint": pre_path.name,
+                                         "sha256": sha256_file(pre_path)}},
+        "config": cfg.to_dict(),
+    }
+    path = Path(out) / "experiments" / dataset / f"fig9-seg-curves-{Path(config).stem}.json"
+    atomic_write_json(path, result)
+    return path
