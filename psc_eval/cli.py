@@ -290,6 +290,28 @@ def seg_curves_cmd(dataset, config, epochs, out, device) -> None:
     click.echo(f"wrote {path}")
 
 
+@cli.command("naturalness", short_help="Table 4 PROXY: a CNN critic's real-vs-colorized rate.")
+@click.option("--colorizer", "colorizer", required=True, multiple=True,
+              help="Methods to judge (repeat, or a comma list); gray and gt are added.")
+@click.option("--dataset", default="toy", show_default=True)
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="The result goes to OUT/experiments/<dataset>/naturalness-proxy.json.")
+@click.option("--limit", default=None, type=click.IntRange(1), help="Validation images.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def naturalness_cmd(colorizer, dataset, out, limit, seed, device) -> None:
+    """Train one small CNN critic per method on held-out real images against that method's
+    colorizations; report the fraction of its validation colorizations judged real (a
+    labelled proxy for Table 4 until human observers answer)."""
+    from .dist import resolve_device
+    from .naturalness import naturalness_proxy
+
+    names = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
+    path = naturalness_proxy(names, dataset, out=out, seed=seed, device=resolve_device(device),
+                             limit=limit)
+    click.echo(f"wrote {path}")
+
+
 @cli.command("sample", short_help="Labelled grid: gray input, samples of each method, truth.")
 @click.option("--colorizer", "colorizer", required=True, multiple=True,
               help="Colorizer name or module:attr; repeat it (or a comma list) for one "

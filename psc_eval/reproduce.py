@@ -12,7 +12,8 @@ checkpoints and the score cache):
    intervals, PSNR, semantic colour accuracy, pollution);
 4. ``psc-eval diversity`` of every stochastic colorizer (Fig. 10);
 5. ``psc-eval seg-curves`` (Fig. 9: h from scratch, from a pretrained colorizer, joint);
-6. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, sample grids).
+6. ``psc-eval naturalness`` (Table 4's labelled proxy: a CNN critic per method);
+7. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, sample grids).
 
 ``from_scratch`` ignores the shipped checkpoints: the judge and every colorizer are
 trained under ``$PSC_HOME`` (those already trained there are reused or resumed).
@@ -135,6 +136,14 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
         return f"curves in {path}"
 
     summary.steps.append(Step("seg-curves (Fig. 9)", fig9_step))
+
+    def naturalness_step() -> str:
+        from .naturalness import naturalness_proxy
+
+        path = naturalness_proxy(rows, dataset, out=out, device=device, progress=True)
+        return f"proxy in {path}"
+
+    summary.steps.append(Step("naturalness proxy (Table 4)", naturalness_step))
 
     def report_step() -> str:
         from .report.build import write_report

@@ -94,7 +94,7 @@ def write_report(
 
     losses, logs = model_losses(models, dataset, sel)
     tab = ablation(sel, losses, dataset)
-    t4 = _table4(study, dataset)
+    t4 = _table4(study, dataset, Path(runs))
     for t in (t3, tab, t4):
         summary.files += t.write(out)
         summary.tables[t.name] = t
@@ -142,14 +142,19 @@ def _table3_order(sel: Selection) -> list[str]:
     return [c for c in [*TABLE3_ROWS[:-2], *extra, "ours", "gt"] if c in have]
 
 
-def _table4(study: str | Path | None, dataset: str) -> Table:
+def _table4(study: str | Path | None, dataset: str, runs: Path) -> Table:
     title = f"Table 4: naturalness ({dataset})"
     if study is None:
+        proxy = runs / "experiments" / dataset / "naturalness-proxy.json"
+        if proxy.is_file():
+            from .tables import table4_proxy
+
+            return table4_proxy(json.loads(proxy.read_text()), dataset, proxy.name)
         return missing_table(
             "table4", title,
             "Not available: no human study was given (--study DIR holding the tally.json "
-            "of psc-eval study tally), and psc-eval has no automated naturalness proxy "
-            "yet, so no number stands in for human judgement here.")
+            "of psc-eval study tally) and no naturalness proxy was computed (psc-eval "
+            "naturalness), so no number stands in for human judgement here.")
     p = Path(study)
     p = p / "tally.json" if p.is_dir() else p
     try:

@@ -367,6 +367,41 @@ def table4_human(tally: dict[str, Any], dataset: str, source: str) -> Table:
                  cols, rows, facts, notes, sections, facts_text)
 
 
+def table4_proxy(proxy: dict[str, Any], dataset: str, source: str) -> Table:
+    """Table 4 from the naturalness PROXY (``psc-eval naturalness``): a CNN critic's
+    fraction of colorizations judged real; labelled a proxy in the title, every column
+    group and a note, and never mixed with human answers."""
+    methods = proxy.get("rows") or {}
+    order = [m for m in ("gray", *SINGLE) if m in methods]
+    order += sorted(m for m in methods if m not in (*SINGLE, *DIVERSE, "ours", "gt", "gray"))
+    order += [m for m in (*DIVERSE, "ours", "gt") if m in methods]
+    rows, sections = [], {0: "Single colorization"}
+    for name in order:
+        if name in (*DIVERSE, "ours") and "Diverse colorization" not in sections.values():
+            sections[len(rows)] = "Diverse colorization"
+        if name == "gt":
+            sections[len(rows)] = "Reference"
+        m = methods[name]
+        rows.append({"method": LABELS.get(name, name), "colorizer": name,
+                     "natural": m.get("judged_real"), "wilson": m.get("wilson95"),
+                     "real": m.get("real_images_judged_real"), "n": m.get("n")})
+    here = "PROXY: CNN critic, not humans"
+    cols = [Column("method", "Method", align="l"),
+            Column("natural", "judged real (%)", fmt(1, 100), here),
+            Column("wilson", "Wilson 95% CI", fmt_interval(1, 100), here),
+            Column("real", "real images judged real (%)", fmt(1, 100), here),
+            Column("n", "images", text, here)]
+    notes = [f"PROXY from {source}: {proxy.get('definition', '')}",
+             ("Each method has its own critic; the last column is that critic's rate on the "
+              "real validation images (its calibration). No human judged these images.")]
+    facts = {"dataset": dataset, "images": proxy.get("val_images"),
+             "seeds": [proxy.get("seed")], "dates": ""}
+    facts_text = (f"dataset {dataset}; split {proxy.get('val_split')}; "
+                  f"{proxy.get('val_images')} images; critic seed {proxy.get('seed')}")
+    return Table("table4", f"Table 4 (PROXY): naturalness judged by a CNN critic ({dataset})",
+                 cols, rows, facts, notes, sections, facts_text)
+
+
 def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) -> Table:
     """The ablation of Secs. 4.2-4.3: variants of the paper's network, their validation
     losses (training log of the checkpoint scored) and the judge's mIoU."""

@@ -1,0 +1,33 @@
+"""The Table 4 proxy: one critic per method on the core loop; gt's colorizations are the
+real images themselves, so its rate equals the critic's rate on real images exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from psc_eval import naturalness
+
+
+@pytest.mark.slow
+def test_proxy_rates_and_report_table(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(naturalness, "N_TRAIN_EACH", 48)
+    monkeypatch.setattr(naturalness, "EPOCHS", 2)
+    path = naturalness.naturalness_proxy(["gray"], "toy", out=tmp_path / "out", limit=24,
+                                         device="cpu", progress=False)
+    res = json.loads(path.read_text())
+    assert list(res["rows"]) == ["gray", "gt"]
+    gt = res["rows"]["gt"]
+    assert gt["judged_real"] == gt["real_images_judged_real"] and gt["n"] == 24
+    for row in res["rows"].values():
+        lo, hi = row["wilson95"]
+        assert 0.0 <= lo <= row["judged_real"] <= hi <= 1.0
+    assert "PROXY" in res["label"]
+
+    from psc_eval.report.build import _table4
+
+    table = _table4(None, "toy", tmp_path / "out")
+    assert "PROXY" in table.title and [r["colorizer"] for r in table.rows] == ["gray", "gt"]
+    assert table.rows[1]["natural"] == gt["judged_real"]
