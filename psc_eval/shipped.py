@@ -14,6 +14,7 @@ checkpoints under ``$PSC_HOME`` (the README says how the shipped ones were made)
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,10 @@ def manifest(dataset: str) -> dict[str, Any]:
 
 def shipped(dataset: str, kind: str, name: str) -> Path | None:
     """The shipped checkpoint of a judge (``kind="judge"``) or colorizer, sha256-checked
-    against the manifest; None when the repository ships none."""
+    against the manifest; None when the repository ships none, or when ``PSC_SHIPPED=0``
+    (use only what was trained under $PSC_HOME)."""
+    if os.environ.get("PSC_SHIPPED", "1") == "0":
+        return None
     entry = manifest(dataset).get("checkpoints", {}).get(f"{kind}/{name}")
     if entry is None:
         return None

@@ -126,8 +126,13 @@ def test_registry_judges_unknown_untrained_and_real(tmp_path, capsys):
               "--out", str(tmp_path / "o")]
     rc, _, err = run(["miou", "--segmenter", "nosuch-judge", *common], capsys)
     assert rc == 2 and err.count("\n") == 1 and "unknown segmenter 'nosuch-judge'" in err, err
-    # No trained toy judge under $PSC_HOME: the message gives the exact command.
-    rc, _, err = run(["miou", *common], capsys)
+    # No trained toy judge under $PSC_HOME (and the shipped ones switched off): the message
+    # gives the exact command.
+    os.environ["PSC_SHIPPED"] = "0"
+    try:
+        rc, _, err = run(["miou", *common], capsys)
+    finally:
+        del os.environ["PSC_SHIPPED"]
     assert rc == 2 and err.count("\n") == 1, err
     assert "psc-eval train-judge --dataset toy --arch deeplabv3plus-resnet18" in err
     # A real (randomly initialised) registry judge runs through the whole pipeline.

@@ -84,6 +84,7 @@ def test_colorizer_wrapper_contract(trained, monkeypatch):
     assert e.shape == (2, 1, 2, 20, 20) and torch.equal(e, emb.colorize(L))
     with pytest.raises(PscError, match="deterministic"):
         emb.colorize(L, 2)
+    monkeypatch.setenv("PSC_SHIPPED", "0")  # psc-film not trained here, none shipped
     with pytest.raises(WeightsError, match="run: psc-eval train --colorizer psc-film "
                                            "--dataset toy --config toy"):
         get_colorizer("psc-film", dataset="toy")

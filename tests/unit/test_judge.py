@@ -69,6 +69,7 @@ def test_every_segmenter_builds_and_predicts(name):
 
 def test_missing_weights_name_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    monkeypatch.setenv("PSC_SHIPPED", "0")  # nothing trained and nothing shipped
     with pytest.raises(WeightsError) as e:
         resolve_judge_weights("toy", SMALL, None)
     msg = e.value.one_line()

@@ -208,6 +208,7 @@ def test_user_classes_without_kwargs_and_bad_output(tmp_path, helper_module):
 
 def test_model_without_weights_fails_before_rendering(tmp_path, monkeypatch):
     monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PSC_SHIPPED", "0")  # nothing trained and nothing shipped
     with pytest.raises(PscError):
         _make(tmp_path, methods="gray,ours", name="m")
     assert not (tmp_path / "m").exists()
