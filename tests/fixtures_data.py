@@ -310,3 +310,30 @@ def write_tiny_config(path, generator_dropout: float | None = None, **train):
     """Write ``tiny_toml(...)`` to ``path`` and return it."""
     path.write_text(tiny_toml(generator_dropout, **train))
     return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(args: list[str], home, n: int = 2, pythonpath=None, timeout: float = 180):
+    """``psc-eval ARGS`` as ``n`` gloo ranks on this machine (torchrun's environment,
+    set by hand) -> [(returncode, stdout, stderr)] in rank order."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PSC_HOME": str(home), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(n), "OMP_NUM_THREADS": "1"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])
+    procs = [subprocess.Popen([sys.executable, "-m", "psc_eval.cli", *args],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r in range(n)]
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs)]

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from fixtures_data import run_ranks
 
 from psc_eval.data.toy import CAR, CHROMA, CLASS_NAMES, COW, SKY
 from psc_eval.metrics.pollution import PollutionScorer
@@ -170,30 +170,18 @@ def test_semantic_prior_estimate_counts_segments(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- gloo
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_all_scorers_two_process_gloo_equals_one_process(tmp_path):
     args = ["miou", "--colorizer", "runner_standins:NoisyColorizer", "--segmenter",
             "runner_standins:ChromaJudge", "--limit", "5", "--batch-size", "2", "--size", "40",
             "--metrics", "miou,psnr,semantic,pollution,diversity", "--bootstrap", "200",
             "--no-cache", "--quiet"]
-    env = {**os.environ, "PSC_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "psc_eval.cli", *args, "--out", str(tmp_path / "two")]
-    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r in range(2)]
-    outs = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    ranks = run_ranks([*args, "--out", str(tmp_path / "two")], tmp_path / "home",
+                      pythonpath=HERE)
+    assert [rc for rc, _, _ in ranks] == [0, 0], ranks
+    env = {**os.environ, "PSC_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     one = subprocess.run([sys.executable, "-m", "psc_eval.cli", *args, "--out",
-                          str(tmp_path / "one")], env={k: v for k, v in env.items()
-                          if k not in ("WORLD_SIZE", "MASTER_PORT")}, capture_output=True, check=False,
+                          str(tmp_path / "one")], env=env, capture_output=True, check=False,
                          text=True, timeout=180)
     assert one.returncode == 0, one.stderr
     files = sorted((tmp_path / "one").rglob("*.json"))

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +22,7 @@ from psc_eval.runner import batch_seed, check_ab, evaluate, evaluate_rows
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+from fixtures_data import run_ranks
 from runner_standins import (
     BadColorizer,
     ChromaJudge,
@@ -225,28 +223,15 @@ def test_limit_masks_and_class_mismatch_errors(tmp_path):
         evaluate("gray", ds, judge, progress=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_equals_one_process(tmp_path):
     """A 2-rank gloo run of the CLI (5 images: not divisible by 2) equals 1 process."""
     args = ["miou", "--colorizer", "runner_standins:TiltColorizer", "--segmenter",
             "runner_standins:ChromaJudge", "--limit", "5", "--batch-size", "2", "--size",
             str(SIZE), "--no-cache", "--quiet"]
-    env = {**os.environ, "PSC_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "psc_eval.cli", *args, "--out", str(tmp_path / "two")]
-    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert "colorized" in outs[0][0] and outs[1][0] == ""  # only rank 0 reports
+    ranks = run_ranks([*args, "--out", str(tmp_path / "two")], tmp_path / "home",
+                      pythonpath=HERE, timeout=120)
+    assert [rc for rc, _, _ in ranks] == [0, 0], ranks
+    assert "colorized" in ranks[0][1] and ranks[1][1] == ""  # only rank 0 reports
 
     from psc_eval.cli import main
 
@@ -280,16 +265,11 @@ def test_a_bad_image_on_one_rank_ends_both_ranks_with_one_line(tmp_path):
     (folder / "im1.png").write_bytes(b"not a png")  # batch 1 (batch size 1): rank 1
     args = ["psnr", "--colorizer", "gray", "--dataset", "folder", "--root", str(folder),
             "--batch-size", "1", "--no-cache", "--quiet", "--out", str(tmp_path / "out")]
-    env = {**os.environ, "PSC_HOME": str(tmp_path / "home"), "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
     t0 = time.time()
-    procs = [subprocess.Popen([sys.executable, "-m", "psc_eval.cli", *args],
-                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r in range(2)]
-    outs = [p.communicate(timeout=60) for p in procs]
+    ranks = run_ranks(args, tmp_path / "home", timeout=60)
     assert time.time() - t0 < 30
-    assert [p.returncode for p in procs] == [2, 2], outs
+    assert [rc for rc, _, _ in ranks] == [2, 2], ranks
+    outs = [(o, e) for _, o, e in ranks]
     errs = [line for _, err in outs for line in err.strip().splitlines()]
     assert len(errs) == 1 and errs[0].startswith("psc-eval: error: cannot decode image"), outs
     assert "im1.png" in errs[0] and "Traceback" not in "".join(e for _, e in outs)

@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 from fixtures_data import tiny_toml
-
 from psc_eval.models.commands import train_colorizer
 from psc_eval.models.segcurves import SegNet, seg_curves
 
