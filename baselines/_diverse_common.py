@@ -26,11 +26,11 @@ from psc_eval.models.config import dataclass_from_dict
 from torch import Tensor
 
 from psc_eval.checkpoint import load_checkpoint, require_keys
-from psc_eval.shipped import trained_or_shipped
 from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
 from psc_eval.data import get_dataset
 from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.paths import colorizer_dir
+from psc_eval.shipped import trained_or_shipped
 from psc_eval.training import (
     LAST,
     LoopConfig,
