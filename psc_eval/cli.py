@@ -332,7 +332,7 @@ def naturalness_cmd(colorizer, dataset, out, limit, seed, device) -> None:
               help="Sampler of the paper's model (default: cached).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--weights", default=None, type=click.Path(dir_okay=False),
-              help="Checkpoint (default: the trained one under $PSC_HOME).")
+              help="Checkpoint (default: the one trained under $PSC_HOME, else the shipped one).")
 def sample_cmd(colorizer, dataset, root, split, size, n, out, limit, seed, temperature,
                sampler, device, weights) -> None:
     """Write a labelled PNG grid: gray input, each method's samples, ground truth."""

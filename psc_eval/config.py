@@ -61,15 +61,17 @@ class EvalConfig:
     # the judge (mIoU only)
     segmenter: str | None = _opt(None, "Judge name (psc-eval ls) or module:attr; default: the "
                                        "dataset's judge.", kinds=("miou",))
-    weights: str | None = _opt(None, "Judge weights (default: the trained judge under "
-                                     "$PSC_HOME/judges).", path="file", kinds=("miou",))
+    weights: str | None = _opt(None, "Judge weights (default: the judge trained under "
+                                     "$PSC_HOME/judges, else the one shipped for toy).",
+                               path="file", kinds=("miou",))
     precision: str = _opt("fp32", "Judge precision (bf16 = autocast; logits in fp32).",
                           choices=("fp32", "bf16"), kinds=("miou",))
     channels_last: bool = _opt(False, "Judge in channels_last memory format.", kinds=("miou",))
     compile: bool = _opt(False, "torch.compile the judge.", kinds=("miou",))
     # the colorizer
-    colorizer_weights: str | None = _opt(None, "Colorizer checkpoint (default: the trained one "
-                                               "under $PSC_HOME).", path="file")
+    colorizer_weights: str | None = _opt(None, "Colorizer checkpoint (default: the one trained "
+                                               "under $PSC_HOME, else the one shipped for toy).",
+                                         path="file")
     temperature: float | None = _opt(None, "Sampling temperature of a stochastic colorizer "
                                            "(default: its own).", type=float)
     n_samples: int = _opt(1, "Samples per image asked of a stochastic colorizer (at least what "
