@@ -128,11 +128,24 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
                        f"{need} (held-out real and fake sets), in --dataset, use toy")
     real_idx = list(range(HELD_OUT_START, HELD_OUT_START + N_TRAIN_EACH))
     fake_idx = list(range(HELD_OUT_START + N_TRAIN_EACH, need))
+    path = Path(out) / "experiments" / dataset / "naturalness-proxy.json"
+    names = list(dict.fromkeys(["gray", *colorizers, "gt"]))
+    cols = {n: build_colorizer(n, dataset, None, device) for n in names}
+    ident = {n: getattr(c, "weights_sha256", None) for n, c in cols.items()}
+    if path.is_file():  # the same methods, weights, seed and images: nothing to redo
+        import json
+
+        try:
+            old = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            old = {}
+        if (old.get("weights_sha256"), old.get("seed"), old.get("val_images"),
+                old.get("params")) == (ident, seed, len(val), _params()):
+            return path
     real = torch.stack([train[i]["rgb"] for i in real_idx])
     val_real = torch.stack([val[i]["rgb"] for i in range(len(val))])
     rows: dict[str, Any] = {}
-    for name in dict.fromkeys(["gray", *colorizers, "gt"]):
-        col = build_colorizer(name, dataset, None, device)
+    for name, col in cols.items():
         fake = _images(col, train, fake_idx, seed, device)
         seed_everything(seed)
         critic = Critic()
@@ -156,9 +169,14 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
                       "real_images_judged_real": kr / n,
                       "real_wilson95": list(wilson_interval(kr, n))}
     result = {"experiment": "naturalness-proxy", "dataset": dataset, "val_split": val.split,
-              "val_images": len(val), "seed": seed, "rows": rows,
+              "val_images": len(val), "seed": seed, "rows": rows, "weights_sha256": ident,
+              "params": _params(),
               "definition": __doc__.split("\n\n")[1].replace("\n", " "),
               "label": "PROXY (a CNN critic), not human judgement"}
-    path = Path(out) / "experiments" / dataset / "naturalness-proxy.json"
     atomic_write_json(path, result)
     return path
+
+
+def _params() -> dict[str, int]:
+    return {"held_out_start": HELD_OUT_START, "n_train_each": N_TRAIN_EACH, "epochs": EPOCHS,
+            "batch": BATCH}

@@ -25,6 +25,12 @@ def test_proxy_rates_and_report_table(tmp_path, monkeypatch, one_thread):
         lo, hi = row["wilson95"]
         assert 0.0 <= lo <= row["judged_real"] <= hi <= 1.0
     assert "PROXY" in res["label"]
+    # a rerun with the same methods, weights and seed reuses the result: no critic retrained
+    ck = tmp_path / "home" / "models" / "toy" / "critic-gray" / "last.pt"
+    before = ck.stat().st_mtime_ns
+    again = naturalness.naturalness_proxy(["gray"], "toy", out=tmp_path / "out", limit=24,
+                                          device="cpu", progress=False)
+    assert json.loads(again.read_text()) == res and ck.stat().st_mtime_ns == before
 
     from psc_eval.report.build import _table4
 
