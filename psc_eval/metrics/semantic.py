@@ -63,9 +63,22 @@ def segment_medians(ab: Tensor, mask: Tensor, C: int) -> tuple[Tensor, Tensor]:
         return out, n
     for ch in range(2):
         v = ab[:, ch][keep].to(torch.float64)
-        order = torch.argsort(g.to(torch.float64) * 1024.0 + (v + 512.0))
-        out[:, ch] = v[order][mid]
+        out[:, ch] = v[torch.argsort(_group_value_keys(g, v))][mid]
     return out, n
+
+
+def _group_value_keys(g: Tensor, v: Tensor) -> Tensor:
+    """Keys that sort by (group, value). Chroma that is exactly float32 (the cached
+    float16 samples, upsampled in float32) gets int64 keys, group << 32 | the float's
+    order-preserving bits, which sort several times faster than float64 keys; anything
+    else keeps the exact float64 key."""
+    v32 = v.to(torch.float32)
+    if not torch.equal(v32.to(torch.float64), v):
+        return g.to(torch.float64) * 1024.0 + (v + 512.0)
+    bits = v32.view(torch.int32).to(torch.int64)
+    # IEEE order: negative floats reversed (all bits flipped), positives above them
+    ordered = torch.where(bits < 0, (~bits) & 0xFFFFFFFF, bits | 0x80000000)
+    return g.to(torch.int64) * (1 << 32) + ordered
 
 
 def _toy_law(C: int) -> tuple[Tensor, Tensor]:
