@@ -64,7 +64,7 @@ from psc_eval.color import normalize_ab, normalize_L
 from psc_eval.errors import ConfigError
 from psc_eval.training import Optim, TrainMethod, TrainResult
 
-from . import _diverse_common as common
+from . import common
 
 NAME = "cao2017"
 NOISE_KINDS = ("global", "spatial")

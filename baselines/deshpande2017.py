@@ -81,7 +81,7 @@ from psc_eval.color import AB_MIN, normalize_ab, normalize_L
 from psc_eval.errors import ConfigError
 from psc_eval.training import Optim, TrainMethod, TrainResult
 
-from . import _diverse_common as common
+from . import common
 
 NAME = "deshpande2017"
 MDN_LOSSES = ("closest", "nll")

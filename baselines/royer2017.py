@@ -67,7 +67,7 @@ from psc_eval.colorizer import RANDOM_WEIGHTS
 from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.training import TrainResult
 
-from . import _diverse_common as common
+from . import common
 
 NAME = "royer2017"
 

@@ -89,6 +89,12 @@ for _name, _target, _what in (
      "diverse: conditional GAN with multi-layer noise (Cao et al. 2017)"),
     ("royer2017", "psc_eval.baselines.royer2017:Royer2017",
      "diverse: PIC, gray embedding + conditional PixelCNN++ (Royer et al. 2017)"),
+    ("zhang2016", "psc_eval.baselines.zhang2016:Zhang2016",
+     "ab classification, rebalanced, annealed mean; loads the released weights (Zhang et al. 2016)"),
+    ("iizuka2016", "psc_eval.baselines.iizuka2016:Iizuka2016",
+     "global + local features fused, MSE + classification (Iizuka et al. 2016)"),
+    ("larsson2016", "psc_eval.baselines.larsson2016:Larsson2016",
+     "hypercolumns, hue/chroma histograms (Larsson et al. 2016)"),
 ):
     COLORIZERS.add(_name, _target, _what)
 

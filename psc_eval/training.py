@@ -77,7 +77,13 @@ for _name, _target, _what in (
         ("cao2017", "psc_eval.baselines.cao2017:train_cao2017",
          "Cao et al. 2017: conditional GAN, full-resolution generator, multi-layer noise"),
         ("royer2017", "psc_eval.baselines.royer2017:train_royer2017",
-         "Royer et al. 2017 (PIC): gray embedding + conditional PixelCNN++")):
+         "Royer et al. 2017 (PIC): gray embedding + conditional PixelCNN++"),
+        ("zhang2016", "psc_eval.baselines.zhang2016:train_zhang2016",
+         "Zhang et al. 2016: rebalanced ab classification"),
+        ("iizuka2016", "psc_eval.baselines.iizuka2016:train_iizuka2016",
+         "Iizuka et al. 2016: global/local fusion, MSE + classification"),
+        ("larsson2016", "psc_eval.baselines.larsson2016:train_larsson2016",
+         "Larsson et al. 2016: hypercolumns, hue/chroma histograms")):
     TRAINABLE.add(_name, _target, _what)
 
 LAST = "last.pt"

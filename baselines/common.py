@@ -1,9 +1,10 @@
-"""Boilerplate shared by the diverse baselines (``deshpande2017``, ``cao2017``, ``royer2017``).
+"""Boilerplate shared by every baseline (the diverse ``deshpande2017``, ``cao2017``,
+``royer2017`` and the single-output ``zhang2016``, ``iizuka2016``, ``larsson2016``).
 
 Config files, the datasets of a training run, the train entry around the core loop
-(``psc_eval.training.Trainer``), checkpoint loading for the colorizers and the final
-(B*n,2,h,w) -> (B,n,2,H,W) step. Nothing here is specific to one method; it can be
-merged into a ``baselines/common.py`` shared with the single-output baselines.
+(``psc_eval.training.Trainer``), the optimiser of a ``[train]`` table, checkpoint loading
+for the colorizers and the final (B*n,2,h,w) -> (B,n,2,H,W) step. Nothing here is
+specific to one method.
 
 Configs: ``baselines/configs/<method>-<name>.toml`` for ``--config <name>`` (``toy``,
 ``paper``), or a path to a TOML file. Unknown keys and wrong types are a one-line
@@ -51,12 +52,15 @@ RESUMABLE = frozenset({"train.epochs", "train.device", "train.workers",
 
 @dataclass
 class TrainSettings:
-    """The ``[train]`` table of a diverse baseline's config (one optimiser's settings:
-    a GAN uses them for both of its optimisers)."""
+    """The ``[train]`` table of a baseline's config (one optimiser's settings: a GAN
+    uses them for both of its optimisers)."""
 
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     adam_eps: float = 1e-8
+    # "adam" or "adadelta" (Iizuka et al.; betas[0] is then Adadelta's rho), see make_optimizer
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
     epochs: int = 10
     batch_size: int = 16
     seed: int = 0
@@ -129,6 +133,12 @@ def check_train(t: TrainSettings, where: str) -> None:
     if not all(0.0 <= b < 1.0 for b in t.betas):
         raise ConfigError(f"train.betas={list(t.betas)} outside [0, 1), in {where}, "
                           "use e.g. [0.5, 0.999]")
+    if t.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer={t.optimizer!r}, in {where}, "
+                          f"use one of {', '.join(OPTIMIZERS)}")
+    if not (math.isfinite(t.weight_decay) and t.weight_decay >= 0):
+        raise ConfigError(f"train.weight_decay={t.weight_decay} must be >= 0, in {where}, "
+                          "use 0 (off) or e.g. 1e-3")
     if not 0.0 <= t.polyak < 1.0:
         raise ConfigError(f"train.polyak={t.polyak} outside [0, 1), in {where}, "
                           "use 0 (off) or e.g. 0.999")
@@ -137,6 +147,19 @@ def check_train(t: TrainSettings, where: str) -> None:
             raise ConfigError(f"train.{k}={getattr(t, k)} is negative, in {where}, "
                               "use 0 (all) or a count")
     loop_config(t).check(where)
+
+
+OPTIMIZERS = ("adam", "adadelta")
+
+
+def make_optimizer(params, t: TrainSettings) -> torch.optim.Optimizer:
+    """The optimiser of a ``[train]`` table: Adam (lr, betas, adam_eps, L2 weight_decay) or
+    Adadelta (lr, rho = betas[0], eps = adam_eps, weight_decay)."""
+    if t.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=t.lr, rho=t.betas[0], eps=t.adam_eps,
+                                    weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), eps=t.adam_eps,
+                            weight_decay=t.weight_decay)
 
 
 def loop_config(t: TrainSettings) -> LoopConfig:
