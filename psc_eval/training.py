@@ -371,25 +371,37 @@ class Trainer:
     def _newest(self, required: bool) -> tuple[Path, dict[str, Any]] | None:
         """The newest checkpoint of ``out_dir`` that loads: ``last.pt`` normally; after a
         kill between writing ``epoch-N.pt`` and ``last.pt``, or with a damaged
-        ``last.pt``, the newest complete ``epoch-N.pt`` (said on stderr)."""
+        ``last.pt``, the highest complete ``epoch-N.pt`` (said on stderr). Judged by the
+        epochs the files hold, not by file times (copies change those)."""
         last = self.out_dir / LAST
-        found = [p for p in [last, *self.out_dir.glob("epoch-*.pt")] if p.is_file()]
-        found.sort(key=lambda p: (p.stat().st_mtime_ns, p == last), reverse=True)
-        errors = []
-        for p in found:
+        epochs = sorted(self.out_dir.glob("epoch-*.pt"),
+                        key=lambda p: int(p.stem.split("-")[1]) if p.stem[6:].isdigit() else -1,
+                        reverse=True)
+        errors: list[WeightsError] = []
+        ck_last = None
+        if last.is_file():
+            try:
+                ck_last = load_checkpoint(last)
+            except WeightsError as e:
+                errors.append(e)
+        top = int(epochs[0].stem.split("-")[1]) if epochs and epochs[0].stem[6:].isdigit() \
+            else -1
+        if ck_last is not None and int(ck_last.get("epoch", -1)) >= top:
+            return last, ck_last
+        for p in epochs:
             try:
                 ck = load_checkpoint(p)
             except WeightsError as e:
                 errors.append(e)
                 continue
-            if p != last:
-                from tqdm.auto import tqdm
+            from tqdm.auto import tqdm
 
-                why = "is damaged" if last.is_file() else "is missing"
-                if last.is_file() and not errors:
-                    why = "is older"
-                tqdm.write(f"psc-eval: {last} {why}; resuming from {p}")
+            why = "is damaged" if errors else ("is missing" if not last.is_file()
+                                               else "is older")
+            tqdm.write(f"psc-eval: {last} {why}; resuming from {p}")
             return p, ck
+        if ck_last is not None:
+            return last, ck_last
         if errors:
             raise errors[0]
         if required:
