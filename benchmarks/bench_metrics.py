@@ -1,5 +1,5 @@
-"""Benchmark: a ``psc-eval miou`` run on toy with mIoU + PSNR alone vs with every scorer of
-the quality scorers (semantic colour accuracy, colour pollution; bootstrap intervals in both), side
+"""Benchmark: a ``psc-eval miou`` run on toy with mIoU + PSNR alone vs with the quality
+scorers (semantic colour accuracy, colour pollution; bootstrap intervals in both), side
 by side in one process, interleaved, the median of ``--repeats`` rounds, cache off.
 
 Rows: gray, ``--colorizer`` (default gt: no model cost, so the ratio isolates the scoring
