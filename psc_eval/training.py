@@ -384,6 +384,10 @@ class Trainer:
                 ck_last = load_checkpoint(last)
             except WeightsError as e:
                 errors.append(e)
+            if ck_last is not None and not isinstance(ck_last, dict):
+                errors.append(WeightsError(f"checkpoint holds a {type(ck_last).__name__}, not "
+                                           f"a checkpoint dict, {last}, retrain or restore it"))
+                ck_last = None
         top = int(epochs[0].stem.split("-")[1]) if epochs and epochs[0].stem[6:].isdigit() \
             else -1
         if ck_last is not None and int(ck_last.get("epoch", -1)) >= top:
@@ -393,6 +397,8 @@ class Trainer:
                 ck = load_checkpoint(p)
             except WeightsError as e:
                 errors.append(e)
+                continue
+            if not isinstance(ck, dict):
                 continue
             from tqdm.auto import tqdm
 
