@@ -53,7 +53,6 @@ Deviations and choices (config values where they could matter):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -236,19 +235,14 @@ def load_cao_config(name_or_path: str, overrides: dict[str, Any] | None = None):
 
 
 def train_cao2017(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", *,
-    root: str | None = None, size: int | None = None, epochs: int | None = None,
-    batch_size: int | None = None, lr: float | None = None, device: str | None = None,
-    seed: int | None = None, n_train: int | None = None, workers: int | None = None,
-    checkpoint_every: int | None = None, resume: str | None = None,
-    out_dir: str | Path | None = None, progress: bool = True,
+    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
 ) -> TrainResult:
     """``psc-eval train --colorizer cao2017``: alternating D / G steps in the core loop."""
-    model, t = load_cao_config(config, common.train_overrides(
-        size, epochs, batch_size, lr, device, seed, n_train, workers, checkpoint_every))
-    return common.run_training(NAME, dataset, t, common.saved_config(model, t), root,
+    o = common.TrainOptions(**options)
+    model, t = load_cao_config(config, o.overrides())
+    return common.run_training(NAME, dataset, t, common.saved_config(model, t), o.root,
                                model.input_size, lambda _ds: CaoMethod(CaoNet(model), t),
-                               resume, out_dir, progress)
+                               o.resume, o.out_dir, o.progress)
 
 
 class Cao2017(common.BaselineColorizer):

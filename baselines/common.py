@@ -169,13 +169,32 @@ def loop_config(t: TrainSettings) -> LoopConfig:
                       checkpoint_every=t.checkpoint_every, device=t.device)
 
 
-def train_overrides(size, epochs, batch_size, lr, device, seed, n_train, workers,
-                    checkpoint_every) -> dict[str, Any]:
-    """The ``psc-eval train`` options as config overrides (None: the config's)."""
-    return {"model.input_size": size, "train.epochs": epochs,
-            "train.batch_size": batch_size, "train.lr": lr, "train.device": device,
-            "train.seed": seed, "train.n_train": n_train, "train.workers": workers,
-            "train.checkpoint_every": checkpoint_every}
+@dataclass
+class TrainOptions:
+    """The options of ``psc-eval train`` that every baseline's train entry takes (None:
+    the config's value); an unknown option is a TypeError naming it."""
+
+    root: str | None = None
+    size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str | None = None
+    seed: int | None = None
+    n_train: int | None = None
+    workers: int | None = None
+    checkpoint_every: int | None = None
+    resume: str | None = None
+    out_dir: str | Path | None = None
+    progress: bool = True
+
+    def overrides(self) -> dict[str, Any]:
+        """The options as config overrides."""
+        return {"model.input_size": self.size, "train.epochs": self.epochs,
+                "train.batch_size": self.batch_size, "train.lr": self.lr,
+                "train.device": self.device, "train.seed": self.seed,
+                "train.n_train": self.n_train, "train.workers": self.workers,
+                "train.checkpoint_every": self.checkpoint_every}
 
 
 def datasets(dataset: str, root: str | None, t: TrainSettings, size: int):

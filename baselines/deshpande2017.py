@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -415,24 +414,19 @@ def load_deshpande_config(name_or_path: str, overrides: dict[str, Any] | None = 
 
 
 def train_deshpande2017(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", *,
-    root: str | None = None, size: int | None = None, epochs: int | None = None,
-    batch_size: int | None = None, lr: float | None = None, device: str | None = None,
-    seed: int | None = None, n_train: int | None = None, workers: int | None = None,
-    checkpoint_every: int | None = None, resume: str | None = None,
-    out_dir: str | Path | None = None, progress: bool = True,
+    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
 ) -> TrainResult:
     """``psc-eval train --colorizer deshpande2017``: VAE epochs, then MDN epochs."""
-    model, t = load_deshpande_config(config, common.train_overrides(
-        size, epochs, batch_size, lr, device, seed, n_train, workers, checkpoint_every))
+    o = common.TrainOptions(**options)
+    model, t = load_deshpande_config(config, o.overrides())
 
     def build(train_ds):
         net = DeshpandeNet(model)
         set_statistics(net, train_ds)
         return DeshpandeMethod(net, t)
 
-    return common.run_training(NAME, dataset, t, common.saved_config(model, t), root,
-                               model.input_size, build, resume, out_dir, progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(model, t), o.root,
+                               model.input_size, build, o.resume, o.out_dir, o.progress)
 
 
 class Deshpande2017(common.BaselineColorizer):

@@ -39,7 +39,7 @@ uses a 64 px input with Adam (Adadelta at lr 1 learns too slowly in a few CPU ep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,25 +156,20 @@ class IizukaMethod(TrainMethod):
 
 
 def train_iizuka2016(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", *,
-    root: str | None = None, size: int | None = None, epochs: int | None = None,
-    batch_size: int | None = None, lr: float | None = None, device: str | None = None,
-    seed: int | None = None, n_train: int | None = None, workers: int | None = None,
-    checkpoint_every: int | None = None, resume: str | None = None,
-    out_dir: str | Path | None = None, progress: bool = True,
+    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
 ) -> TrainResult:
     """``psc-eval train --colorizer iizuka2016``: the core loop on Eq. 2."""
-    overrides = common.train_overrides(size, epochs, batch_size, lr, device, seed, n_train,
-                                       workers, checkpoint_every)
+    o = common.TrainOptions(**options)
+    overrides = o.overrides()
     cfg, t, _ = common.load_config(NAME, IizukaConfig, config, overrides)
     # the classifier's width (saved in the config) is the dataset's class count
     from psc_eval.data import get_dataset
 
-    cfg.num_classes = int(get_dataset(dataset, root=root, split=t.val_split or None,
+    cfg.num_classes = int(get_dataset(dataset, root=o.root, split=t.val_split or None,
                                       size=cfg.input_size).num_classes)
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), root,
+    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), o.root,
                                cfg.input_size, lambda _ds: IizukaMethod(IizukaNet(cfg), cfg, t),
-                               resume, out_dir, progress)
+                               o.resume, o.out_dir, o.progress)
 
 
 class Iizuka2016(common.BaselineColorizer):

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -237,20 +237,15 @@ class LarssonMethod(TrainMethod):
 
 
 def train_larsson2016(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", *,
-    root: str | None = None, size: int | None = None, epochs: int | None = None,
-    batch_size: int | None = None, lr: float | None = None, device: str | None = None,
-    seed: int | None = None, n_train: int | None = None, workers: int | None = None,
-    checkpoint_every: int | None = None, resume: str | None = None,
-    out_dir: str | Path | None = None, progress: bool = True,
+    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
 ) -> TrainResult:
     """``psc-eval train --colorizer larsson2016``: the core loop on sampled hypercolumns."""
-    overrides = common.train_overrides(size, epochs, batch_size, lr, device, seed, n_train,
-                                       workers, checkpoint_every)
+    o = common.TrainOptions(**options)
+    overrides = o.overrides()
     cfg, t, _ = common.load_config(NAME, LarssonConfig, config, overrides)
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), root,
+    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), o.root,
                                cfg.input_size, lambda _ds: LarssonMethod(LarssonNet(cfg), cfg, t),
-                               resume, out_dir, progress)
+                               o.resume, o.out_dir, o.progress)
 
 
 class Larsson2016(common.BaselineColorizer):

@@ -114,16 +114,11 @@ class PICMethod(PSCMethod):
 
 
 def train_royer2017(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", *,
-    root: str | None = None, size: int | None = None, epochs: int | None = None,
-    batch_size: int | None = None, lr: float | None = None, device: str | None = None,
-    seed: int | None = None, n_train: int | None = None, workers: int | None = None,
-    checkpoint_every: int | None = None, resume: str | None = None,
-    out_dir: str | Path | None = None, progress: bool = True,
+    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
 ) -> TrainResult:
     """``psc-eval train --colorizer royer2017``: the core loop on f + g with PIC's settings."""
-    overrides = common.train_overrides(size, epochs, batch_size, lr, device, seed, n_train,
-                                       workers, checkpoint_every)
+    o = common.TrainOptions(**options)
+    overrides = o.overrides()
     cfg, pic = load_pic_config(config, overrides)
     t = cfg.train
     # models' TrainConfig has the same dataset / loop fields as TrainSettings
@@ -135,9 +130,9 @@ def train_royer2017(
 
     saved = {**cfg.to_dict(), "pic": common.asdict_plain(pic)}
     return common.run_training(
-        NAME, dataset, ts, saved, root, cfg.model.input_size,
-        lambda _train_ds: PICMethod(build_pic_net(cfg), cfg, pic), resume, out_dir, progress,
-        loop=loop_config(t))
+        NAME, dataset, ts, saved, o.root, cfg.model.input_size,
+        lambda _train_ds: PICMethod(build_pic_net(cfg), cfg, pic), o.resume, o.out_dir,
+        o.progress, loop=loop_config(t))
 
 
 class Royer2017(_PSCBase):

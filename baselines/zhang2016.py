@@ -248,16 +248,11 @@ def build_model(cfg: ZhangConfig) -> ZhangModel:
 
 
 def train_zhang2016(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", *,
-    root: str | None = None, size: int | None = None, epochs: int | None = None,
-    batch_size: int | None = None, lr: float | None = None, device: str | None = None,
-    seed: int | None = None, n_train: int | None = None, workers: int | None = None,
-    checkpoint_every: int | None = None, resume: str | None = None,
-    out_dir: str | Path | None = None, progress: bool = True,
+    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
 ) -> TrainResult:
     """``psc-eval train --colorizer zhang2016``: prior from the training set, then the loop."""
-    overrides = common.train_overrides(size, epochs, batch_size, lr, device, seed, n_train,
-                                       workers, checkpoint_every)
+    o = common.TrainOptions(**options)
+    overrides = o.overrides()
     cfg, t, _ = common.load_config(NAME, ZhangConfig, config, overrides)
 
     def build(train_ds):
@@ -265,8 +260,8 @@ def train_zhang2016(
         model.set_prior(bin_counts(train_ds, model.bins))
         return ZhangMethod(model, t)
 
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), root,
-                               cfg.input_size, build, resume, out_dir, progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), o.root,
+                               cfg.input_size, build, o.resume, o.out_dir, o.progress)
 
 
 def is_published_state_dict(obj: Any) -> bool:
