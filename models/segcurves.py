@@ -14,7 +14,8 @@ Same seed, data order, optimiser (the config's Adam) and epochs for the two new 
 L_seg is the mean cross-entropy per pixel at the embedding resolution, as in Eq. 6, so
 the three curves share units. The result is one JSON,
 ``<out>/experiments/<dataset>/fig9-seg-curves-<config>.json`` (the curves, configs and the
-sha256 of every checkpoint used), and ``psc-eval report`` draws it.
+sha256 of every checkpoint used) with the curves also as ``.csv`` beside it, and
+``psc-eval report`` draws it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from psc_eval.checkpoint import load_checkpoint
 from psc_eval.data import get_dataset
 from psc_eval.errors import WeightsError
-from psc_eval.io import atomic_write_json, sha256_file
+from psc_eval.io import atomic_write, atomic_write_json, sha256_file
 from psc_eval.paths import colorizer_dir
 from psc_eval.shipped import trained_or_shipped
 from psc_eval.training import LAST, MemoryCache, Optim, Trainer, TrainMethod, seed_everything
@@ -132,4 +133,9 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
     }
     path = Path(out) / "experiments" / dataset / f"fig9-seg-curves-{Path(config).stem}.json"
     atomic_write_json(path, result)
+    n = max(len(v) for v in curves.values())
+    rows = ["epoch,scratch,pretrained,joint"] + [
+        f"{e + 1}," + ",".join(repr(curves[k][e]) if e < len(curves[k]) else ""
+                              for k in ("scratch", "pretrained", "joint")) for e in range(n)]
+    atomic_write(path.with_suffix(".csv"), lambda f: f.write(("\n".join(rows) + "\n").encode()))
     return path

@@ -25,6 +25,10 @@ def test_seg_curves_scratch_pretrained_joint(tmp_path, monkeypatch, one_thread):
     assert [len(c[k]) for k in ("scratch", "pretrained", "joint")] == [2, 2, 2]
     assert all(v > 0 for k in c for v in c[k])
     assert c["scratch"] != c["pretrained"]  # same seed and data: only the trunk differs
+    lines = path.with_suffix(".csv").read_text().splitlines()
+    assert lines[0] == "epoch,scratch,pretrained,joint" and len(lines) == 3
+    assert [float(x) for x in lines[2].split(",")[1:]] == [c[k][1] for k in
+                                                            ("scratch", "pretrained", "joint")]
     # a rerun resumes the finished runs: same curves, nothing retrained
     again = json.loads(seg_curves("toy", str(cfg), out=tmp_path / "reports", device="cpu",
                                   progress=False).read_text())
