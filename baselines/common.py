@@ -28,7 +28,6 @@ from torch import Tensor
 
 from psc_eval.checkpoint import load_checkpoint, require_keys
 from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
-from psc_eval.data import get_dataset
 from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.paths import colorizer_dir
 from psc_eval.shipped import trained_or_shipped
@@ -39,12 +38,11 @@ from psc_eval.training import (
     Trainer,
     TrainMethod,
     TrainResult,
+    open_train_val,
     seed_everything,
 )
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-# Training split per dataset when the config names none (as psc_eval.models.commands).
-TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}
 # Keys a resumed run may change (more epochs, another device, worker count, interval).
 RESUMABLE = frozenset({"train.epochs", "train.device", "train.workers",
                        "train.checkpoint_every"})
@@ -199,13 +197,8 @@ class TrainOptions:
 
 def datasets(dataset: str, root: str | None, t: TrainSettings, size: int):
     """(train, val) datasets of a run, subset and (optionally) cached in memory."""
-    split = t.train_split or TRAIN_SPLITS.get(dataset, "train")
-    train_ds = get_dataset(dataset, root=root, split=split, size=size)
-    val_ds = get_dataset(dataset, root=root, split=t.val_split or None, size=size)
-    if t.n_train:
-        train_ds.subset(t.n_train)
-    if t.n_val:
-        val_ds.subset(t.n_val)
+    train_ds, val_ds = open_train_val(dataset, root, size, t.train_split, t.val_split,
+                                      t.n_train, t.n_val)
     meta = {"dataset": dataset, "num_classes": train_ds.num_classes,
             "train_fingerprint": train_ds.fingerprint(), "val_fingerprint": val_ds.fingerprint()}
     if t.cache_in_memory and t.workers == 0:

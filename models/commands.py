@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from psc_eval.data import get_dataset
 from psc_eval.errors import ConfigError
 from psc_eval.paths import colorizer_dir
 from psc_eval.training import (
@@ -22,14 +21,12 @@ from psc_eval.training import (
     Trainer,
     TrainMethod,
     TrainResult,
+    open_train_val,
     seed_everything,
 )
 
 from .config import VARIANTS, Config, load_config, loop_config, resolve_variant
 from .network import PSCNet
-
-# Training split per dataset, when the config names none (Sec. 4.1: VOC train_aug 10582).
-TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}
 
 
 def build_net(variant: str, cfg: Config, num_classes: int) -> PSCNet:
@@ -109,14 +106,8 @@ def train_colorizer(
     t = cfg.train
     out = Path(out_dir) if out_dir is not None else colorizer_dir(dataset, colorizer)
     resume_path = resume if resume in (None, "last") else Path(resume)
-    split = t.train_split or TRAIN_SPLITS.get(dataset, "train")
-    size_ = cfg.model.input_size
-    train_ds = get_dataset(dataset, root=root, split=split, size=size_)
-    val_ds = get_dataset(dataset, root=root, split=t.val_split or None, size=size_)
-    if t.n_train:
-        train_ds.subset(t.n_train)
-    if t.n_val:
-        val_ds.subset(t.n_val)
+    train_ds, val_ds = open_train_val(dataset, root, cfg.model.input_size, t.train_split,
+                                      t.val_split, t.n_train, t.n_val)
     seed_everything(t.seed)
     net = build_net(colorizer, cfg, train_ds.num_classes)
     meta = {"variant": colorizer, "dataset": dataset, "num_classes": train_ds.num_classes,

@@ -27,14 +27,21 @@ import torch
 from torch import Tensor, nn
 
 from psc_eval.checkpoint import load_checkpoint
-from psc_eval.data import get_dataset
 from psc_eval.errors import WeightsError
 from psc_eval.io import atomic_write, atomic_write_json, sha256_file
 from psc_eval.paths import colorizer_dir
 from psc_eval.shipped import trained_or_shipped
-from psc_eval.training import LAST, MemoryCache, Optim, Trainer, TrainMethod, seed_everything
+from psc_eval.training import (
+    LAST,
+    MemoryCache,
+    Optim,
+    Trainer,
+    TrainMethod,
+    open_train_val,
+    seed_everything,
+)
 
-from .commands import TRAIN_SPLITS, build_net, resolve_train_config
+from .commands import build_net, resolve_train_config
 from .config import loop_config
 from .losses import mask_target, seg_loss
 
@@ -92,13 +99,8 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
     cfg = resolve_train_config("ours", config, {"train.epochs": epochs, "train.device": device})
     t = cfg.train
     size = cfg.model.input_size
-    train_ds = get_dataset(dataset, split=t.train_split or TRAIN_SPLITS.get(dataset, "train"),
-                           size=size)
-    val_ds = get_dataset(dataset, split=t.val_split or None, size=size)
-    if t.n_train:
-        train_ds.subset(t.n_train)
-    if t.n_val:
-        val_ds.subset(t.n_val)
+    train_ds, val_ds = open_train_val(dataset, None, size, t.train_split, t.val_split,
+                                      t.n_train, t.n_val)
     wrap = (lambda d: MemoryCache(d, keep=("L", "mask"))) if t.cache_in_memory else (
         lambda d: d)
     train_c, val_c = wrap(train_ds), wrap(val_ds)

@@ -86,6 +86,9 @@ for _name, _target, _what in (
          "Larsson et al. 2016: hypercolumns, hue/chroma histograms")):
     TRAINABLE.add(_name, _target, _what)
 
+# Training split per dataset when a config names none (Sec. 4.1: VOC train_aug, 10,582).
+TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}
+
 LAST = "last.pt"
 LOG = "log.csv"
 AMP_MODES = ("none", "bf16")
@@ -178,6 +181,22 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
     """The training-set order of one epoch: a pure function of (seed, epoch)."""
     g = torch.Generator().manual_seed(seed * 1000003 + epoch)
     return torch.randperm(n, generator=g)
+
+
+def open_train_val(dataset: str, root: str | None, size: int, train_split: str = "",
+                   val_split: str = "", n_train: int = 0, n_val: int = 0):
+    """(train, val) datasets of a training run: the dataset's training split (``TRAIN_SPLITS``)
+    and evaluation split unless named, cut to the first ``n_train`` / ``n_val`` (0: all)."""
+    from .data import get_dataset
+
+    train = get_dataset(dataset, root=root, size=size,
+                        split=train_split or TRAIN_SPLITS.get(dataset, "train"))
+    val = get_dataset(dataset, root=root, split=val_split or None, size=size)
+    if n_train:
+        train.subset(n_train)
+    if n_val:
+        val.subset(n_val)
+    return train, val
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
