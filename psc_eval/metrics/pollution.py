@@ -30,67 +30,7 @@ from torch import Tensor
 
 from .bootstrap import canonical, image_keys
 from .scorer import ScoreContext, Scorer, Scores
-
-IGNORE_INDEX = 255
-
-
-def colorized_ab(ctx: ScoreContext) -> tuple[Tensor, Tensor]:
-    """(B,2,H,W) float64 chroma of sample 0 at mask size, and the true chroma at the same
-    float16 precision."""
-    ab = ctx.ab[:, 0]
-    if ab.shape[-2:] != ctx.ab_true.shape[-2:]:
-        ab = torch.nn.functional.interpolate(ab.float(), size=ctx.ab_true.shape[-2:],
-                                             mode="bilinear", align_corners=False)
-    ref = ctx.ab_true.to(torch.float16)
-    return ab.to(torch.float64), ref.to(torch.float64)
-
-
-def _groups(mask: Tensor, C: int) -> tuple[Tensor, Tensor]:
-    """(P,) group index b*C + class of every labelled pixel, and the keep mask (B,H,W)."""
-    B = mask.shape[0]
-    keep = mask != IGNORE_INDEX
-    base = torch.arange(B, device=mask.device).view(B, 1, 1) * C
-    return (base + mask.clamp(0, C - 1))[keep], keep
-
-
-def segment_ss(ab: Tensor, g: Tensor, keep: Tensor, n_groups: int) -> Tensor:
-    """(n_groups,) within-segment sum of squared deviations of ab (both channels)."""
-    x = ab.permute(1, 0, 2, 3)[:, keep]  # (2, P)
-    n = torch.zeros(n_groups, dtype=torch.float64, device=ab.device).index_add_(
-        0, g, torch.ones_like(x[0]))
-    out = torch.zeros(n_groups, dtype=torch.float64, device=ab.device)
-    for ch in x:
-        s1 = torch.zeros_like(out).index_add_(0, g, ch)
-        s2 = torch.zeros_like(out).index_add_(0, g, ch * ch)
-        out += torch.where(n > 0, s2 - s1 * s1 / n.clamp(min=1), torch.zeros_like(s2))
-    return out.clamp(min=0)
-
-
-def edge_energy(ab: Tensor, mask: Tensor, C: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per image and class: boundary energy (B,C), interior energy (B,C); per image:
-    boundary energy (B,), interior energy (B,) (each pair once)."""
-    B = ab.shape[0]
-    dev = ab.device
-    eb = torch.zeros(B * C, dtype=torch.float64, device=dev)
-    ei = torch.zeros(B * C, dtype=torch.float64, device=dev)
-    tb = torch.zeros(B, dtype=torch.float64, device=dev)
-    ti = torch.zeros(B, dtype=torch.float64, device=dev)
-    img = torch.arange(B, device=dev).view(B, 1, 1)
-    for dim in (2, 1):  # horizontal, vertical 4-neighbour pairs
-        n = mask.shape[dim]
-        m1, m2 = mask.narrow(dim, 0, n - 1), mask.narrow(dim, 1, n - 1)
-        e = (ab.narrow(dim + 1, 1, n - 1) - ab.narrow(dim + 1, 0, n - 1)).pow(2).sum(1)
-        valid = (m1 != IGNORE_INDEX) & (m2 != IGNORE_INDEX)
-        bnd = valid & (m1 != m2)
-        inn = valid & (m1 == m2)
-        im = img.expand_as(m1)
-        for sel, acc, tot in ((bnd, eb, tb), (inn, ei, ti)):
-            w = e[sel]
-            acc.index_add_(0, (im * C + m1.clamp(0, C - 1))[sel], w)
-            tot.index_add_(0, im[sel], w)
-        w = e[bnd]
-        eb.index_add_(0, (im * C + m2.clamp(0, C - 1))[bnd], w)
-    return eb.view(B, C), ei.view(B, C), tb, ti
+from .segments import colorized_ab, segment_index
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -112,17 +52,16 @@ class PollutionScorer(Scorer):
 
     def update(self, ctx: ScoreContext) -> None:
         assert ctx.mask is not None
-        C, B = self.num_classes, len(ctx.ids)
-        mask = ctx.mask.to(ctx.ab_true.device)
+        C = self.num_classes
         ab, ref = colorized_ab(ctx)
-        g, keep = _groups(mask, C)
+        seg = segment_index(ctx, C)
         # the truth's half is the same for every row of the batch: computed once per batch
         memo = ctx.batch.setdefault("_pollution_truth", {}) if ctx.batch is not None else {}
         if C not in memo:
-            memo[C] = (segment_ss(ref, g, keep, B * C).view(B, C), edge_energy(ref, mask, C))
+            memo[C] = (seg.sum_sq_dev(ref), seg.edge_energy(ref))
         ss_t, (eb_t, ei_t, tb_t, ti_t) = memo[C]
-        parts = [segment_ss(ab, g, keep, B * C).view(B, C), ss_t]
-        eb_c, ei_c, tb_c, ti_c = edge_energy(ab, mask, C)
+        parts = [seg.sum_sq_dev(ab), ss_t]
+        eb_c, ei_c, tb_c, ti_c = seg.edge_energy(ab)
         rows = torch.cat([*parts, eb_c, eb_t, ei_c, ei_t,
                           torch.stack([tb_c, tb_t, ti_c, ti_t], 1)], 1).cpu()
         self.state["key"] = torch.cat([self.state["key"], image_keys(ctx.ids)])

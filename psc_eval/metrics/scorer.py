@@ -59,6 +59,7 @@ class ScoreContext:
     colorizer: str = ""  # the row's name
     batch: dict[str, Any] = field(default_factory=dict)  # the collated batch as loaded
     _rgb: dict[int, Tensor] = field(default_factory=dict, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # per-row derived tensors
 
     @property
     def n_samples(self) -> int:

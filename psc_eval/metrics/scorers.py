@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.base import IGNORE_INDEX
 from .bootstrap import METHOD as BOOTSTRAP_METHOD
 from .bootstrap import RESAMPLES, bootstrap_mean, bootstrap_miou, canonical, image_keys
 from .confusion import _compute as confusion_compute
@@ -17,8 +18,6 @@ from .psnr import PSNR_BIN_EDGES, psnr_ab, psnr_histogram, psnr_rgb_uint8
 from .psnr import _compute as psnr_compute
 from .psnr import exact_sum as psnr_exact_sum
 from .scorer import ScoreContext, Scorer, Scores
-
-IGNORE_INDEX = 255
 
 
 class _Bootstrapped:

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from .bootstrap import canonical, image_keys
-from .pollution import _groups, colorized_ab
 from .scorer import ScoreContext, Scorer, Scores
+from .segments import SegmentIndex, colorized_ab, segment_index
 
 TOY_THRESHOLD = -2.0 * math.log(0.001)  # chi^2 with 2 dof at 0.999
 MIN_SEGMENT_FRACTION = 1.0 / 256
@@ -53,32 +53,8 @@ TRAIN_SPLITS = {"toy": ("train",), "voc": ("train_aug", "train"),
 def segment_medians(ab: Tensor, mask: Tensor, C: int) -> tuple[Tensor, Tensor]:
     """(B*C, 2) per-channel lower median of ab per (image, class) group, and (B*C,) pixel
     counts (0: class absent)."""
-    g, keep = _groups(mask, C)
-    G = ab.shape[0] * C
-    n = torch.bincount(g, minlength=G)
-    starts = torch.cumsum(n, 0) - n
-    mid = (starts + (n - 1).clamp(min=0) // 2).clamp(max=max(int(g.numel()) - 1, 0))
-    out = torch.zeros(G, 2, dtype=torch.float64, device=ab.device)
-    if g.numel() == 0:
-        return out, n
-    for ch in range(2):
-        v = ab[:, ch][keep].to(torch.float64)
-        out[:, ch] = v[torch.argsort(_group_value_keys(g, v))][mid]
-    return out, n
-
-
-def _group_value_keys(g: Tensor, v: Tensor) -> Tensor:
-    """Keys that sort by (group, value). Chroma that is exactly float32 (the cached
-    float16 samples, upsampled in float32) gets int64 keys, group << 32 | the float's
-    order-preserving bits, which sort several times faster than float64 keys; anything
-    else keeps the exact float64 key."""
-    v32 = v.to(torch.float32)
-    if not torch.equal(v32.to(torch.float64), v):
-        return g.to(torch.float64) * 1024.0 + (v + 512.0)
-    bits = v32.view(torch.int32).to(torch.int64)
-    # IEEE order: negative floats reversed (all bits flipped), positives above them
-    ordered = torch.where(bits < 0, (~bits) & 0xFFFFFFFF, bits | 0x80000000)
-    return g.to(torch.int64) * (1 << 32) + ordered
+    seg = SegmentIndex(mask, C)
+    return seg.medians(ab), seg.n
 
 
 def _toy_law(C: int) -> tuple[Tensor, Tensor]:
@@ -213,10 +189,10 @@ class SemanticScorer(Scorer):
     def update(self, ctx: ScoreContext) -> None:
         assert ctx.mask is not None
         C, B = self.num_classes, len(ctx.ids)
-        mask = ctx.mask.to(ctx.ab_true.device)
         ab, _ = colorized_ab(ctx)
-        med, n = segment_medians(ab, mask, C)  # (B*C, 2), (B*C,)
-        H, W = mask.shape[-2:]
+        seg = segment_index(ctx, C)
+        med, n = seg.medians(ab), seg.n  # (B*C, 2), (B*C,)
+        H, W = ctx.mask.shape[-2:]
         scored = (n >= max(1, int(MIN_SEGMENT_FRACTION * H * W))).to(torch.float64)
         cls = torch.arange(B * C, device=med.device) % C
         if self.law == "toy":
