@@ -7,7 +7,7 @@ overhead on top of the judge; pass ``ours`` for a full run) and gt. Diversity is
 (``+diversity``), though it is not a default of ``miou``: it asks stochastic colorizers for
 a second sample, whose cost belongs to the colorizer.
 
-    PSC_HOME=/work/psc-home python benchmarks/bench_metrics.py --limit 200 --repeats 3
+    python benchmarks/bench_metrics.py --limit 200 --repeats 7 --threads 1 [--colorizer ours]
 """
 
 from __future__ import annotations

@@ -208,15 +208,17 @@ def psnr_cmd(colorizer, predictions, **options) -> None:
 def diversity_cmd(colorizer, predictions, **options) -> None:
     """Sample diversity of a stochastic colorizer (Fig. 10): MS-SSIM between two samples of
     each gray input; histogram in the run JSON, a figure of example pairs under OUT/figures."""
+    from .colorizer import PredictionsColorizer
     from .dist import dist_info
     from .report.diversity import run_diversity
 
-    names = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
-    if predictions or not names:
+    rows: list = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
+    rows += [PredictionsColorizer(d) for d in predictions]
+    if not rows:
         raise PscError("diversity needs a stochastic colorizer, in --colorizer, name one "
-                       "(stored predictions hold one sample)")
-    for name in names:
-        summary = run_diversity(name, **options)
+                       "(or --predictions DIR holding <id>_0.png and <id>_1.png)")
+    for row in rows:
+        summary = run_diversity(row, **options)
         if dist_info().is_main:
             click.echo(summary.text())
 

@@ -86,9 +86,6 @@ for _name, _target, _what in (
          "Larsson et al. 2016: hypercolumns, hue/chroma histograms")):
     TRAINABLE.add(_name, _target, _what)
 
-# Training split per dataset when a config names none (Sec. 4.1: VOC train_aug, 10,582).
-TRAIN_SPLITS = {"voc": "train_aug", "cocostuff": "train"}
-
 LAST = "last.pt"
 LOG = "log.csv"
 AMP_MODES = ("none", "bf16")
@@ -185,12 +182,13 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
 
 def open_train_val(dataset: str, root: str | None, size: int, train_split: str = "",
                    val_split: str = "", n_train: int = 0, n_val: int = 0):
-    """(train, val) datasets of a training run: the dataset's training split (``TRAIN_SPLITS``)
-    and evaluation split unless named, cut to the first ``n_train`` / ``n_val`` (0: all)."""
-    from .data import get_dataset
+    """(train, val) datasets of a training run: the dataset's preferred training split
+    (``data.TRAIN_SPLITS``; no fallback) and evaluation split unless named, cut to the
+    first ``n_train`` / ``n_val`` (0: all)."""
+    from .data import get_dataset, train_splits
 
     train = get_dataset(dataset, root=root, size=size,
-                        split=train_split or TRAIN_SPLITS.get(dataset, "train"))
+                        split=train_split or train_splits(dataset)[0])
     val = get_dataset(dataset, root=root, split=val_split or None, size=size)
     if n_train:
         train.subset(n_train)

@@ -20,6 +20,16 @@ DATASETS.add("cocostuff", "psc_eval.data.cocostuff:CocoStuffDataset",
 DATASETS.add("folder", "psc_eval.data.folder:FolderDataset",
              "any image folder, no masks (psnr; not miou)")
 
+# Training splits per dataset, in order of preference (Sec. 4.1: VOC train_aug, 10,582
+# images; plain VOC train, 1,464, is the fallback of estimates that need only some
+# training data, e.g. the semantic scorer's chroma prior). Others: ("train",).
+TRAIN_SPLITS = {"voc": ("train_aug", "train"), "cocostuff": ("train",)}
+
+
+def train_splits(name: str) -> tuple[str, ...]:
+    """The training splits of dataset ``name``, preferred first."""
+    return TRAIN_SPLITS.get(name, ("train",))
+
 
 def list_datasets() -> dict[str, str]:
     """name -> one-line description (imports no dataset module)."""
@@ -51,9 +61,11 @@ __all__ = [
     "DATASETS",
     "DEFAULT_SIZE",
     "IGNORE_INDEX",
+    "TRAIN_SPLITS",
     "Sample",
     "SegDataset",
     "collate",
     "get_dataset",
     "list_datasets",
+    "train_splits",
 ]

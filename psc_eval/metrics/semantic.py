@@ -46,8 +46,6 @@ MIN_SEGMENT_FRACTION = 1.0 / 256
 HIST_BINS, HIST_LO, HIST_HI = 32, -128.0, 128.0
 HDR_MASS = 0.95
 PRIOR_VERSION = 1
-TRAIN_SPLITS = {"toy": ("train",), "voc": ("train_aug", "train"),
-                "cocostuff": ("train", "train2017")}
 
 
 def segment_medians(ab: Tensor, mask: Tensor, C: int) -> tuple[Tensor, Tensor]:
@@ -120,12 +118,12 @@ def prior_tables(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 @lru_cache(maxsize=8)
 def _load_prior(name: str, root: str | None, size: int) -> dict[str, Any] | None:
-    from ..data import get_dataset
+    from ..data import get_dataset, train_splits
     from ..errors import PscError
     from ..io import atomic_write
     from ..paths import cache_dir
 
-    for split in TRAIN_SPLITS.get(name, ("train",)):
+    for split in train_splits(name):
         try:
             train = get_dataset(name, root=root, split=split, size=size, allow_partial=True)
         except (PscError, TypeError):

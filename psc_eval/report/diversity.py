@@ -67,6 +67,9 @@ def run_diversity(colorizer: str | Any, cfg: EvalConfig | None = None,
         colorizer, ds.name, cfg.colorizer_weights, dev, opts)
     name = getattr(col, "name", str(colorizer))
     if not getattr(col, "stochastic", False):
+        if getattr(col, "by_id", False):
+            raise PscError(f"predictions {name!r} hold one image per id, in --predictions, "
+                           "save two samples per image as <id>_0.png and <id>_1.png")
         raise PscError(f"colorizer {name!r} is deterministic (one colorization per input), "
                        "in --colorizer, diversity needs a stochastic colorizer such as ours")
     from ..metrics.diversity import msssim_variant
@@ -107,7 +110,8 @@ def diversity_figure(col: Any, ds: Any, result: RunResult, cfg: EvalConfig, devi
     L = batch["L"].to(device)
     gen = torch.Generator(device=torch.device(device)).manual_seed(batch_seed(cfg.seed, 0))
     with torch.inference_mode():
-        ab = run_colorizer(col, L, batch["ab"].to(device), n_samples=2, generator=gen)
+        ab = run_colorizer(col, L, batch["ab"].to(device), n_samples=2, generator=gen,
+                           ids=batch["ids"])
         ab = check_ab(ab, batch["ids"], 2, result.colorizer).to(AB_CACHE_DTYPE).to(L.dtype)
         rgb = [to_uint8(lab_parts_to_rgb(L, ab[:, k])) for k in range(2)]
         scores = ms_ssim_pairs(rgb[0], rgb[1], result.provenance["msssim_variant"]).cpu()

@@ -163,3 +163,62 @@ def test_predictions_folder_scores_like_the_colorizer_that_wrote_it(tmp_path, mo
         main(["miou", "--predictions", str(pred), *common])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "1 extra prediction ids (not-an-id)" in err
+
+
+def test_diversity_of_a_predictions_folder_with_two_samples(tmp_path, monkeypatch, capsys):
+    """`diversity --predictions DIR` reads <id>_0 / <id>_1; identical pairs score MS-SSIM 1,
+    a changed second sample scores what pytorch-msssim gives on the same pair; a folder of
+    one image per id is one line, exit 2."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from psc_eval.cli import main
+    from psc_eval.color import lab_parts_to_rgb, to_uint8
+    from psc_eval.colorizer import PredictionsColorizer
+    from psc_eval.data import get_dataset
+    from psc_eval.metrics.diversity import ms_ssim_pairs, msssim_variant
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    ds = get_dataset("toy", split="val", size=48)
+    pred = tmp_path / "pairs"
+    pred.mkdir()
+    rgbs = []
+    for i in range(4):
+        s = ds[i]
+        rgb = to_uint8(lab_parts_to_rgb(s["L"][None], s["ab"][None]))[0]
+        half = to_uint8(lab_parts_to_rgb(s["L"][None], 0.5 * s["ab"][None]))[0]
+        second = rgb if i % 2 == 0 else half  # images 1 and 3: a paler second sample
+        rgbs.append((rgb, second))
+        for k, im in enumerate((rgb, second)):
+            Image.fromarray(np.ascontiguousarray(im.permute(1, 2, 0).numpy())).save(
+                pred / f"{s['id']}_{k}.png")
+    common = ["--size", "48", "--limit", "4", "--quiet", "--no-cache",
+              "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as e:
+        main(["diversity", "--predictions", str(pred), *common])
+    assert e.value.code == 0, capsys.readouterr().err
+    (run,) = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("*.json")]
+    m = run["metrics"]
+    assert m["diversity_n"] == 4 and m["diversity_msssim"] < 1.0
+    assert run["histograms"]["diversity_msssim"]["counts"][-1] == 2  # the identical pairs
+    assert any((tmp_path / "out" / "figures" / "diversity").iterdir())
+    # the same pairs composed directly: the files' chroma with the original L, stored at
+    # float16 like every sample, scored by pytorch-msssim with the recorded variant
+    col = PredictionsColorizer(pred)
+    L = torch.stack([ds[i]["L"] for i in range(4)])
+    ab = col.colorize(L, 2, ids=ds.ids[:4]).to(torch.float16).to(L.dtype)
+    rgb = [to_uint8(lab_parts_to_rgb(L, ab[:, k])) for k in range(2)]
+    direct = ms_ssim_pairs(rgb[0], rgb[1], msssim_variant(48))
+    assert direct[0] == 1.0 and direct[2] == 1.0 and direct[1] < 0.999
+    assert m["diversity_msssim"] == pytest.approx(float(direct.mean()), abs=1e-12)
+    assert run["provenance"]["msssim_variant"]["win_size"] == 3
+
+    one = tmp_path / "single"
+    one.mkdir()
+    for i in range(4):
+        (pred / f"{ds.ids[i]}_0.png").replace(one / f"{ds.ids[i]}.png")
+    with pytest.raises(SystemExit) as e:
+        main(["diversity", "--predictions", str(one), *common])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "one image per id" in err and len(err.splitlines()) == 1
