@@ -43,6 +43,26 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def timed_updates(names) -> dict[str, float]:
+    """Wrap each scorer class's ``update`` to add its seconds to the returned dict."""
+    from psc_eval.metrics.scorer import SCORERS
+
+    acc: dict[str, float] = {}
+    for n in names:
+        cls = SCORERS.get(n)
+        acc[n] = 0.0
+
+        def timed(self, ctx, _f=cls.update, _n=n):
+            t0 = time.perf_counter()
+            try:
+                return _f(self, ctx)
+            finally:
+                acc[_n] += time.perf_counter() - t0
+
+        cls.update = timed
+    return acc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=200)
@@ -57,12 +77,19 @@ def main() -> None:
         [get_colorizer("gray")]
     cols.append(get_colorizer("gt"))
     times: dict[str, list[float]] = {k: [] for k in SETS}
+    update_s = timed_updates(SETS["+diversity"])
+    per_round: dict[str, list[float]] = {k: [] for k in update_s}
     for _ in range(a.repeats):
         for name, metrics in SETS.items():
+            for k in update_s:
+                update_s[k] = 0.0
             t0 = time.perf_counter()
             evaluate_rows(cols, ds, seg, limit=a.limit, metrics=metrics, cache=False,
                           progress=False)
             times[name].append(time.perf_counter() - t0)
+            if name == "+diversity":
+                for k, v in update_s.items():
+                    per_round[k].append(v)
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["miou+psnr"]
     out = {"machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "threads": a.threads,
@@ -70,7 +97,10 @@ def main() -> None:
                                                    text=True, check=False).stdout.strip()},
            "images": a.limit, "rows": [getattr(c, "name", "?") for c in cols],
            "repeats": a.repeats, "median_s": med,
-           "ratio_vs_miou_psnr": {k: v / base for k, v in med.items()}, "all_s": times}
+           "ratio_vs_miou_psnr": {k: v / base for k, v in med.items()}, "all_s": times,
+           # each scorer's own update() time in a run of all of them (less noisy than the
+           # wall-clock ratio: the judge and colorizer cost is not in it)
+           "scorer_update_median_s": {k: statistics.median(v) for k, v in per_round.items()}}
     print(json.dumps(out, indent=1))
 
 
