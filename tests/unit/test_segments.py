@@ -101,3 +101,13 @@ def math_signbit(x: float) -> bool:
     import math
 
     return math.copysign(1.0, x) < 0
+
+
+def test_all_ignore_pixels_give_zero_sums_and_medians():
+    seg = SegmentIndex(torch.full((2, 5, 6), IGN), 3)
+    ab = torch.randn(2, 2, 5, 6, dtype=torch.float64)
+    assert int(seg.n.sum()) == 0
+    assert torch.equal(seg.medians(ab), torch.zeros(6, 2, dtype=torch.float64))
+    assert torch.equal(seg.sum_sq_dev(ab), torch.zeros(2, 3, dtype=torch.float64))
+    for t in seg.edge_energy(ab):
+        assert not t.any()
