@@ -58,8 +58,7 @@ class ScoreContext:
     pred: Tensor | None = None  # (B,H,W) judge labels of rgb_u8 (when a scorer needs the judge)
     colorizer: str = ""  # the row's name
     batch: dict[str, Any] = field(default_factory=dict)  # the collated batch as loaded
-    _rgb: dict[int, Tensor] = field(default_factory=dict, repr=False)
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # per-row derived tensors
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # derived, once per row
 
     @property
     def n_samples(self) -> int:
@@ -71,10 +70,10 @@ class ScoreContext:
 
         if k == 0:
             return self.rgb_u8
-        if k not in self._rgb:
+        if ("rgb", k) not in self._memo:
             with torch.inference_mode():
-                self._rgb[k] = to_uint8(lab_parts_to_rgb(self.L, self.ab[:, k]))
-        return self._rgb[k]
+                self._memo["rgb", k] = to_uint8(lab_parts_to_rgb(self.L, self.ab[:, k]))
+        return self._memo["rgb", k]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A segment is one ground-truth class of one image: group ``b*C + class`` of every labelled
 pixel (ignore pixels excluded). Everything that depends on the mask alone (group of each
-pixel, pixel counts, median positions, the group keys of 4-neighbour pairs) is built once
+pixel, pixel counts, median positions, the bin keys of 4-neighbour pairs) is built once
 per batch (``SegmentIndex``, memoised in the batch dict) and shared by every row and by
 both scorers; per row only the colorized chroma enters.
 
@@ -17,6 +17,7 @@ slower).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -44,16 +45,20 @@ class SegmentIndex:
         self.mid = (starts + (self.n - 1).clamp(min=0) // 2).clamp(
             max=max(int(self.g.numel()) - 1, 0))
         self._gkey = self._g2 * (1 << 32)  # the group part of the median sort keys
-        # 4-neighbour pairs, horizontal then vertical; per direction three passes into
-        # disjoint bins: [boundary energy by the first pixel's class | interior energy],
-        # [per-image boundary | per-image interior], [boundary energy by the second
-        # pixel's class: boundary pairs only]; pairs touching an ignore pixel go to a dump
-        # bin.
-        G = self.G
-        self._dump = 2 * G + 2 * B
-        img = torch.arange(B, device=dev).view(B, 1, 1)
+        self._mask = mask
+
+    @cached_property
+    def _edges(self) -> tuple[Tensor, list[Tensor]]:
+        """Bin keys of the 4-neighbour pairs, horizontal then vertical, and the boundary
+        pairs of each direction (built on the first ``edge_energy``). Per direction three
+        passes into disjoint bins: [boundary energy by the first pixel's class | interior
+        energy], [per-image boundary | per-image interior], [boundary energy by the second
+        pixel's class: boundary pairs only]; pairs touching an ignore pixel go to the dump
+        bin ``2G + 2B``."""
+        mask, B, C, G = self._mask, self.B, self.C, self.G
+        img = torch.arange(B, device=mask.device).view(B, 1, 1)
         keys: list[Tensor] = []
-        self._edge_at: list[Tensor] = []  # the boundary pairs of each direction
+        at_list: list[Tensor] = []
         for dim in (2, 1):
             n = mask.shape[dim]
             m1, m2 = mask.narrow(dim, 0, n - 1), mask.narrow(dim, 1, n - 1)
@@ -67,8 +72,12 @@ class SegmentIndex:
                      _flat(torch.where(bnd, 2 * G + im, torch.where(inn, 2 * G + B + im,
                                                                     dump))),
                      _flat(im * C + m2.clamp(0, C - 1))[at]]
-            self._edge_at.append(at)
-        self._edge_keys = torch.cat(keys)
+            at_list.append(at)
+        return torch.cat(keys), at_list
+
+    @property
+    def _dump(self) -> int:
+        return 2 * self.G + 2 * self.B
 
     def pixels(self, x: Tensor) -> Tensor:
         """(B,H,W) -> (P,) values of the labelled pixels, in the order of ``g``."""
@@ -97,12 +106,13 @@ class SegmentIndex:
         """Chroma gradient energy ||ab(p) - ab(q)||^2 over 4-neighbour pairs of float64 ab:
         per image and class, boundary (B,C) (a pair counts for both classes it touches) and
         interior (B,C); per image, boundary (B,) and interior (B,) (each pair once)."""
+        keys, at_list = self._edges
         ws = []
-        for dim, at in zip((3, 2), self._edge_at):  # horizontal, vertical: the key order
+        for dim, at in zip((3, 2), at_list):  # horizontal, vertical: the key order
             n = ab.shape[dim]
             e = _flat((ab.narrow(dim, 1, n - 1) - ab.narrow(dim, 0, n - 1)).pow(2).sum(1))
             ws += [e, e, e[at]]
-        s = torch.bincount(self._edge_keys, weights=torch.cat(ws), minlength=self._dump + 1)
+        s = torch.bincount(keys, weights=torch.cat(ws), minlength=self._dump + 1)
         B, C, G = self.B, self.C, self.G
         return (s[:G].view(B, C), s[G:2 * G].view(B, C), s[2 * G:2 * G + B],
                 s[2 * G + B:self._dump])

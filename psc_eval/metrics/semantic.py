@@ -48,13 +48,6 @@ HDR_MASS = 0.95
 PRIOR_VERSION = 1
 
 
-def segment_medians(ab: Tensor, mask: Tensor, C: int) -> tuple[Tensor, Tensor]:
-    """(B*C, 2) per-channel lower median of ab per (image, class) group, and (B*C,) pixel
-    counts (0: class absent)."""
-    seg = SegmentIndex(mask, C)
-    return seg.medians(ab), seg.n
-
-
 def _toy_law(C: int) -> tuple[Tensor, Tensor]:
     """(C, M, 2) means and sds of every class's modes (unimodal classes repeated)."""
     from ..data.toy import CAR, CAR_MODE_SD, CAR_MODES, CHROMA
@@ -93,7 +86,8 @@ def estimate_prior(train_ds: Any, progress: bool = False) -> dict[str, Any]:
     for batch in loader:
         if not batch["ids"]:
             continue
-        med, n = segment_medians(batch["ab"], batch["mask"], C)
+        seg = SegmentIndex(batch["mask"], C)
+        med, n = seg.medians(batch["ab"]), seg.n
         H, W = batch["mask"].shape[-2:]
         ok = n >= max(1, int(MIN_SEGMENT_FRACTION * H * W))
         cls = torch.arange(len(n)) % C
