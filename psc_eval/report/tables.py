@@ -319,20 +319,35 @@ def table3(sel: Selection, dataset: str) -> Table:
                  cols, rows, sel.facts(), notes)
 
 
-def table4_human(tally: dict[str, Any], dataset: str, source: str) -> Table:
-    """Table 4 from ``psc-eval study tally`` (human answers), single / diverse / truth."""
-    methods = tally.get("methods") or {}
+def _table4_order(methods: Any, every_method: bool) -> list[str]:
+    """Table 4's rows: gray (when present), the single-output methods, any other method
+    (sorted), the diverse ones, ours, gt; ``every_method``: the paper's methods even when
+    ``methods`` lacks them (the human table notes them), else only those present."""
     order = [*SINGLE, *sorted(m for m in methods if m not in (*SINGLE, *DIVERSE, "ours",
                                                               "gt", "gray")),
              *DIVERSE, "ours", "gt"]
     if "gray" in methods:
         order.insert(0, "gray")
-    rows, sections, notes = [], {}, []
-    for name in order:
-        if name == DIVERSE[0]:
-            sections[len(rows)] = "Diverse colorization"
+    return order if every_method else [m for m in order if m in methods]
+
+
+def _table4_sections(order: list[str]) -> dict[int, str]:
+    """Row index -> section title of Table 4 rows in ``order``."""
+    sections = {0: "Single colorization"}
+    for i, name in enumerate(order):
+        if name in (*DIVERSE, "ours") and "Diverse colorization" not in sections.values():
+            sections[i] = "Diverse colorization"
         if name == "gt":
-            sections[len(rows)] = "Reference"
+            sections[i] = "Reference"
+    return sections
+
+
+def table4_human(tally: dict[str, Any], dataset: str, source: str) -> Table:
+    """Table 4 from ``psc-eval study tally`` (human answers), single / diverse / truth."""
+    methods = tally.get("methods") or {}
+    order = _table4_order(methods, every_method=True)
+    rows, notes = [], []
+    for name in order:
         m = methods.get(name) or {}
         rate = m.get("natural_rate")
         rows.append({"method": LABELS.get(name, name), "colorizer": name,
@@ -340,7 +355,7 @@ def table4_human(tally: dict[str, Any], dataset: str, source: str) -> Table:
                      "n": m.get("n"), "paper": PAPER_TABLE4.get(name)})
         if rate is None:
             notes.append(f"{LABELS.get(name, name)}: no answers for this method in the study")
-    sections = {0: "Single colorization", **sections}
+    sections = _table4_sections(order)
     obs = tally.get("observers") or {}
     study = tally.get("study") or {}
     facts = {"dataset": dataset, "images": study.get("n_images"),
@@ -372,15 +387,10 @@ def table4_proxy(proxy: dict[str, Any], dataset: str, source: str) -> Table:
     fraction of colorizations judged real; labelled a proxy in the title, every column
     group and a note, and never mixed with human answers."""
     methods = proxy.get("rows") or {}
-    order = [m for m in ("gray", *SINGLE) if m in methods]
-    order += sorted(m for m in methods if m not in (*SINGLE, *DIVERSE, "ours", "gt", "gray"))
-    order += [m for m in (*DIVERSE, "ours", "gt") if m in methods]
-    rows, sections = [], {0: "Single colorization"}
+    order = _table4_order(methods, every_method=False)
+    sections = _table4_sections(order)
+    rows = []
     for name in order:
-        if name in (*DIVERSE, "ours") and "Diverse colorization" not in sections.values():
-            sections[len(rows)] = "Diverse colorization"
-        if name == "gt":
-            sections[len(rows)] = "Reference"
         m = methods[name]
         rows.append({"method": LABELS.get(name, name), "colorizer": name,
                      "natural": m.get("judged_real"), "wilson": m.get("wilson95"),
