@@ -13,10 +13,11 @@ flight and a rerun resumes where it stopped:
 * ``scores/<key>/<start>-<count>.pt``: the batch's scorer states (``Scorer.state_dict``,
   by scorer name) and skipped ids, keyed by the ab key plus the judge (name, class, weights
   sha256, config) and the device type. A repeated run reads only these small files, so it
-  is nearly free. A shard serves a run when it holds a state for each of the run's scorers;
-  shards of cache version 1 (raw confusion counts and per-image PSNR) are read through
-  ``Scorer.legacy_state`` (PSNR; mIoU now keeps per-image confusion counts for its
-  bootstrap, which those shards lack, so it is recomputed from the cached chroma).
+  is nearly free. A shard serves a run when it holds a state for each of the run's scorers,
+  written by the same scorer code (``scorer_code``: the scorer class's source file and
+  every module of ``psc_eval/metrics``, stored in the shard per scorer): a shard of an
+  edited formula, or one written before this check existed, is recomputed from the cached
+  chroma, never merged.
 
 Each key folder holds ``key.json``, the identity the key hashes, for inspection.
 """
@@ -81,6 +82,16 @@ def code_sha256(obj: Any) -> str:
              "version": jsonable(getattr(obj, "version", None)),
              "source": _file_sha256(src) if src and os.path.isfile(src) else None}
     return digest(parts, 64)
+
+
+def scorer_code(scorer: Any) -> str:
+    """Identity of a scorer's code: its class (``code_sha256``) and the sources of every
+    module of ``psc_eval/metrics``, where the formulas it calls live."""
+    metrics_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
+    files = sorted(f for f in os.listdir(metrics_dir) if f.endswith(".py"))
+    return digest({"scorer": code_sha256(scorer),
+                   "metrics": {f: _file_sha256(os.path.join(metrics_dir, f)) for f in files}},
+                  64)
 
 
 def _file_sha256(path: str) -> str:
@@ -186,14 +197,13 @@ class RowCache:
         shard = load_shard(self.score_dir / fname)
         if shard is None or list(shard.get("all_ids", ())) != all_ids:
             return None
-        states = shard.get("states")
-        if states is None:  # cache version 1: raw values, converted by each scorer
-            states = {n: s.legacy_state(shard) for n, s in scorers.items()}
-        # a shard without this run's scorers, or from an older state layout: recompute
-        if any(states.get(n) is None or set(states[n]) != set(s.state)
-               for n, s in scorers.items()):
+        states, codes = shard.get("states") or {}, shard.get("code") or {}
+        # a shard without this run's scorers, from other scorer code or an older state
+        # layout: recompute
+        if any(states.get(n) is None or codes.get(n) != scorer_code(s)
+               or set(states[n]) != set(s.state) for n, s in scorers.items()):
             return None
-        return {**shard, "states": states}
+        return shard
 
     def save_scores(self, fname: str, shard: dict[str, Any]) -> None:
         if self.score_dir is not None:

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .cache import AB_CACHE_DTYPE, RowCache, class_path, row_keys, shard_name
+from .cache import AB_CACHE_DTYPE, RowCache, class_path, row_keys, scorer_code, shard_name
 from .color import lab_parts_to_rgb, to_uint8
 from .colorizer import (
     AB_HIGH,
@@ -243,7 +243,8 @@ def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int,
             for s in fresh.values():
                 s.update(ctx)
     return {"all_ids": list(all_ids), "ids": list(ids), "skipped": list(batch["skipped"]),
-            "states": {name: s.state_dict() for name, s in fresh.items()}}
+            "states": {name: s.state_dict() for name, s in fresh.items()},
+            "code": {name: scorer_code(s) for name, s in fresh.items()}}
 
 
 def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, fname: str,

@@ -118,11 +118,6 @@ class Scorer:
     def compute(self) -> Scores:
         raise NotImplementedError
 
-    def legacy_state(self, shard: Mapping[str, Any]) -> dict[str, Tensor] | None:
-        """This scorer's state from a score shard written before scorers existed (cache
-        version 1 kept the raw per-batch values); None: the shard cannot serve it."""
-        return None
-
     def setup(self, dataset: Any, cfg: Any = None) -> None:
         """Bind to the run's dataset and config before the first batch (a variant that
         depends on the image size, a prior estimated on the training split, the bootstrap

@@ -3,7 +3,6 @@ and psnr.py; these classes only hold their sum states)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -135,13 +134,6 @@ class PsnrScorer(_Bootstrapped, Scorer):
                 raise ValueError("PSNR update got NaN PSNR values")
             s[f"{prefix}_values"] = torch.cat([s[f"{prefix}_values"], v])
         s["rgb_hist"] += torch.from_numpy(psnr_histogram(v_rgb))
-
-    def legacy_state(self, shard: Mapping[str, Any]) -> dict[str, Tensor] | None:
-        if "psnr_rgb" not in shard or "psnr_ab" not in shard:
-            return None
-        s = self.empty()
-        s._add(shard["psnr_rgb"], shard["psnr_ab"], list(shard.get("ids", ())))
-        return s.state
 
     def compute(self) -> Scores:
         s = self.state

@@ -139,24 +139,35 @@ def test_merge_refuses_a_foreign_state():
         a.merge({"other": torch.zeros(())})
 
 
-def test_cache_version_1_shards_convert_to_the_same_state():
-    """Shards written before scorers (raw counts, per-image PSNR) give PSNR's state; they
-    hold no per-image confusion counts (mIoU's bootstrap rows), so mIoU is recomputed."""
-    from psc_eval.metrics import ConfusionMatrix, psnr_ab, psnr_rgb_uint8
+def test_score_shards_serve_only_the_scorer_code_that_wrote_them(tmp_path, monkeypatch):
+    """A cached batch state is merged only when every scorer's stored code identity is the
+    current one: an edited formula (another identity) or a shard without identities (older
+    cache) is recomputed, never merged."""
+    import psc_eval.cache as cache_mod
+    from psc_eval.cache import RowCache, scorer_code, shard_name
 
     b = batch(1)
     scorers = build_scorers(["miou", "psnr"], C)
-    for s in scorers.values():
-        s.update(ctx_of(b))
-    cm = ConfusionMatrix(C).update(b["pred"], b["mask"])
-    legacy = {"mat": cm.mat, "psnr_rgb": psnr_rgb_uint8(b["rgb_u8"], b["true_u8"]),
-              "psnr_ab": psnr_ab(b["ab"][:, 0], b["ab_true"]), "ids": b["ids"]}
-    assert scorers["miou"].legacy_state(legacy) is None
-    for s in [scorers["psnr"]]:
-        st = s.legacy_state(legacy)
-        assert st.keys() == s.state.keys()
-        for k in st:
-            assert torch.equal(st[k], s.state[k]), k
+    for sc in scorers.values():
+        sc.update(ctx_of(b))
+    rc = RowCache.open(tmp_path, ("ab", "score", {"ab": {}}), store_ab=False, enabled=True)
+    fname = shard_name(0, len(b["ids"]))
+    shard = {"all_ids": b["ids"], "ids": b["ids"], "skipped": [],
+             "states": {n: sc.state_dict() for n, sc in scorers.items()},
+             "code": {n: scorer_code(sc) for n, sc in scorers.items()}}
+    rc.save_scores(fname, shard)
+    rc.score_names.add(fname)
+    assert rc.load_scores(fname, b["ids"], scorers) is not None
+    # the identity follows the metrics sources: another digest for an edited file
+    real = cache_mod._file_sha256
+    monkeypatch.setattr(cache_mod, "_file_sha256",
+                        lambda p: "edited" if p.endswith("psnr.py") else real(p))
+    assert scorer_code(scorers["psnr"]) != shard["code"]["psnr"]
+    assert rc.load_scores(fname, b["ids"], scorers) is None
+    monkeypatch.undo()
+    assert rc.load_scores(fname, b["ids"], scorers) is not None
+    rc.save_scores(fname, {k: v for k, v in shard.items() if k != "code"})
+    assert rc.load_scores(fname, b["ids"], scorers) is None
 
 
 class CountScorer(Scorer):
