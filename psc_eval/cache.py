@@ -14,8 +14,9 @@ flight and a rerun resumes where it stopped:
   by scorer name) and skipped ids, keyed by the ab key plus the judge (name, class, weights
   sha256, config) and the device type. A repeated run reads only these small files, so it
   is nearly free. A shard serves a run when it holds a state for each of the run's scorers,
-  written by the same scorer code (``scorer_code``: the scorer class's source file and
-  every module of ``psc_eval/metrics``, stored in the shard per scorer): a shard of an
+  written by the same scorer code (``scorer_code``: the scorer class's source file, every
+  module of ``psc_eval/metrics`` and ``psc_eval/color.py``, stored in the shard per
+  scorer): a shard of an
   edited formula, or one written before this check existed, is recomputed from the cached
   chroma, never merged.
 
@@ -86,12 +87,14 @@ def code_sha256(obj: Any) -> str:
 
 def scorer_code(scorer: Any) -> str:
     """Identity of a scorer's code: its class (``code_sha256``) and the sources of every
-    module of ``psc_eval/metrics``, where the formulas it calls live."""
-    metrics_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
-    files = sorted(f for f in os.listdir(metrics_dir) if f.endswith(".py"))
+    module of ``psc_eval/metrics`` (the formulas it calls) and of ``psc_eval/color.py``
+    (the Lab -> uint8 RGB conversion of what it scores)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    metrics_dir = os.path.join(here, "metrics")
+    files = [os.path.join(here, "color.py")] + sorted(
+        os.path.join(metrics_dir, f) for f in os.listdir(metrics_dir) if f.endswith(".py"))
     return digest({"scorer": code_sha256(scorer),
-                   "metrics": {f: _file_sha256(os.path.join(metrics_dir, f)) for f in files}},
-                  64)
+                   "sources": {os.path.relpath(f, here): _file_sha256(f) for f in files}}, 64)
 
 
 def _file_sha256(path: str) -> str:
