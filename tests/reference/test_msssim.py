@@ -41,7 +41,7 @@ def test_scorer_equals_pytorch_msssim_direct(size):
     s.variant = v
     ctx = ScoreContext(ids=["a", "b", "c"], start=0, L=L, ab=torch.zeros(3, 2, 2, size, size),
                        ab_true=torch.zeros(3, 2, size, size), rgb_u8=x, true_u8=x)
-    ctx._rgb[1] = y
+    ctx._memo["rgb", 1] = y  # sample 1's RGB, as sample_rgb_u8 caches it
     s.update(ctx)
     out = s.compute()
     from psc_eval.metrics.bootstrap import canonical, image_keys
