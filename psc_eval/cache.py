@@ -136,6 +136,8 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
         "batch_size": int(batch_size) if getattr(colorizer, "stochastic", False) else None,
         "ab_dtype": str(AB_CACHE_DTYPE),
     }
+    if n_samples > 1:  # sample 0 drawn alone, samples 1.. from stream 1 (runner.draw_samples)
+        ab_ident["sample_streams"] = 2
     ab_key = digest(ab_ident)
     seg_ident = None if seg is None else {
         "segmenter": getattr(seg, "name", None),

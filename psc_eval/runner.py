@@ -29,6 +29,10 @@ Randomness: the colorizer's generator is re-seeded per batch from
 ``sha256(seed, first index of the batch)``, so a batch's samples do not depend on which
 batches ran before it (resume and ``torchrun`` sharding give the same samples); for a
 stochastic colorizer they do depend on the batch size, which is part of the cache key.
+When a scorer wants several samples (diversity), sample 0 is still drawn alone from that
+generator and samples 1.. come from a second one (``batch_seed(seed, start, stream=1)``),
+so sample 0, and every metric scored on it, is the same with or without diversity
+(``draw_samples``).
 
 Distributed (``torchrun --nproc_per_node N``): batches are dealt round-robin to ranks
 (batch i goes to rank i mod N); no index is padded or repeated, so nothing needs
@@ -78,13 +82,39 @@ from .paths import cache_dir as default_cache_dir
 from .report.summary import EvalSummary
 from .results import RunResult, build_provenance, write_result
 
-__all__ = ["EvalSummary", "batch_seed", "check_ab", "evaluate", "evaluate_rows", "run_eval"]
+__all__ = ["EvalSummary", "batch_seed", "check_ab", "draw_samples", "evaluate", "evaluate_rows",
+           "run_eval"]
 
 
-def batch_seed(seed: int, start: int) -> int:
-    """The colorizer generator's seed for the batch starting at dataset index ``start``."""
-    h = hashlib.sha256(f"psc-eval:{int(seed)}:{int(start)}".encode()).digest()
+def batch_seed(seed: int, start: int, stream: int = 0) -> int:
+    """The colorizer generator's seed for the batch starting at dataset index ``start``
+    (``stream`` 0: sample 0; 1: the further samples of ``draw_samples``)."""
+    tail = f":{int(stream)}" if stream else ""
+    h = hashlib.sha256(f"psc-eval:{int(seed)}:{int(start)}{tail}".encode()).digest()
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def draw_samples(colorizer: Any, L: Tensor, ab_true: Tensor, n_samples: int, seed: int,
+                 start: int, device: str, ids: Sequence[str], name: str) -> Tensor:
+    """One batch's checked chroma, (B, asked, 2, H', W'), asked = ``n_samples`` of a
+    stochastic colorizer and 1 of a deterministic one.
+
+    Sample 0 comes alone from the generator of ``batch_seed(seed, start)``, the very draw
+    of a one-sample run; samples 1.. come together from stream 1. A colorizer reading
+    stored samples by image id is asked once for all of them."""
+    asked = _asked(colorizer, n_samples)
+    if asked == 1 or getattr(colorizer, "by_id", False):
+        parts = [(asked, 0)]
+    else:
+        parts = [(1, 0), (asked - 1, 1)]
+    out = []
+    for k, stream in parts:
+        gen = torch.Generator(device=torch.device(device)).manual_seed(
+            batch_seed(seed, start, stream))
+        with torch.inference_mode():
+            raw = run_colorizer(colorizer, L, ab_true, n_samples=k, generator=gen, ids=ids)
+        out.append(check_ab(raw, ids, k, name))
+    return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 
 @dataclass
@@ -255,12 +285,8 @@ def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, f
         ab = ab.to(device)
         r.from_cache += len(ids)
     else:
-        asked = _asked(r.colorizer, n_samples)
-        gen = torch.Generator(device=torch.device(device)).manual_seed(batch_seed(seed, start))
-        with torch.inference_mode():
-            raw = run_colorizer(r.colorizer, L, ab_true, n_samples=asked, generator=gen,
-                                ids=ids)
-        raw = check_ab(raw, ids, asked, r.name)
+        raw = draw_samples(r.colorizer, L, ab_true, n_samples, seed, start, device, ids,
+                           r.name)
         ab = raw.detach().to(AB_CACHE_DTYPE)
         r.colorized += len(ids)
         r.cache.save_ab(fname, ids, ab)

@@ -96,11 +96,10 @@ def diversity_figure(col: Any, ds: Any, result: RunResult, cfg: EvalConfig, devi
 
     from ..cache import AB_CACHE_DTYPE
     from ..color import lab_parts_to_rgb, to_uint8
-    from ..colorizer import check_ab, run_colorizer
     from ..data import collate
     from ..io import atomic_write
     from ..metrics.diversity import ms_ssim_pairs
-    from ..runner import batch_seed
+    from ..runner import draw_samples
 
     e = min(cfg.batch_size, len(ds) if cfg.limit is None else min(cfg.limit, len(ds)))
     batch = collate([ds[i] for i in range(e)])
@@ -108,11 +107,10 @@ def diversity_figure(col: Any, ds: Any, result: RunResult, cfg: EvalConfig, devi
         raise PscError(f"no scorable image in the first batch of {ds.name}, in --dataset, "
                        "check the images")
     L = batch["L"].to(device)
-    gen = torch.Generator(device=torch.device(device)).manual_seed(batch_seed(cfg.seed, 0))
+    ab = draw_samples(col, L, batch["ab"].to(device), 2, cfg.seed, 0, device, batch["ids"],
+                      result.colorizer)
     with torch.inference_mode():
-        ab = run_colorizer(col, L, batch["ab"].to(device), n_samples=2, generator=gen,
-                           ids=batch["ids"])
-        ab = check_ab(ab, batch["ids"], 2, result.colorizer).to(AB_CACHE_DTYPE).to(L.dtype)
+        ab = ab.to(AB_CACHE_DTYPE).to(L.dtype)
         rgb = [to_uint8(lab_parts_to_rgb(L, ab[:, k])) for k in range(2)]
         scores = ms_ssim_pairs(rgb[0], rgb[1], result.provenance["msssim_variant"]).cpu()
     order = torch.argsort(scores)

@@ -17,7 +17,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from psc_eval.data import get_dataset
 from psc_eval.errors import ColorizerOutputError, PscError
-from psc_eval.runner import batch_seed, check_ab, evaluate, evaluate_rows
+from psc_eval.runner import batch_seed, check_ab, draw_samples, evaluate, evaluate_rows
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -178,6 +178,28 @@ def test_stochastic_seeding_per_batch_and_resume():
     assert a.metrics == b.metrics and a.metrics["psnr"] != c.metrics["psnr"]
     assert a.segmenter == "none" and a.kind == "psnr" and "miou" not in a.metrics
     assert batch_seed(3, 0) != batch_seed(3, 2) and batch_seed(3, 2) == batch_seed(3, 2)
+
+
+def test_sample_zero_is_the_same_with_or_without_diversity():
+    """Asking for a second sample (diversity) leaves sample 0, and every metric scored on
+    it, bit-identical; the second sample comes from its own stream."""
+    ds = get_dataset("toy", split="val", size=64, n_images=5)  # MS-SSIM needs > 32 px
+    one = evaluate(NoisyColorizer(), ds, ChromaJudge(), metrics=("miou", "psnr"), batch_size=2,
+                   seed=3, progress=False, cache=False)
+    two = evaluate(NoisyColorizer(), ds, ChromaJudge(), metrics=("miou", "psnr", "diversity"),
+                   batch_size=2, seed=3, progress=False)
+    for k in ("miou", "psnr", "psnr_ab", "pixel_accuracy"):
+        assert two.metrics[k] == one.metrics[k], k
+    assert two.metrics["diversity_msssim"] < 0.9  # two different draws, not sample 0 twice
+    # What draw_samples returns: sample 0 = the one-sample draw, sample 1 = stream 1's draw.
+    L = torch.zeros(2, 1, 8, 8)
+    got = draw_samples(NoisyColorizer(), L, torch.zeros(2, 2, 8, 8), 2, 3, 4, "cpu",
+                       ["a", "b"], "noisy")
+    g0 = torch.Generator().manual_seed(batch_seed(3, 4))
+    g1 = torch.Generator().manual_seed(batch_seed(3, 4, stream=1))
+    assert torch.equal(got[:, :1], NoisyColorizer().colorize(L, 1, generator=g0))
+    assert torch.equal(got[:, 1:], NoisyColorizer().colorize(L, 1, generator=g1))
+    assert batch_seed(3, 4, stream=1) != batch_seed(3, 4) == batch_seed(3, 4, stream=0)
 
 
 @pytest.mark.parametrize("mode,word", [("nan", "NaN or infinite"), ("range", "out-of-range")])
