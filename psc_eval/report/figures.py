@@ -77,10 +77,9 @@ def fig8(sel: Selection, methods: Sequence[str], out: Path, facts_line: str) -> 
     ax.axvline(len(classes) - 0.5, color="k", linewidth=0.5)
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("Fig. 8: segmentation of gray, colorized and colour images", fontsize=9,
-                 pad=22)
-    ax.legend(fontsize=7, ncol=min(4, len(names)), loc="lower center",
-              bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.set_title("Fig. 8: segmentation of gray, colorized and colour images", fontsize=9)
+    # one column right of the axes: any number of methods, never over the title or bars
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     fig.text(0.01, 0.005, facts_line, fontsize=5.5, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     paths = save(fig, out, "fig8_per_class_iou")
