@@ -5,7 +5,8 @@ atomically as soon as the batch is done, so an interrupted run loses at most the
 flight and a rerun resumes where it stopped:
 
 * ``ab/<key>/<start>-<count>.pt``: the colorizer's float16 ab, keyed by (colorizer name
-  and class, weights sha256, config, seed, dataset fingerprint, n_samples, batch size
+  and class, its code (``code_sha256``: the class's file and the project modules it
+  imports), weights sha256, config, seed, dataset fingerprint, n_samples, batch size
   for stochastic colorizers). Not written for the reference rows (gray, gt): their ab
   costs nothing to recompute. The key holds the fingerprint's name, root, split, size
   (and toy seed) but not its id list; each shard stores its image ids and is used only
@@ -70,19 +71,110 @@ def class_path(obj: Any) -> str:
     return f"{t.__module__}:{t.__qualname__}"
 
 
+# Packages of this repository whose code a colorizer or judge of another package may run
+# (a baseline built on the paper's network, say): their imports are followed too.
+MODEL_PACKAGES = ("psc_eval.models", "psc_eval.baselines")
+
+
 def code_sha256(obj: Any) -> str:
-    """Identity of an object's code: sha256 of the source file that defines its class, and
-    its ``version`` attribute if it declares one. An edited colorizer (or judge) gets a new
-    cache key, so it is never served its old outputs."""
+    """Identity of an object's code: sha256 of the source file that defines its class and of
+    every module that file imports, directly or through other such modules, from its own
+    package (the one holding the file) or from ``MODEL_PACKAGES`` (found by reading the
+    import statements, those inside functions included), plus its ``version`` attribute if
+    it declares one. An edited colorizer (or judge), or an edited sampler or network it
+    calls, gets a new cache key, so it is never served its old outputs."""
     cls = obj if isinstance(obj, type) else type(obj)
     try:
         src = inspect.getsourcefile(cls)
     except TypeError:  # builtins
         src = None
-    parts = {"class": f"{cls.__module__}:{cls.__qualname__}",
-             "version": jsonable(getattr(obj, "version", None)),
-             "source": _file_sha256(src) if src and os.path.isfile(src) else None}
+    parts: dict[str, Any] = {"class": f"{cls.__module__}:{cls.__qualname__}",
+                             "version": jsonable(getattr(obj, "version", None)),
+                             "source": None}
+    if src and os.path.isfile(src):
+        parts["source"] = _file_sha256(src)
+        parts["imports"] = {m: _file_sha256(f) for m, f in
+                            sorted(_imported_modules(src, cls.__module__).items())}
     return digest(parts, 64)
+
+
+def _imported_modules(src: str, module: str) -> dict[str, str]:
+    """Module name -> file of what ``src`` (module ``module``) imports from its own package
+    and from MODEL_PACKAGES, transitively (package ``__init__`` files included, ``src``
+    itself not)."""
+    is_pkg = os.path.basename(src) == "__init__.py"
+    own = module if is_pkg else module.rpartition(".")[0]
+    prefixes = tuple(p for p in (own, *MODEL_PACKAGES) if p)
+    this = os.path.realpath(src)
+    found: dict[str, str] = {}
+    todo = [(module, this, is_pkg)]
+    while todo:
+        mod, f, pkg = todo.pop()
+        for name in _import_names(f, mod, pkg):
+            bits = name.split(".")
+            for i in range(1, len(bits) + 1):  # a.b.c runs a/__init__, a/b/__init__, a/b/c
+                sub = ".".join(bits[:i])
+                if sub in found or not any(sub == p or sub.startswith(p + ".")
+                                           for p in prefixes):
+                    continue
+                target = _locate(sub)
+                if target is not None and target != this:
+                    found[sub] = target
+                    todo.append((sub, target, target.endswith("__init__.py")))
+    return found
+
+
+def _locate(name: str) -> str | None:
+    """The source file of module ``name`` (imports at most its parent package)."""
+    import importlib.util
+    import sys
+
+    m = sys.modules.get(name)
+    if m is not None:
+        f = getattr(m, "__file__", None)
+    else:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):  # not a module (a name in one)
+            spec = None
+        f = spec.origin if spec is not None and spec.has_location else None
+    return os.path.realpath(f) if f and f.endswith(".py") and os.path.isfile(f) else None
+
+
+def _import_names(path: str, module: str, is_package: bool) -> tuple[str, ...]:
+    st = os.stat(path)
+    return _import_names_cached(path, module, is_package, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _import_names_cached(path: str, module: str, is_package: bool, mtime_ns: int,
+                         size: int) -> tuple[str, ...]:
+    """Absolute names a file imports (``from a import b`` gives a and a.b: b may be a
+    module); relative imports resolved against ``module``."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (SyntaxError, ValueError):
+        return ()
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if node.level > len(package) + (0 if package else 1):
+                    continue
+                base = package[:len(package) - node.level + 1]
+            else:
+                base = []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            if not mod:
+                continue
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names if a.name != "*")
+    return tuple(sorted(out))
 
 
 def scorer_code(scorer: Any) -> str:

@@ -168,6 +168,45 @@ def test_limit_runs_share_cached_batches_with_longer_runs():
     assert r.metrics == full.metrics
 
 
+def test_code_identity_follows_the_modules_a_colorizer_imports(tmp_path, monkeypatch):
+    """Editing a module the colorizer's file imports (here inside a method, as lazy
+    imports are) gives a new code identity, so a new cache key; an unrelated module of the
+    same package does not."""
+    import importlib
+
+    from psc_eval.cache import _imported_modules, code_sha256
+
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helper.py").write_text("SCALE = 8.0\n")
+    (pkg / "unrelated.py").write_text("X = 1\n")
+    (pkg / "col.py").write_text(
+        "class Col:\n"
+        "    def colorize(self, L, n_samples=1, *, generator=None):\n"
+        "        from .helper import SCALE\n"
+        "        return SCALE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    col = importlib.import_module("mypkg.col").Col
+    assert set(_imported_modules(str(pkg / "col.py"), "mypkg.col")) == {"mypkg",
+                                                                         "mypkg.helper"}
+    before = code_sha256(col)
+    (pkg / "unrelated.py").write_text("X = 22\n")
+    assert code_sha256(col) == before
+    (pkg / "helper.py").write_text("SCALE = 30.0\n")
+    assert code_sha256(col) != before
+    # The paper's model: its sampler and network are part of its identity, the harness's
+    # training loop is not.
+    from psc_eval.colorizer import resolve_colorizer_class
+
+    ours = resolve_colorizer_class("ours")
+    mods = _imported_modules(sys.modules[ours.__module__].__file__, ours.__module__)
+    assert {"psc_eval.models.sampling", "psc_eval.models.network", "psc_eval.models.dmol",
+            "psc_eval.models.pixelcnn"} <= set(mods)
+    assert not any(m.startswith("psc_eval.") and not m.startswith("psc_eval.models")
+                   for m in mods)
+
+
 def test_stochastic_seeding_per_batch_and_resume():
     ds = toy(5)
     a = evaluate(NoisyColorizer(), ds, metrics=("psnr",), batch_size=2, seed=3, progress=False,
