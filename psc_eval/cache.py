@@ -106,6 +106,17 @@ def _imported_modules(src: str, module: str) -> dict[str, str]:
     own = module if is_pkg else module.rpartition(".")[0]
     prefixes = tuple(p for p in (own, *MODEL_PACKAGES) if p)
     this = os.path.realpath(src)
+    # A top-level module (a script such as mycolor.py) has no package: the modules and
+    # packages in its folder stand for it.
+    folder = None if own else os.path.dirname(this)
+
+    def follow(name: str) -> bool:
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return True
+        top = _locate(name.split(".")[0]) if folder else None
+        return (top is not None and os.path.dirname(top) in (folder, os.path.join(
+            folder, name.split(".")[0])) and not _installed(top))
+
     found: dict[str, str] = {}
     todo = [(module, this, is_pkg)]
     while todo:
@@ -114,14 +125,18 @@ def _imported_modules(src: str, module: str) -> dict[str, str]:
             bits = name.split(".")
             for i in range(1, len(bits) + 1):  # a.b.c runs a/__init__, a/b/__init__, a/b/c
                 sub = ".".join(bits[:i])
-                if sub in found or not any(sub == p or sub.startswith(p + ".")
-                                           for p in prefixes):
+                if sub in found or not follow(sub):
                     continue
                 target = _locate(sub)
                 if target is not None and target != this:
                     found[sub] = target
                     todo.append((sub, target, target.endswith("__init__.py")))
     return found
+
+
+def _installed(path: str) -> bool:
+    parts = set(Path(path).parts)
+    return "site-packages" in parts or "dist-packages" in parts
 
 
 def _locate(name: str) -> str | None:

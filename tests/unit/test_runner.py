@@ -195,6 +195,15 @@ def test_code_identity_follows_the_modules_a_colorizer_imports(tmp_path, monkeyp
     assert code_sha256(col) == before
     (pkg / "helper.py").write_text("SCALE = 30.0\n")
     assert code_sha256(col) != before
+    # A script outside any package (README's mycolor.py): the modules of its folder count.
+    (tmp_path / "solonet.py").write_text("W = 1\n")
+    (tmp_path / "solo.py").write_text("import torch\nimport solonet\n\n\nclass Solo:\n"
+                                      "    pass\n")
+    solo = importlib.import_module("solo").Solo
+    assert set(_imported_modules(str(tmp_path / "solo.py"), "solo")) == {"solonet"}
+    before = code_sha256(solo)
+    (tmp_path / "solonet.py").write_text("W = 22\n")
+    assert code_sha256(solo) != before
     # The paper's model: its sampler and network are part of its identity, the harness's
     # training loop is not.
     from psc_eval.colorizer import resolve_colorizer_class
