@@ -20,7 +20,7 @@ Two laws:
   segment chroma on the training split, a 2-D histogram of 32 x 32 bins of 8 Lab units
   over [-128, 128]^2, smoothed with one pseudo-segment spread evenly over the bins,
   estimated once and cached under ``$PSC_HOME/cache/chroma_prior`` keyed by the training
-  split's fingerprint. Reports ``semantic_loglik`` (mean log-probability, nats, of the
+  split's fingerprint and the estimate's code (``scorer_code``). Reports ``semantic_loglik`` (mean log-probability, nats, of the
   segment's bin) and ``semantic_accuracy``: the rate of segments whose bin lies in the
   class's 95% highest-density region (the bins of highest probability that together hold
   95% of the training segments: the stated threshold; a training segment passes with
@@ -112,17 +112,22 @@ def prior_tables(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 @lru_cache(maxsize=8)
 def _load_prior(name: str, root: str | None, size: int) -> dict[str, Any] | None:
+    from ..cache import scorer_code
     from ..data import get_dataset, train_splits
     from ..errors import PscError
     from ..io import atomic_write
     from ..paths import cache_dir
 
+    # The estimate's code (this module, segments.py, color.py) is part of the file name: a
+    # prior of edited code is estimated again, never read.
+    code = scorer_code(SemanticScorer)[:12]
     for split in train_splits(name):
         try:
             train = get_dataset(name, root=root, split=split, size=size, allow_partial=True)
         except (PscError, TypeError):
             continue
-        path = cache_dir() / "chroma_prior" / f"{name}-{train.fingerprint_key()}-v{PRIOR_VERSION}.pt"
+        path = (cache_dir() / "chroma_prior"
+                / f"{name}-{train.fingerprint_key()}-v{PRIOR_VERSION}-{code}.pt")
         if path.is_file():
             try:
                 return torch.load(path, map_location="cpu", weights_only=True)

@@ -167,6 +167,33 @@ def test_semantic_prior_estimate_counts_segments(tmp_path, monkeypatch):
     assert float(prior["counts"].sum()) == n
 
 
+def test_semantic_prior_is_cached_per_dataset_and_estimate_code(tmp_path, monkeypatch):
+    """The per-class prior of a dataset with masks is estimated once, read back after, and
+    estimated again when the code that estimates it changes."""
+    import fixtures_data as fd
+
+    from psc_eval.metrics import semantic
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    root = fd.build_voc(tmp_path / "d", hw=(40, 56)).devkit
+    calls = []
+    real = semantic.estimate_prior
+    monkeypatch.setattr(semantic, "estimate_prior",
+                        lambda ds, progress=False: calls.append(ds.split) or real(ds))
+    semantic._load_prior.cache_clear()
+    first = semantic._load_prior("voc", str(root), 32)
+    semantic._load_prior.cache_clear()
+    again = semantic._load_prior("voc", str(root), 32)
+    assert calls == ["train"] and torch.equal(first["counts"], again["counts"])
+    assert float(first["counts"].sum()) > 0
+    monkeypatch.setattr("psc_eval.cache.scorer_code", lambda s: "edited" + "0" * 58)
+    semantic._load_prior.cache_clear()
+    semantic._load_prior("voc", str(root), 32)
+    assert calls == ["train", "train"]
+    assert len(list((tmp_path / "home").rglob("chroma_prior/*.pt"))) == 2
+    semantic._load_prior.cache_clear()
+
+
 # ----------------------------------------------------------------------------- gloo
 
 
