@@ -71,7 +71,9 @@ LUMA = {GRASS: 52.0, SAND: 52.0, TREE: 34.0, COW: 40.0, UMBRELLA: 55.0, CAR: 50.
         SUN: 90.0, CLOUD: 92.0, ROCK: 48.0}
 PIXEL_CHROMA_NOISE = 1.5
 SPLITS = {"train": 0, "val": 1}
-# Bump when render_scene changes what it draws, so stale render caches are not reused.
+# Bump when render_scene changes what it draws (tests/unit/test_toy.py pins what each
+# version draws): the render cache and the dataset fingerprint carry it, so no cached
+# render, colorization or score of other pixels is reused.
 RENDER_VERSION = 2
 # Render caches larger than this are not written (render on the fly instead).
 MAX_CACHE_BYTES = 512 * 2**20
@@ -285,4 +287,5 @@ class ToyDataset(SegDataset):
     def fingerprint(self) -> dict:
         fp = super().fingerprint()
         fp["seed"] = self.seed
+        fp["render_version"] = RENDER_VERSION  # other pixels, other cache keys and results
         return fp

@@ -49,6 +49,29 @@ def test_byte_identical_across_processes():
     assert len(set(here)) == 3  # different keys give different scenes
 
 
+# What each render version draws, at 64 px: sha256 of mask + scene kind (exact) and the
+# mean RGB (to 0.01 of a level: a float rounding difference moves a pixel by one level at
+# most). Rendering that changes any of these must bump RENDER_VERSION, which the render
+# cache and the dataset fingerprint (so every evaluation cache key) carry, and pin anew.
+PINNED = {2: {(0, "val", 0): ("a37011b25fb6c63f", (145.251, 150.562, 134.976)),
+              (0, "val", 4): ("b4d0bf93b5e03537", (103.682, 150.237, 125.906)),
+              (3, "train", 123): ("e09f692c1ffaac31", (149.177, 153.357, 142.830))}}
+
+
+def test_rendering_is_what_its_version_pins():
+    from psc_eval.data.toy import RENDER_VERSION
+
+    assert RENDER_VERSION in PINNED, "pin the new render version's values here"
+    for (seed, split, i), (digest, mean) in PINNED[RENDER_VERSION].items():
+        rgb, mask, kind = render_scene(seed, split, i, 64)
+        h = hashlib.sha256(mask.astype(np.int64).tobytes())
+        h.update(kind.encode())
+        assert h.hexdigest()[:16] == digest, (seed, split, i)
+        assert np.abs(rgb.reshape(-1, 3).mean(0) - np.array(mean)).max() < 0.01, (seed, split, i)
+    ds = get_dataset("toy", split="val", n_images=1)
+    assert ds.fingerprint()["render_version"] == RENDER_VERSION
+
+
 def test_sample_format_and_ranges():
     ds = get_dataset("toy", split="train", n_images=3)
     assert ds.size == 64 and len(ds) == 3 and ds.num_classes == len(CLASS_NAMES) == 10
