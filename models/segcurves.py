@@ -15,7 +15,9 @@ L_seg is the mean cross-entropy per pixel at the embedding resolution, as in Eq.
 the three curves share units. The result is one JSON,
 ``<out>/experiments/<dataset>/fig9-seg-curves-<config>.json`` (the curves, configs and the
 sha256 of every checkpoint used) with the curves also as ``.csv`` beside it, and
-``psc-eval report`` draws it.
+``psc-eval report`` draws it. The two runs live under ``$PSC_HOME/models/<dataset>/``
+(``fig9-scratch``, ``fig9-pretrained-<trunk sha256[:12]>``) and resume there; a new
+``psc-purple`` checkpoint gets a pretrained run of its own.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
     train_c, val_c = wrap(train_ds), wrap(val_ds)
     joint_ck, joint_path = _checkpoint(dataset, "ours")
     pre_ck, pre_path = _checkpoint(dataset, "psc-purple")
+    pre_sha = sha256_file(pre_path)
     curves: dict[str, Any] = {}
     for mode in ("scratch", "pretrained"):
         seed_everything(t.seed)  # the same initial h for both runs
@@ -114,9 +117,12 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
             trunk = {k[len("trunk."):]: v.float() for k, v in pre_ck["ema"].items()
                      if k.startswith("trunk.")}
             seg.trunk.load_state_dict(trunk)  # the colorizer's bottom rows (Tables 1-2)
-        run_dir = colorizer_dir(dataset, f"fig9-{mode}")
+        # The pretrained run belongs to the trunk it started from: another psc-purple
+        # checkpoint trains its own run (a finished run of the old trunk is never reused).
+        trunk = {"pretrained_trunk_sha256": pre_sha} if mode == "pretrained" else {}
+        run_dir = colorizer_dir(dataset, f"fig9-{mode}" + (f"-{pre_sha[:12]}" if trunk else ""))
         trainer = Trainer(SegMethod(seg, t), loop_config(t), train_c, val_c, run_dir,
-                          config={**cfg.to_dict(), "fig9": mode},
+                          config={**cfg.to_dict(), "fig9": mode, **trunk},
                           meta={"variant": f"fig9-{mode}", "dataset": dataset,
                                 "num_classes": train_ds.num_classes}, progress=progress)
         res = trainer.fit(resume="auto")
@@ -129,8 +135,7 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
             -(-len(train_ds) // t.batch_size), "curves": curves,
         "units": "val L_seg, mean cross-entropy per pixel (nats) at the embedding size",
         "sources": {"joint": {"checkpoint": joint_path.name, "sha256": sha256_file(joint_path)},
-                    "pretrained_trunk": {"checkpoint": pre_path.name,
-                                         "sha256": sha256_file(pre_path)}},
+                    "pretrained_trunk": {"checkpoint": pre_path.name, "sha256": pre_sha}},
         "config": cfg.to_dict(),
     }
     path = Path(out) / "experiments" / dataset / f"fig9-seg-curves-{Path(config).stem}.json"

@@ -33,6 +33,22 @@ def test_seg_curves_scratch_pretrained_joint(tmp_path, monkeypatch, one_thread):
     again = json.loads(seg_curves("toy", str(cfg), out=tmp_path / "reports", device="cpu",
                                   progress=False).read_text())
     assert again["curves"] == c
+    # another psc-purple checkpoint: the pretrained run is trained again from its trunk
+    # (the finished run of the old trunk is not reused), the scratch run is not
+    from psc_eval.checkpoint import load_checkpoint, save_checkpoint
+    from psc_eval.io import sha256_file
+    from psc_eval.paths import colorizer_dir
+
+    pre = colorizer_dir("toy", "psc-purple") / "last.pt"
+    ck = load_checkpoint(pre)
+    ck["ema"] = {k: v + 0.05 if k.startswith("trunk.") and v.is_floating_point() else v
+                 for k, v in ck["ema"].items()}
+    save_checkpoint(pre, {k: v for k, v in ck.items() if k != "digest"})
+    new = json.loads(seg_curves("toy", str(cfg), out=tmp_path / "reports", device="cpu",
+                                progress=False).read_text())
+    assert new["curves"]["scratch"] == c["scratch"]
+    assert new["curves"]["pretrained"] != c["pretrained"]
+    assert new["sources"]["pretrained_trunk"]["sha256"] == sha256_file(pre)
 
 
 def test_segnet_is_the_branch_h_of_the_network():
