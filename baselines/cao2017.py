@@ -240,9 +240,8 @@ def train_cao2017(
     """``psc-eval train --colorizer cao2017``: alternating D / G steps in the core loop."""
     o = common.TrainOptions(**options)
     model, t = load_cao_config(config, o.overrides())
-    return common.run_training(NAME, dataset, t, common.saved_config(model, t), o.root,
-                               model.input_size, lambda _ds: CaoMethod(CaoNet(model), t),
-                               o.resume, o.out_dir, o.progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(model, t),
+                               model.input_size, lambda _ds: CaoMethod(CaoNet(model), t), o)
 
 
 class Cao2017(common.BaselineColorizer):

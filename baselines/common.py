@@ -207,21 +207,20 @@ def datasets(dataset: str, root: str | None, t: TrainSettings, size: int):
 
 
 def run_training(
-    name: str, dataset: str, t: TrainSettings, config: dict[str, Any], root: str | None,
-    size: int, build: Callable[[Any], TrainMethod], resume: str | None,
-    out_dir: str | Path | None, progress: bool, loop: LoopConfig | None = None,
+    name: str, dataset: str, t: TrainSettings, config: dict[str, Any], size: int,
+    build: Callable[[Any], TrainMethod], o: TrainOptions, loop: LoopConfig | None = None,
 ) -> TrainResult:
     """Build the datasets, seed, build the method (``build(train_ds)``: it may read the
     training set, e.g. for statistics) and run the core loop into
-    ``colorizer_dir(dataset, name)`` (or ``out_dir``); ``loop`` defaults to
-    ``loop_config(t)``."""
-    out = Path(out_dir) if out_dir is not None else colorizer_dir(dataset, name)
-    train_ds, val_ds, meta = datasets(dataset, root, t, size)
+    ``colorizer_dir(dataset, name)`` (or ``o.out_dir``; data from ``o.root``, resume and
+    progress from ``o``); ``loop`` defaults to ``loop_config(t)``."""
+    out = Path(o.out_dir) if o.out_dir is not None else colorizer_dir(dataset, name)
+    train_ds, val_ds, meta = datasets(dataset, o.root, t, size)
     seed_everything(t.seed)
     method = build(train_ds)
     trainer = Trainer(method, loop or loop_config(t), train_ds, val_ds, out, config=config,
-                      meta={"variant": name, **meta}, progress=progress)
-    return trainer.fit(resume=resume if resume in (None, "last") else Path(resume))
+                      meta={"variant": name, **meta}, progress=o.progress)
+    return trainer.fit(resume=o.resume if o.resume in (None, "last") else Path(o.resume))
 
 
 def load_trained(name: str, dataset: str, weights: str | Path | None,

@@ -425,8 +425,8 @@ def train_deshpande2017(
         set_statistics(net, train_ds)
         return DeshpandeMethod(net, t)
 
-    return common.run_training(NAME, dataset, t, common.saved_config(model, t), o.root,
-                               model.input_size, build, o.resume, o.out_dir, o.progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(model, t),
+                               model.input_size, build, o)
 
 
 class Deshpande2017(common.BaselineColorizer):

@@ -167,9 +167,8 @@ def train_iizuka2016(
 
     cfg.num_classes = int(get_dataset(dataset, root=o.root, split=t.val_split or None,
                                       size=cfg.input_size).num_classes)
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), o.root,
-                               cfg.input_size, lambda _ds: IizukaMethod(IizukaNet(cfg), cfg, t),
-                               o.resume, o.out_dir, o.progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), cfg.input_size,
+                               lambda _ds: IizukaMethod(IizukaNet(cfg), cfg, t), o)
 
 
 class Iizuka2016(common.BaselineColorizer):

@@ -243,9 +243,8 @@ def train_larsson2016(
     o = common.TrainOptions(**options)
     overrides = o.overrides()
     cfg, t, _ = common.load_config(NAME, LarssonConfig, config, overrides)
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), o.root,
-                               cfg.input_size, lambda _ds: LarssonMethod(LarssonNet(cfg), cfg, t),
-                               o.resume, o.out_dir, o.progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), cfg.input_size,
+                               lambda _ds: LarssonMethod(LarssonNet(cfg), cfg, t), o)
 
 
 class Larsson2016(common.BaselineColorizer):

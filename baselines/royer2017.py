@@ -130,9 +130,8 @@ def train_royer2017(
 
     saved = {**cfg.to_dict(), "pic": common.asdict_plain(pic)}
     return common.run_training(
-        NAME, dataset, ts, saved, o.root, cfg.model.input_size,
-        lambda _train_ds: PICMethod(build_pic_net(cfg), cfg, pic), o.resume, o.out_dir,
-        o.progress, loop=loop_config(t))
+        NAME, dataset, ts, saved, cfg.model.input_size,
+        lambda _train_ds: PICMethod(build_pic_net(cfg), cfg, pic), o, loop=loop_config(t))
 
 
 class Royer2017(_PSCBase):

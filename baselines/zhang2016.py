@@ -260,8 +260,8 @@ def train_zhang2016(
         model.set_prior(bin_counts(train_ds, model.bins))
         return ZhangMethod(model, t)
 
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), o.root,
-                               cfg.input_size, build, o.resume, o.out_dir, o.progress)
+    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), cfg.input_size,
+                               build, o)
 
 
 def is_published_state_dict(obj: Any) -> bool:
