@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from psc_eval.models.config import dataclass_from_dict
+from psc_eval.models.config import dataclass_from_dict, plain
 from torch import Tensor
 
 from psc_eval.checkpoint import load_checkpoint, require_keys
@@ -96,15 +96,6 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot parse TOML ({e}), {path}, fix the syntax") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config is not UTF-8 text, {path}, save it as UTF-8 TOML") from None
-
-
-def plain(v: Any) -> Any:
-    """Dataclass dicts with tuples -> JSON-like values (lists), as checkpoints store them."""
-    if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    return v
 
 
 def load_tables(raw: dict[str, Any], where: str, model_cls: type,

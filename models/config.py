@@ -112,15 +112,16 @@ class Config:
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": _plain(dataclasses.asdict(self.model)),
-                "train": _plain(dataclasses.asdict(self.train))}
+        return {"model": plain(dataclasses.asdict(self.model)),
+                "train": plain(dataclasses.asdict(self.train))}
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """Dataclass dicts with tuples -> JSON-like values (lists), as checkpoints store them."""
     if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
+        return {k: plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     return v
 
 
