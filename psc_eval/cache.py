@@ -301,18 +301,20 @@ class RowCache:
         rc.score_names = set(os.listdir(rc.score_dir))
         return rc
 
-    def load_scores(self, fname: str, all_ids: list[str],
-                    scorers: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The batch's shard with ``states`` for every scorer, or None (not cached)."""
+    def load_scores(self, fname: str, all_ids: list[str], scorers: Mapping[str, Any],
+                    codes: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """The batch's shard with ``states`` for every scorer, or None (not cached).
+        ``codes``: the scorers' ``scorer_code`` when the caller already has them."""
         if self.score_dir is None or fname not in self.score_names:
             return None
         shard = load_shard(self.score_dir / fname)
         if shard is None or list(shard.get("all_ids", ())) != all_ids:
             return None
-        states, codes = shard.get("states") or {}, shard.get("code") or {}
+        states, shard_codes = shard.get("states") or {}, shard.get("code") or {}
         # a shard without this run's scorers, from other scorer code or an older state
         # layout: recompute
-        if any(states.get(n) is None or codes.get(n) != scorer_code(s)
+        want = codes if codes is not None else {n: scorer_code(s) for n, s in scorers.items()}
+        if any(states.get(n) is None or shard_codes.get(n) != want[n]
                or set(states[n]) != set(s.state) for n, s in scorers.items()):
             return None
         return shard

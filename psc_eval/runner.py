@@ -123,6 +123,7 @@ class _Row:
     name: str
     cache: RowCache
     scorers: dict[str, Scorer]
+    codes: dict[str, str]  # scorer name -> scorer_code, taken once per run
     skipped: list[dict[str, str]] = field(default_factory=list)
     scored: int = 0
     colorized: int = 0
@@ -201,7 +202,8 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
         keys = row_keys(c, name, seg, ds, cfg.seed, _asked(c, n_samples), cfg.batch_size,
                         device, scorer_options=opts)
         cache = RowCache.open(croot, keys, store_ab=not _is_reference(c), enabled=cfg.cache)
-        rows.append(_Row(c, name, cache, scorers))
+        rows.append(_Row(c, name, cache, scorers,
+                         {k: scorer_code(sc) for k, sc in scorers.items()}))
 
     batches = [(s, min(s + cfg.batch_size, n)) for s in range(0, n, cfg.batch_size)]
     mine = batches[info.rank::info.world_size]
@@ -214,7 +216,7 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
             fname = shard_name(s, e - s)
             need = []
             for i, r in enumerate(rows):
-                shard = r.cache.load_scores(fname, ds.ids[s:e], r.scorers)
+                shard = r.cache.load_scores(fname, ds.ids[s:e], r.scorers, r.codes)
                 if shard is None:
                     need.append(i)
                 else:
@@ -274,7 +276,7 @@ def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int,
                 s.update(ctx)
     return {"all_ids": list(all_ids), "ids": list(ids), "skipped": list(batch["skipped"]),
             "states": {name: s.state_dict() for name, s in fresh.items()},
-            "code": {name: scorer_code(s) for name, s in fresh.items()}}
+            "code": dict(r.codes)}
 
 
 def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, fname: str,

@@ -20,11 +20,12 @@ Two laws:
   segment chroma on the training split, a 2-D histogram of 32 x 32 bins of 8 Lab units
   over [-128, 128]^2, smoothed with one pseudo-segment spread evenly over the bins,
   estimated once and cached under ``$PSC_HOME/cache/chroma_prior`` keyed by the training
-  split's fingerprint and the estimate's code (``scorer_code``). Reports ``semantic_loglik`` (mean log-probability, nats, of the
-  segment's bin) and ``semantic_accuracy``: the rate of segments whose bin lies in the
-  class's 95% highest-density region (the bins of highest probability that together hold
-  95% of the training segments: the stated threshold; a training segment passes with
-  probability ~0.95).
+  split's fingerprint and the estimate's code (``scorer_code``). Reports
+  ``semantic_loglik`` (mean log-probability, nats, of the segment's bin) and
+  ``semantic_accuracy``: the rate of segments whose bin lies in the class's 95%
+  highest-density region (the bins of highest probability that together hold 95% of the
+  training segments: the stated threshold; a training segment passes with probability
+  ~0.95).
 """
 
 from __future__ import annotations
