@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from psc_eval.color import normalize_ab
+from psc_eval.data.base import IGNORE_INDEX
 from psc_eval.training import Optim, TrainMethod, TrainResult
 
 from . import common
@@ -113,7 +114,8 @@ class IizukaNet(nn.Module):
         return torch.sigmoid(self.out(self.color3(x))), logits  # (B,2,S/2,S/2), (B,C)
 
 
-def present_classes(mask: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+def present_classes(mask: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
+                    ) -> Tensor:
     """(B,H,W) masks -> (B,C) float multi-hot labels of the classes present."""
     B = mask.shape[0]
     m = mask.reshape(B, -1)
