@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from psc_eval.color import normalize_ab
+from psc_eval.color import normalize_ab, normalize_L
 from psc_eval.data.base import IGNORE_INDEX
 from psc_eval.training import Optim, TrainMethod, TrainResult
 
@@ -102,7 +102,7 @@ class IizukaNet(nn.Module):
         self.out = nn.Conv2d(e, 2, 3, padding=1)
 
     def forward(self, L: Tensor) -> tuple[Tensor, Tensor]:
-        low = self.low((L - 50.0) / 50.0)  # (B,512,S/8,S/8)
+        low = self.low(normalize_L(L))  # (B,512,S/8,S/8)
         mid = self.mid(low)  # (B,256,S/8,S/8)
         g = self.glob_fc2(self.glob_fc1(self.glob_conv(low).flatten(1)))  # (B,512)
         logits = self.classifier(g)

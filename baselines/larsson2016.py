@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from psc_eval.color import lab_to_rgb, normalize_ab, rgb_to_lab
+from psc_eval.color import lab_to_rgb, normalize_ab, normalize_L, rgb_to_lab
 from psc_eval.training import Optim, TrainMethod, TrainResult
 
 from . import common
@@ -103,7 +103,7 @@ class LarssonNet(nn.Module):
         self.chroma = nn.Conv2d(c.hidden, c.bins, 1)
 
     def features(self, L: Tensor) -> list[Tensor]:
-        x = (L - 50.0) / 50.0
+        x = normalize_L(L)
         feats = [x]
         for i, conv in enumerate(self.convs):
             x = conv(x)

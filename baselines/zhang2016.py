@@ -264,10 +264,6 @@ def train_zhang2016(
                                build, o)
 
 
-def is_published_state_dict(obj: Any) -> bool:
-    return isinstance(obj, dict) and any(str(k).startswith("model1.") for k in obj)
-
-
 class Zhang2016(common.BaselineColorizer):
     """Zhang et al. 2016 as a colorizer: a checkpoint trained here (annealed mean), the
     released state dict (``weights=PATH`` of ``colorization_release_v2``, the release's

@@ -98,11 +98,8 @@ def _images(colorizer: Any, ds: Any, idx: Sequence[int], seed: int, device: str)
         with torch.no_grad():
             ab = run_colorizer(colorizer, batch["L"], batch["ab"], 1, g, ids=batch["ids"])
         ab = check_ab(ab, batch["ids"], 1, getattr(colorizer, "name", "?"))[:, 0]
-        if ab.shape[-2:] != batch["L"].shape[-2:]:
-            ab = F.interpolate(ab.float(), size=batch["L"].shape[-2:], mode="bilinear",
-                               align_corners=False)
-        out.append(to_uint8(lab_parts_to_rgb(batch["L"], ab.to(batch["L"].dtype))).float()
-                   / 255.0)
+        # lab_parts_to_rgb resizes a lower-resolution ab to L's size (bilinear)
+        out.append(to_uint8(lab_parts_to_rgb(batch["L"], ab.float())).float() / 255.0)
     return torch.cat(out)
 
 
