@@ -3,8 +3,10 @@
 Per method, a small CNN critic learns real-vs-colorized: real = held-out training
 images (never used to train any toy model: indices from ``HELD_OUT_START`` of the train
 split), fake = the method's colorizations (original L + its chroma, one sample) of other
-held-out training images. The critic is trained on the core loop (``TrainMethod``,
-seeded, one epoch order), then applied to the method's colorizations of the validation
+held-out training images. Every colorization is sample 0 of the method's canonical
+evaluation draw for the seed (``psc_eval.colorize``): on the validation images, the very
+sample their mIoU and PSNR were scored on. The critic is trained on the core loop
+(``TrainMethod``, seeded, one epoch order), then applied to the method's colorizations of the validation
 images: the proxy is the fraction judged real (probability > 0.5), with a Wilson 95%
 interval, next to the rate at which the same critic calls the real validation images
 real (its calibration). It is a machine's judgement of one method's typical artefacts,
@@ -86,21 +88,12 @@ def _critic_method(model: Critic):
 
 
 def _images(colorizer: Any, ds: Any, idx: Sequence[int], seed: int, device: str) -> Tensor:
-    """(N,3,H,W) in [0,1]: uint8-rounded RGB of the original L + the colorizer's chroma."""
-    from .color import lab_parts_to_rgb, to_uint8
-    from .colorizer import check_ab, run_colorizer
-    from .data import collate
+    """(N,3,H,W) in [0,1]: the uint8 RGB of sample 0 of each image, the very colorization
+    the evaluation loop scores for ``seed`` (``psc_eval.colorize``)."""
+    from .colorize import colorize_indices
 
-    out = []
-    for s in range(0, len(idx), 64):
-        batch = collate([ds[i] for i in idx[s:s + 64]])
-        g = torch.Generator(device="cpu").manual_seed(seed * 1000 + s)
-        with torch.no_grad():
-            ab = run_colorizer(colorizer, batch["L"], batch["ab"], 1, g, ids=batch["ids"])
-        ab = check_ab(ab, batch["ids"], 1, getattr(colorizer, "name", "?"))[:, 0]
-        # lab_parts_to_rgb resizes a lower-resolution ab to L's size (bilinear)
-        out.append(to_uint8(lab_parts_to_rgb(batch["L"], ab.float())).float() / 255.0)
-    return torch.cat(out)
+    got = colorize_indices(colorizer, ds, idx, seed=seed, device=device)
+    return got.rgb_u8(0).cpu().float() / 255.0
 
 
 def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
@@ -113,7 +106,7 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
     from .io import atomic_write_json
     from .paths import colorizer_dir
     from .study.tally import wilson_interval
-    from .training import LoopConfig, Trainer, seed_everything
+    from .training import Trainer, TrainConfig, seed_everything
 
     train = get_dataset(dataset, split="train")
     val = get_dataset(dataset, split=None)
@@ -147,7 +140,7 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
         seed_everything(seed)
         critic = Critic()
         trainer = Trainer(_critic_method(critic),
-                          LoopConfig(epochs=EPOCHS, batch_size=BATCH, seed=seed, device=device),
+                          TrainConfig(epochs=EPOCHS, batch_size=BATCH, seed=seed, device=device),
                           _Pairs(real, fake), None, colorizer_dir(dataset, f"critic-{name}"),
                           config={"critic": "4 conv", "real": [real_idx[0], real_idx[-1]],
                                   "fake": [fake_idx[0], fake_idx[-1]], "epochs": EPOCHS,
@@ -157,7 +150,7 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
         trainer.fit(restart=True)
         critic.eval()
         with torch.no_grad():
-            p_fake = torch.sigmoid(critic(_images(col, val, range(len(val)), seed + 1,
+            p_fake = torch.sigmoid(critic(_images(col, val, range(len(val)), seed,
                                                   device).to(trainer.device))).cpu()
             p_real = torch.sigmoid(critic(val_real.to(trainer.device))).cpu()
         k, n = int((p_fake > 0.5).sum()), len(p_fake)
@@ -174,6 +167,7 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
     return path
 
 
-def _params() -> dict[str, int]:
+def _params() -> dict[str, Any]:
+    # "colorize" names the draw: a proxy of the older per-call seeding is never reused
     return {"held_out_start": HELD_OUT_START, "n_train_each": N_TRAIN_EACH, "epochs": EPOCHS,
-            "batch": BATCH}
+            "batch": BATCH, "colorize": "psc_eval.colorize sample 0"}

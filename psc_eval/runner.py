@@ -25,14 +25,11 @@ Pipeline per batch (paper Sec. 4.3, Table 3; richzhang/colorization's postproces
    (streaming: no prediction outlives its batch, memory stays flat); the batch's states
    are stored as one cache shard (``psc_eval.cache``), so a rerun resumes where it stopped.
 
-Randomness: the colorizer's generator is re-seeded per batch from
-``sha256(seed, first index of the batch)``, so a batch's samples do not depend on which
-batches ran before it (resume and ``torchrun`` sharding give the same samples); for a
-stochastic colorizer they do depend on the batch size, which is part of the cache key.
-When a scorer wants several samples (diversity), sample 0 is still drawn alone from that
-generator and samples 1.. come from a second one (``batch_seed(seed, start, stream=1)``),
-so sample 0, and every metric scored on it, is the same with or without diversity
-(``draw_samples``).
+Randomness and precision: ``psc_eval.colorize`` (the one colorize path, shared with the
+sample grids, the study and the naturalness proxy): per-batch generators seeded from
+``(seed, first index of the batch)``, sample 0 drawn alone, further samples from a second
+stream; for a stochastic colorizer the samples depend on the batch size, which is part of
+the cache key.
 
 Distributed (``torchrun --nproc_per_node N``): batches are dealt round-robin to ranks
 (batch i goes to rank i mod N); no index is padded or repeated, so nothing needs
@@ -44,7 +41,6 @@ reused by N and vice versa.
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -54,8 +50,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .cache import AB_CACHE_DTYPE, RowCache, class_path, row_keys, scorer_code, shard_name
-from .color import lab_parts_to_rgb, to_uint8
+from .cache import RowCache, class_path, row_keys, scorer_code, shard_name
+from .color import to_uint8
+from .colorize import (
+    AB_DTYPE,
+    asked_samples,
+    batch_seed,
+    canonical_batches,
+    draw_samples,
+    to_rgb_u8,
+)
 from .colorizer import (
     AB_HIGH,
     AB_LOW,
@@ -64,7 +68,6 @@ from .colorizer import (
     build_colorizer,
     check_ab,
     get_colorizer,
-    run_colorizer,
 )
 from .config import REFERENCE_ROWS, EvalConfig, make_config
 from .dist import (
@@ -84,37 +87,6 @@ from .results import RunResult, build_provenance, write_result
 
 __all__ = ["EvalSummary", "batch_seed", "check_ab", "draw_samples", "evaluate", "evaluate_rows",
            "run_eval"]
-
-
-def batch_seed(seed: int, start: int, stream: int = 0) -> int:
-    """The colorizer generator's seed for the batch starting at dataset index ``start``
-    (``stream`` 0: sample 0; 1: the further samples of ``draw_samples``)."""
-    tail = f":{int(stream)}" if stream else ""
-    h = hashlib.sha256(f"psc-eval:{int(seed)}:{int(start)}{tail}".encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
-
-
-def draw_samples(colorizer: Any, L: Tensor, ab_true: Tensor, n_samples: int, seed: int,
-                 start: int, device: str, ids: Sequence[str], name: str) -> Tensor:
-    """One batch's checked chroma, (B, asked, 2, H', W'), asked = ``n_samples`` of a
-    stochastic colorizer and 1 of a deterministic one.
-
-    Sample 0 comes alone from the generator of ``batch_seed(seed, start)``, the very draw
-    of a one-sample run; samples 1.. come together from stream 1. A colorizer reading
-    stored samples by image id is asked once for all of them."""
-    asked = _asked(colorizer, n_samples)
-    if asked == 1 or getattr(colorizer, "by_id", False):
-        parts = [(asked, 0)]
-    else:
-        parts = [(1, 0), (asked - 1, 1)]
-    out = []
-    for k, stream in parts:
-        gen = torch.Generator(device=torch.device(device)).manual_seed(
-            batch_seed(seed, start, stream))
-        with torch.inference_mode():
-            raw = run_colorizer(colorizer, L, ab_true, n_samples=k, generator=gen, ids=ids)
-        out.append(check_ab(raw, ids, k, name))
-    return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 
 @dataclass
@@ -199,13 +171,13 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
         for sc in scorers.values():
             sc.setup(ds, cfg)  # size-dependent variants, priors, bootstrap options
         opts = {k: o for k, o in ((k, sc.options()) for k, sc in scorers.items()) if o}
-        keys = row_keys(c, name, seg, ds, cfg.seed, _asked(c, n_samples), cfg.batch_size,
+        keys = row_keys(c, name, seg, ds, cfg.seed, asked_samples(c, n_samples), cfg.batch_size,
                         device, scorer_options=opts)
         cache = RowCache.open(croot, keys, store_ab=not _is_reference(c), enabled=cfg.cache)
         rows.append(_Row(c, name, cache, scorers,
                          {k: scorer_code(sc) for k, sc in scorers.items()}))
 
-    batches = [(s, min(s + cfg.batch_size, n)) for s in range(0, n, cfg.batch_size)]
+    batches = canonical_batches(n, cfg.batch_size)
     mine = batches[info.rank::info.world_size]
     bar = _progress(sum(e - s for s, e in mine), cfg.progress and info.is_main, ds)
     to_load: list[tuple[int, int]] = []
@@ -259,11 +231,6 @@ def _check_masks(classes: dict[str, Any], ds: Any, who: str | None = None) -> No
         )
 
 
-def _asked(colorizer: Any, n_samples: int) -> int:
-    """Samples asked of a colorizer: a deterministic one gives one (repeated if more)."""
-    return n_samples if getattr(colorizer, "stochastic", False) else 1
-
-
 def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int, fname: str,
                  seg: Any, device: str, seed: int, n_samples: int) -> dict[str, Any]:
     """One batch of one row -> its cache shard (the batch's scorer states)."""
@@ -289,7 +256,7 @@ def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, f
     else:
         raw = draw_samples(r.colorizer, L, ab_true, n_samples, seed, start, device, ids,
                            r.name)
-        ab = raw.detach().to(AB_CACHE_DTYPE)
+        ab = raw.detach().to(AB_DTYPE)
         r.colorized += len(ids)
         r.cache.save_ab(fname, ids, ab)
     return ab.expand(-1, n_samples, -1, -1, -1)
@@ -302,8 +269,8 @@ def _context(r: _Row, batch: dict[str, Any], start: int, fname: str, seg: Any, d
     ab_true = batch["ab"].to(device)
     ab = _colorize(r, L, ab_true, ids, start, fname, device, seed, n_samples)
     ab = ab.to(device=L.device, dtype=L.dtype)  # (B,n,2,H',W')
+    rgb_u8 = to_rgb_u8(L, ab[:, 0])  # (B,3,H,W) uint8, a saved image
     with torch.inference_mode():
-        rgb_u8 = to_uint8(lab_parts_to_rgb(L, ab[:, 0]))  # (B,3,H,W) uint8, a saved image
         if "true_u8" not in batch:  # shared by every row of this batch
             batch["true_u8"] = to_uint8(batch["rgb"].to(device))
         pred = None if seg is None else seg.predict(rgb_u8.to(torch.float32) / 255.0)
@@ -358,7 +325,7 @@ def _finish(r: _Row, ds: Any, seg: Any, cfg: EvalConfig, info: DistInfo,
                            "images, rerun with --no-cache and report the bug")
         per_image.update(out.per_image)
         conventions.update(out.provenance)
-    config = {**cfg.record(), "scored_sample": 0, "ab_precision": str(AB_CACHE_DTYPE),
+    config = {**cfg.record(), "scored_sample": 0, "ab_precision": str(AB_DTYPE),
               "ab_allowed_range": [AB_LOW, AB_HIGH],
               "rgb_quantisation": "uint8 (judge sees rgb_u8/255; PSNR on rgb_u8)",
               "luminance": "original L of the dataset image"}

@@ -7,6 +7,7 @@ seed as the run), so each pair's printed score is the one the run recorded for i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -94,24 +95,17 @@ def diversity_figure(col: Any, ds: Any, result: RunResult, cfg: EvalConfig, devi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..cache import AB_CACHE_DTYPE
-    from ..color import lab_parts_to_rgb, to_uint8
-    from ..data import collate
+    from ..colorize import colorize_indices
     from ..io import atomic_write
     from ..metrics.diversity import ms_ssim_pairs
-    from ..runner import draw_samples
 
-    e = min(cfg.batch_size, len(ds) if cfg.limit is None else min(cfg.limit, len(ds)))
-    batch = collate([ds[i] for i in range(e)])
-    if not batch["ids"]:
-        raise PscError(f"no scorable image in the first batch of {ds.name}, in --dataset, "
-                       "check the images")
-    L = batch["L"].to(device)
-    ab = draw_samples(col, L, batch["ab"].to(device), 2, cfg.seed, 0, device, batch["ids"],
-                      result.colorizer)
+    # the run's own first batch: same images, batch size and seed as the run it illustrates
+    scored = copy.copy(ds).subset(cfg.limit)
+    got = colorize_indices(col, scored, range(min(cfg.batch_size, len(scored))), n_samples=2,
+                           seed=cfg.seed, device=device, batch_size=cfg.batch_size,
+                           name=result.colorizer)
+    rgb = [got.rgb_u8(k) for k in range(2)]
     with torch.inference_mode():
-        ab = ab.to(AB_CACHE_DTYPE).to(L.dtype)
-        rgb = [to_uint8(lab_parts_to_rgb(L, ab[:, k])) for k in range(2)]
         scores = ms_ssim_pairs(rgb[0], rgb[1], result.provenance["msssim_variant"]).cpu()
     order = torch.argsort(scores)
     k = min(N_EXAMPLES, len(order))
@@ -135,7 +129,7 @@ def diversity_figure(col: Any, ds: Any, result: RunResult, cfg: EvalConfig, devi
             a.set_xticks([])
             a.set_yticks([])
             if r == 0:
-                a.set_title(f"{batch['ids'][i]}\nMS-SSIM {float(scores[i]):.3f}", fontsize=8)
+                a.set_title(f"{got.ids[i]}\nMS-SSIM {float(scores[i]):.3f}", fontsize=8)
     fig.tight_layout()
 
     def save(f):

@@ -2,7 +2,9 @@
 
 One row per image: the gray input, then each colorizer's samples (``n`` per stochastic
 colorizer, one per deterministic one), then the ground truth; a title above every
-column. Chroma is joined with the ORIGINAL L, as the harness does for scoring. Tiles are
+column. The colorizations come from the one colorize path (``psc_eval.colorize``): sample 0
+of an image is the one its mIoU and PSNR were scored on for the same seed (default batch
+size), further samples are those of a diversity run. Tiles are
 upscaled (nearest neighbour, an integer factor) to at least ``min_tile`` pixels.
 """
 
@@ -15,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..color import lab_parts_to_rgb, to_uint8
-from ..colorizer import build_colorizer, check_ab, run_colorizer
-from ..data import collate, get_dataset
+from ..colorize import colorize_indices, to_rgb_u8
+from ..colorizer import build_colorizer
+from ..data import get_dataset
+from ..errors import PscError
 from ..io import atomic_write, ensure_dir
 from ..results import safe_name
 
@@ -62,42 +65,36 @@ def write_sample_grid(
     row; ``weights`` only with a single colorizer. Colorizers are built as every command
     builds them (``build_colorizer``), so a plain user class works here as in ``miou``.
     """
-    from ..errors import PscError
-
     names = list(dict.fromkeys(colorizers))
     if weights is not None and len(names) > 1:
         raise PscError(f"--weights with {len(names)} colorizers, in the options, "
                        "draw one colorizer per weights file")
-    ds = get_dataset(dataset, root=root, split=split, size=size).subset(limit)
-    batch = collate([ds[i] for i in range(len(ds))])
-    if batch["L"] is None:
-        raise PscError(f"every image of {dataset}/{ds.split} was skipped (no colour), in "
-                       "--dataset, choose images with colour")
-    L, ab_true = batch["L"], batch["ab"]
-    tiles = [lab_parts_to_rgb(L, torch.zeros_like(ab_true))]
+    ds = get_dataset(dataset, root=root, split=split, size=size)
+    first = range(min(limit, len(ds)))
+    L = ab_true = None
+    tiles: list[torch.Tensor] = []
     titles = ["gray input"]
     for name in names:
         ref = name in ("gray", "gt")
         col = build_colorizer(name, dataset, None if ref else weights, device,
                               None if ref else options)
         k = n if getattr(col, "stochastic", False) else 1
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        with torch.no_grad():
-            ab = run_colorizer(col, L, ab_true, n_samples=k, generator=g)
-        ab = check_ab(ab, batch["ids"], k, name)  # NaN / out of range: one line, no grid
+        got = colorize_indices(col, ds, first, n_samples=k, seed=seed, device=device,
+                               name=name)
+        if L is None:
+            L, ab_true = got.L, got.ab_true
+            tiles.append(to_rgb_u8(L, torch.zeros_like(ab_true)))
         for j in range(k):
-            a = ab[:, j].to(L.dtype)
-            if a.shape[-2:] != L.shape[-2:]:
-                a = torch.nn.functional.interpolate(a, size=L.shape[-2:], mode="bilinear",
-                                                    align_corners=False)
-            tiles.append(lab_parts_to_rgb(L, a))
+            tiles.append(got.rgb_u8(j))
             titles.append(name if k == 1 else f"{name} #{j + 1}")
-    tiles.append(lab_parts_to_rgb(L, ab_true))
+    if L is None:
+        raise PscError("no colorizer given, in --colorizer, name at least one")
+    tiles.append(to_rgb_u8(L, ab_true))
     titles.append("ground truth")
     scale = max(1, -(-min_tile // L.shape[-1]))
     columns = []
     for t in tiles:  # (B,3,H,W) -> one column (B*H*scale, W*scale, 3)
-        u8 = to_uint8(t).permute(0, 2, 3, 1).numpy()
+        u8 = t.permute(0, 2, 3, 1).cpu().numpy()
         u8 = u8.repeat(scale, axis=1).repeat(scale, axis=2)
         columns.append(np.concatenate(list(u8), axis=0))
     grid = _titled(columns, titles)

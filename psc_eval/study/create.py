@@ -4,7 +4,9 @@ The protocol follows the naturalness study of the paper (Sec. 4, Table 4): obser
 one image at a time, either a colorization or a real photo, and decide whether it looks
 natural. Each stimulus is the method's chroma recombined with the ORIGINAL luminance and
 converted to RGB once (as the harness does for every metric), so no method can win by
-altering L. Stochastic methods contribute one seeded sample per image.
+altering L. Stochastic methods contribute one sample per image: sample 0 of the one colorize
+path (``psc_eval.colorize``), the very colorization the image's mIoU was scored on for the
+study seed and the evaluation batch size.
 
 Vigilance (catch) trials are mixed in to flag inattentive observers: real images (expected
 answer "natural") and deliberately wrong colours (expected "not natural"): chroma rotated
@@ -30,8 +32,9 @@ import torch
 from PIL import Image
 
 from .. import __version__
-from ..color import lab_parts_to_rgb, rgb_to_lab, to_uint8
-from ..colorizer import build_colorizer, check_ab, run_colorizer
+from ..color import lab_parts_to_rgb, rgb_to_lab
+from ..colorize import BATCH_SIZE, colorize_indices, to_rgb_u8
+from ..colorizer import build_colorizer
 from ..data import get_dataset
 from ..data.base import SegDataset
 from ..errors import PscError
@@ -57,7 +60,7 @@ class StudyConfig:
     n_vigilance: int | None = None  # None: max(4, ceil(10% of the test trials)), even
     weights: dict[str, str] = field(default_factory=dict)  # method -> weights path
     device: str = "cpu"
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE  # the evaluation batch size whose samples the stimuli show
 
 
 def default_vigilance(n_test: int) -> int:
@@ -134,7 +137,7 @@ def create_study(
     n_vigilance: int | None = None,
     weights: dict[str, str] | None = None,
     device: str = "cpu",
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     dataset_obj: SegDataset | None = None,
     progress: bool = True,
 ) -> Path:
@@ -191,17 +194,17 @@ def create_study(
     tmp = out / f".{STIMULI}.partial-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        def emit(rgb: torch.Tensor, info: dict[str, Any]) -> None:
+        def emit(rgb_u8: torch.Tensor, info: dict[str, Any]) -> None:
             name = f"{secrets.token_hex(16)}.png"
-            arr = to_uint8(rgb).permute(1, 2, 0).cpu().numpy()
+            arr = rgb_u8.permute(1, 2, 0).cpu().numpy()
             path = atomic_write(tmp / name, _to_png_writer(arr, cfg.display_size))
             tid = secrets.token_hex(8)
             while tid in trials:  # pragma: no cover - 64-bit collision
                 tid = secrets.token_hex(8)
             trials[tid] = {**info, "stimulus": name, "sha256": sha256_file(path)}
 
-        total = len(cfg.methods) * math.ceil(len(test_imgs) / cfg.batch_size) + bool(vig_imgs)
-        bar = progress_bar(total=total, desc="rendering stimuli", unit="batch", disable=not progress)
+        bar = progress_bar(total=len(cfg.methods) + bool(vig_imgs), desc="rendering stimuli",
+                           unit="method", disable=not progress)
         for m, col in colorizers.items():
             w_sha = getattr(col, "weights_sha256", None)
             if w_sha is None and m in cfg.weights:
@@ -209,29 +212,24 @@ def create_study(
             stochastic = bool(getattr(col, "stochastic", False))
             method_info.append({"method": m, "name": getattr(col, "name", m),
                                 "stochastic": stochastic, "weights_sha256": w_sha})
-            # One generator per method, seeded from (study seed, method): one seeded sample.
-            gen = torch.Generator().manual_seed(_seed_for(cfg.seed, f"method:{m}"))
-            for b0 in range(0, len(test_imgs), cfg.batch_size):
-                L, ab_true, ids = stack(test_imgs[b0: b0 + cfg.batch_size])
-                with torch.no_grad():
-                    ab = run_colorizer(col, L.to(cfg.device), ab_true.to(cfg.device), 1, gen)
-                ab = check_ab(ab, ids, 1, m)[:, 0].float().cpu()  # (B, 2, H', W'): one sample
-                rgb = lab_parts_to_rgb(L, ab)  # recombined with the ORIGINAL L
-                for i, img_id in enumerate(ids):
-                    emit(rgb[i], {"kind": "test", "method": m, "image_id": img_id,
-                                  "weights_sha256": w_sha})
-                bar.update(1)
+            # sample 0 of the canonical evaluation draw: the colorization mIoU scored
+            got = colorize_indices(col, ds, [i for i, _ in test_imgs], seed=cfg.seed,
+                                   device=cfg.device, batch_size=cfg.batch_size, name=m)
+            for img_id, rgb in zip(got.ids, got.rgb_u8(0).cpu()):
+                emit(rgb, {"kind": "test", "method": m, "image_id": img_id,
+                           "weights_sha256": w_sha})
+            bar.update(1)
         if vig_imgs:
             L, ab_true, ids = stack(vig_imgs)
-            real = lab_parts_to_rgb(L, ab_true)
+            real = to_rgb_u8(L, ab_true)
             for i, img_id in enumerate(ids):
                 if i % 2 == 0:
                     emit(real[i], {"kind": "vigilance-real", "method": None, "image_id": img_id,
                                    "weights_sha256": None})
                 else:
                     how = WRONG_KINDS[(i // 2) % len(WRONG_KINDS)]
-                    wrong = lab_parts_to_rgb(L[i:i + 1], wrong_colours(L[i:i + 1],
-                                                                      ab_true[i:i + 1], how))
+                    wrong = to_rgb_u8(L[i:i + 1], wrong_colours(L[i:i + 1], ab_true[i:i + 1],
+                                                                how))
                     emit(wrong[0], {"kind": "vigilance-wrong", "method": None, "image_id": img_id,
                                     "weights_sha256": None, "manipulation": how})
             bar.update(1)
