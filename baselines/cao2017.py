@@ -61,7 +61,8 @@ from torch import Tensor, nn
 
 from psc_eval.color import normalize_ab, normalize_L
 from psc_eval.errors import ConfigError
-from psc_eval.training import Optim, TrainMethod, TrainResult
+from psc_eval.methods import Method, config_files
+from psc_eval.training import Config, Optim, TrainConfig, TrainMethod
 
 from . import common
 
@@ -199,13 +200,16 @@ class CaoNet(nn.Module):
 class CaoMethod(TrainMethod):
     """Two optimisers, D (index 0) then G (index 1), each Adam with the config's settings."""
 
-    kind = "colorizer"
-    resumable_keys = common.RESUMABLE
+    model_config = CaoModelConfig
     STEPS = ("D", "G")
 
-    def __init__(self, net: CaoNet, t: common.TrainSettings):
+    def __init__(self, net: CaoNet, t: TrainConfig):
         self.model = net
         self.t = t
+
+    @classmethod
+    def build(cls, name: str, cfg: Config, train_ds: Any) -> CaoMethod:
+        return cls(CaoNet(cfg.model), cfg.train)
 
     def configure_optimizers(self, total_steps: int) -> list[Optim]:
         t = self.t
@@ -228,22 +232,6 @@ class CaoMethod(TrainMethod):
                 "G_total": gt["total"], "ab_l1": gt["ab_l1"]}
 
 
-def load_cao_config(name_or_path: str, overrides: dict[str, Any] | None = None):
-    model, train, where = common.load_config(NAME, CaoModelConfig, name_or_path, overrides)
-    model.check(where)
-    return model, train
-
-
-def train_cao2017(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
-) -> TrainResult:
-    """``psc-eval train --colorizer cao2017``: alternating D / G steps in the core loop."""
-    o = common.TrainOptions(**options)
-    model, t = load_cao_config(config, o.overrides())
-    return common.run_training(NAME, dataset, t, common.saved_config(model, t),
-                               model.input_size, lambda _ds: CaoMethod(CaoNet(model), t), o)
-
-
 class Cao2017(common.BaselineColorizer):
     """The generator of a trained cao2017 run; samples differ by their noise."""
 
@@ -260,5 +248,7 @@ class Cao2017(common.BaselineColorizer):
         return self.net.G(x_L, noises)
 
 
-__all__ = ["Cao2017", "CaoMethod", "CaoModelConfig", "CaoNet", "gan_losses",
-           "load_cao_config", "train_cao2017"]
+METHOD = Method(
+    NAME, Cao2017, "diverse: conditional GAN with multi-layer noise (Cao et al. 2017)",
+    trainable=CaoMethod, configs=config_files(__file__, f"{NAME}-"), label="Cao et al. (2017)",
+    group="diverse", paper_table4=80.00)

@@ -78,7 +78,8 @@ from torch import Tensor, nn
 
 from psc_eval.color import AB_MIN, normalize_ab, normalize_L
 from psc_eval.errors import ConfigError
-from psc_eval.training import Optim, TrainMethod, TrainResult
+from psc_eval.methods import Method, config_files
+from psc_eval.training import Config, Optim, TrainConfig, TrainMethod
 
 from . import common
 
@@ -344,14 +345,27 @@ def set_statistics(net: DeshpandeNet, dataset: Any) -> dict[str, float]:
 class DeshpandeMethod(TrainMethod):
     """Optimiser 0 (``vae``) for the first ``vae_epochs`` epochs, optimiser 1 (``mdn``) after."""
 
-    kind = "colorizer"
-    resumable_keys = common.RESUMABLE
+    model_config = DeshpandeModelConfig
 
-    def __init__(self, net: DeshpandeNet, t: common.TrainSettings):
+    def __init__(self, net: DeshpandeNet, t: TrainConfig):
         self.model = net
         self.t = t
         self._scheds: list[Any] = []
         self.vae_steps = 0
+
+    @classmethod
+    def check_config(cls, cfg: Config, where: str) -> None:
+        cfg.model.check(where)
+        if cfg.train.epochs <= cfg.model.vae_epochs:
+            raise ConfigError(f"train.epochs={cfg.train.epochs} leaves no MDN epoch after "
+                              f"model.vae_epochs={cfg.model.vae_epochs}, in {where}, "
+                              "train for more epochs")
+
+    @classmethod
+    def build(cls, name: str, cfg: Config, train_ds: Any) -> DeshpandeMethod:
+        net = DeshpandeNet(cfg.model)
+        set_statistics(net, train_ds)
+        return cls(net, cfg.train)
 
     def configure_optimizers(self, total_steps: int) -> list[Optim]:
         t, c = self.t, self.model.cfg
@@ -403,32 +417,6 @@ class DeshpandeMethod(TrainMethod):
         return out
 
 
-def load_deshpande_config(name_or_path: str, overrides: dict[str, Any] | None = None):
-    model, train, where = common.load_config(NAME, DeshpandeModelConfig, name_or_path, overrides)
-    model.check(where)
-    if train.epochs <= model.vae_epochs:
-        raise ConfigError(f"train.epochs={train.epochs} leaves no MDN epoch after "
-                          f"model.vae_epochs={model.vae_epochs}, in {where}, "
-                          "train for more epochs")
-    return model, train
-
-
-def train_deshpande2017(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
-) -> TrainResult:
-    """``psc-eval train --colorizer deshpande2017``: VAE epochs, then MDN epochs."""
-    o = common.TrainOptions(**options)
-    model, t = load_deshpande_config(config, o.overrides())
-
-    def build(train_ds):
-        net = DeshpandeNet(model)
-        set_statistics(net, train_ds)
-        return DeshpandeMethod(net, t)
-
-    return common.run_training(NAME, dataset, t, common.saved_config(model, t),
-                               model.input_size, build, o)
-
-
 class Deshpande2017(common.BaselineColorizer):
     """Decode codes drawn from the MDN's mixture for the gray image."""
 
@@ -446,6 +434,7 @@ class Deshpande2017(common.BaselineColorizer):
         return self.net.decode(z, feats)
 
 
-__all__ = ["Deshpande2017", "DeshpandeMethod", "DeshpandeModelConfig", "DeshpandeNet",
-           "gradient_loss", "hist_weighted_l2", "kl_standard_normal", "mahalanobis_loss",
-           "mdn_loss", "set_statistics", "train_deshpande2017"]
+METHOD = Method(
+    NAME, Deshpande2017, "diverse: chroma VAE + MDN on gray features (Deshpande et al. 2017)",
+    trainable=DeshpandeMethod, configs=config_files(__file__, f"{NAME}-"),
+    label="Deshpande et al. (2017)", group="diverse", paper_table4=75.30)

@@ -47,7 +47,8 @@ from torch import Tensor, nn
 
 from psc_eval.color import normalize_ab, normalize_L
 from psc_eval.data.base import IGNORE_INDEX
-from psc_eval.training import Optim, TrainMethod, TrainResult
+from psc_eval.methods import Method, config_files
+from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 
 from . import common
 
@@ -143,34 +144,26 @@ def iizuka_loss(pred: Tensor, logits: Tensor, ab: Tensor, mask: Tensor | None,
 
 
 class IizukaMethod(TrainMethod):
-    kind = "colorizer"
-    resumable_keys = common.RESUMABLE
+    model_config = IizukaConfig
 
-    def __init__(self, net: IizukaNet, cfg: IizukaConfig, t: common.TrainSettings):
+    def __init__(self, net: IizukaNet, cfg: IizukaConfig, t: TrainConfig):
         self.model, self.cfg, self.t = net, cfg, t
 
+    @classmethod
+    def prepare(cls, name: str, cfg: Config, train_ds: Any) -> None:
+        # the classifier's width (saved in the config) is the dataset's class count
+        cfg.model.num_classes = int(train_ds.num_classes)
+
+    @classmethod
+    def build(cls, name: str, cfg: Config, train_ds: Any) -> IizukaMethod:
+        return cls(IizukaNet(cfg.model), cfg.model, cfg.train)
+
     def configure_optimizers(self, total_steps: int):
-        return [Optim("net", common.make_optimizer(self.model.parameters(), self.t))]
+        return [make_optimizer(self.model.parameters(), self.t)]
 
     def training_step(self, model, batch, *, opt_index, generator):
         pred, logits = model(batch["L"])
         return iizuka_loss(pred, logits, batch["ab"], batch.get("mask"), self.cfg.alpha)
-
-
-def train_iizuka2016(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
-) -> TrainResult:
-    """``psc-eval train --colorizer iizuka2016``: the core loop on Eq. 2."""
-    o = common.TrainOptions(**options)
-    overrides = o.overrides()
-    cfg, t, _ = common.load_config(NAME, IizukaConfig, config, overrides)
-    # the classifier's width (saved in the config) is the dataset's class count
-    from psc_eval.data import get_dataset
-
-    cfg.num_classes = int(get_dataset(dataset, root=o.root, split=t.val_split or None,
-                                      size=cfg.input_size).num_classes)
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), cfg.input_size,
-                               lambda _ds: IizukaMethod(IizukaNet(cfg), cfg, t), o)
 
 
 class Iizuka2016(common.BaselineColorizer):
@@ -188,5 +181,7 @@ class Iizuka2016(common.BaselineColorizer):
         return normalize_ab(pred * AB_RANGE - AB_OFFSET)
 
 
-__all__ = ["Iizuka2016", "IizukaConfig", "IizukaNet", "iizuka_loss", "present_classes",
-           "train_iizuka2016"]
+METHOD = Method(
+    NAME, Iizuka2016, "global + local features fused, MSE + classification (Iizuka et al. 2016)",
+    trainable=IizukaMethod, configs=config_files(__file__, f"{NAME}-"),
+    label="Iizuka et al. (2016)", group="single", paper_table3=(67.6, 24.20), paper_table4=88.61)

@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from psc_eval.color import lab_to_rgb, normalize_ab, normalize_L, rgb_to_lab
-from psc_eval.training import Optim, TrainMethod, TrainResult
+from psc_eval.methods import Method, config_files
+from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 
 from . import common
 
@@ -209,14 +210,17 @@ def neutral_gray(L: Tensor) -> Tensor:
 
 
 class LarssonMethod(TrainMethod):
-    kind = "colorizer"
-    resumable_keys = common.RESUMABLE
+    model_config = LarssonConfig
 
-    def __init__(self, net: LarssonNet, cfg: LarssonConfig, t: common.TrainSettings):
+    def __init__(self, net: LarssonNet, cfg: LarssonConfig, t: TrainConfig):
         self.model, self.cfg, self.t = net, cfg, t
 
+    @classmethod
+    def build(cls, name: str, cfg: Config, train_ds: Any) -> LarssonMethod:
+        return cls(LarssonNet(cfg.model), cfg.model, cfg.train)
+
     def configure_optimizers(self, total_steps: int):
-        return [Optim("net", common.make_optimizer(self.model.parameters(), self.t))]
+        return [make_optimizer(self.model.parameters(), self.t)]
 
     def training_step(self, model, batch, *, opt_index, generator):
         c = self.cfg
@@ -234,17 +238,6 @@ class LarssonMethod(TrainMethod):
             return t.flatten(2).gather(2, flat[:, None].expand(-1, t.shape[1], -1))[:, :, None]
 
         return larsson_loss(hl, cl, at(y_h), at(y_c), at(chroma[:, None])[:, 0], c.lambda_hue)
-
-
-def train_larsson2016(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
-) -> TrainResult:
-    """``psc-eval train --colorizer larsson2016``: the core loop on sampled hypercolumns."""
-    o = common.TrainOptions(**options)
-    overrides = o.overrides()
-    cfg, t, _ = common.load_config(NAME, LarssonConfig, config, overrides)
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), cfg.input_size,
-                               lambda _ds: LarssonMethod(LarssonNet(cfg), cfg, t), o)
 
 
 class Larsson2016(common.BaselineColorizer):
@@ -267,6 +260,8 @@ class Larsson2016(common.BaselineColorizer):
         return normalize_ab(ab)
 
 
-__all__ = ["Larsson2016", "LarssonConfig", "LarssonNet", "decode", "histogram_targets",
-           "hue_chroma_to_rgb", "kl_div", "larsson_loss", "rgb_to_hue_chroma",
-           "train_larsson2016"]
+METHOD = Method(
+    NAME, Larsson2016, "hypercolumns, hue/chroma histograms (Larsson et al. 2016)",
+    trainable=LarssonMethod, configs=config_files(__file__, f"{NAME}-"),
+    label="Larsson et al. (2016)", group="single", paper_table3=(68.8, 24.56),
+    paper_table4=86.99)

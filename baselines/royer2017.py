@@ -58,14 +58,14 @@ from typing import Any
 import torch
 from psc_eval.models.colorizer import _PSCBase
 from psc_eval.models.commands import PSCMethod
-from psc_eval.models.config import Config, config_from_checkpoint, config_from_dict
-from psc_eval.models.config import dataclass_from_dict as _from_dict
+from psc_eval.models.config import ModelConfig, PSCTrainConfig, check_config, config_from_checkpoint
 from psc_eval.models.network import PSCNet
 
 from psc_eval.checkpoint import load_state_dict_checked, require_keys
 from psc_eval.colorizer import RANDOM_WEIGHTS
 from psc_eval.errors import ConfigError, WeightsError
-from psc_eval.training import TrainResult
+from psc_eval.methods import Method, config_files
+from psc_eval.training import Config, load_config
 
 from . import common
 
@@ -73,24 +73,28 @@ NAME = "royer2017"
 
 
 @dataclass
-class PICOptions:
-    """The ``[pic]`` table: what PIC's training adds to psc-purple's."""
+class PICTrainConfig(PSCTrainConfig):
+    """psc-purple's ``[train]`` table plus what PIC's training adds."""
 
     hflip: bool = True  # main.py: flip the whole batch left-right with probability 1/2
 
 
-def load_pic_config(name_or_path: str, overrides: dict[str, Any] | None = None
-                    ) -> tuple[Config, PICOptions]:
+CONFIGS = config_files(__file__, f"{NAME}-")
+
+
+def check_pic_config(cfg: Config, where: str) -> None:
+    check_config(cfg, where)
+    if cfg.model.fusion != "none":
+        raise ConfigError(f"royer2017 has no segmentation branch, in {where}, "
+                          "remove model.fusion")
+
+
+def load_pic_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> Config:
     """``toy`` / ``paper`` (baselines/configs/royer2017-*.toml) or a TOML path: the
     ``[model]``, ``[model.generator]`` and ``[train]`` tables of ``psc_eval.models``'
-    configs plus ``[pic]``."""
-    path = common.config_path(NAME, name_or_path)
-    raw = common.read_toml(path)
-    pic = _from_dict(PICOptions, dict(raw.pop("pic", {})), str(path), prefix="pic.")
-    cfg = config_from_dict(raw, str(path), overrides)
-    if cfg.model.fusion != "none":
-        raise ConfigError(f"royer2017 has no segmentation branch, in {path}, remove model.fusion")
-    return cfg, pic
+    configs (``[train]`` with PIC's ``hflip``)."""
+    return load_config(name_or_path, CONFIGS, ModelConfig, PICTrainConfig, overrides,
+                       check_pic_config)
 
 
 def build_pic_net(cfg: Config) -> PSCNet:
@@ -103,35 +107,24 @@ class PICMethod(PSCMethod):
     """PSCMethod (Adam with PIC's epsilon and per-step decay, Polyak averaging) plus
     PIC's random horizontal flip of the batch."""
 
-    def __init__(self, net: PSCNet, cfg: Config, pic: PICOptions):
-        super().__init__(net, cfg)
-        self.pic = pic
+    train_config = PICTrainConfig
+
+    @classmethod
+    def check_config(cls, cfg: Config, where: str) -> None:
+        check_pic_config(cfg, where)
+
+    @classmethod
+    def prepare(cls, name: str, cfg: Config, train_ds: Any) -> None:
+        pass  # no variant to resolve: f + g
+
+    @classmethod
+    def build(cls, name: str, cfg: Config, train_ds: Any) -> PICMethod:
+        return cls(build_pic_net(cfg), cfg)
 
     def training_step(self, model, batch, *, opt_index, generator):
-        if self.pic.hflip and bool(torch.rand((), generator=generator) < 0.5):
+        if self.cfg.hflip and bool(torch.rand((), generator=generator) < 0.5):
             batch = {**batch, "L": batch["L"].flip(-1), "ab": batch["ab"].flip(-1)}
         return model(batch)
-
-
-def train_royer2017(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
-) -> TrainResult:
-    """``psc-eval train --colorizer royer2017``: the core loop on f + g with PIC's settings."""
-    o = common.TrainOptions(**options)
-    overrides = o.overrides()
-    cfg, pic = load_pic_config(config, overrides)
-    t = cfg.train
-    # models' TrainConfig has the same dataset / loop fields as TrainSettings
-    ts = common.TrainSettings(epochs=t.epochs, batch_size=t.batch_size, seed=t.seed,
-                              n_train=t.n_train, n_val=t.n_val, train_split=t.train_split,
-                              val_split=t.val_split, workers=t.workers,
-                              cache_in_memory=t.cache_in_memory)
-    from psc_eval.models.config import loop_config
-
-    saved = {**cfg.to_dict(), "pic": common.asdict_plain(pic)}
-    return common.run_training(
-        NAME, dataset, ts, saved, cfg.model.input_size,
-        lambda _train_ds: PICMethod(build_pic_net(cfg), cfg, pic), o, loop=loop_config(t))
 
 
 class Royer2017(_PSCBase):
@@ -152,13 +145,14 @@ class Royer2017(_PSCBase):
         return net, ck["config"], int(ck.get("num_classes", 1)), path
 
     def _random_net(self, dataset: str, config: str, num_classes: int | None, seed: int):
-        cfg, pic = load_pic_config(str(config))
+        cfg = load_pic_config(str(config))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = build_pic_net(cfg)
-        saved = {**cfg.to_dict(), "pic": common.asdict_plain(pic)}
-        return net, {**saved, "weights": RANDOM_WEIGHTS, "init_seed": seed}, 1
+        return net, {**cfg.to_dict(), "weights": RANDOM_WEIGHTS, "init_seed": seed}, 1
 
 
-__all__ = ["PICMethod", "PICOptions", "Royer2017", "build_pic_net", "load_pic_config",
-           "train_royer2017"]
+METHOD = Method(
+    NAME, Royer2017, "diverse: PIC, gray embedding + conditional PixelCNN++ (Royer et al. 2017)",
+    trainable=PICMethod, configs=CONFIGS, label="Royer et al. (2017)", group="diverse",
+    paper_table4=89.89)

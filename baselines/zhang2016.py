@@ -60,7 +60,8 @@ from psc_eval.checkpoint import load_checkpoint, load_state_dict_checked
 from psc_eval.color import AB_MAX, AB_MIN, normalize_ab, rgb_to_lab
 from psc_eval.colorizer import RANDOM_WEIGHTS
 from psc_eval.errors import WeightsError
-from psc_eval.training import Optim, TrainMethod, TrainResult
+from psc_eval.methods import Method, config_files
+from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 
 from . import common
 
@@ -229,15 +230,21 @@ def bin_counts(ds, bins: Tensor, factor: int = 4, limit: int = 0) -> Tensor:
 
 
 class ZhangMethod(TrainMethod):
-    kind = "colorizer"
-    resumable_keys = common.RESUMABLE
+    model_config = ZhangConfig
 
-    def __init__(self, model: ZhangModel, t: common.TrainSettings):
+    def __init__(self, model: ZhangModel, t: TrainConfig):
         self.model, self.t = model, t
+
+    @classmethod
+    def build(cls, name: str, cfg: Config, train_ds: Any) -> ZhangMethod:
+        """The prior is counted on the training set before the loop starts."""
+        model = build_model(cfg.model)
+        model.set_prior(bin_counts(train_ds, model.bins))
+        return cls(model, cfg.train)
 
     def configure_optimizers(self, total_steps: int):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return [Optim("net", common.make_optimizer(params, self.t))]
+        return [make_optimizer(params, self.t)]
 
     def training_step(self, model, batch, *, opt_index, generator):
         return model(batch["L"], batch["ab"])
@@ -245,23 +252,6 @@ class ZhangMethod(TrainMethod):
 
 def build_model(cfg: ZhangConfig) -> ZhangModel:
     return ZhangModel(cfg)
-
-
-def train_zhang2016(
-    colorizer: str = NAME, dataset: str = "toy", config: str = "toy", **options: Any,
-) -> TrainResult:
-    """``psc-eval train --colorizer zhang2016``: prior from the training set, then the loop."""
-    o = common.TrainOptions(**options)
-    overrides = o.overrides()
-    cfg, t, _ = common.load_config(NAME, ZhangConfig, config, overrides)
-
-    def build(train_ds):
-        model = build_model(cfg)
-        model.set_prior(bin_counts(train_ds, model.bins))
-        return ZhangMethod(model, t)
-
-    return common.run_training(NAME, dataset, t, common.saved_config(cfg, t), cfg.input_size,
-                               build, o)
 
 
 class Zhang2016(common.BaselineColorizer):
@@ -321,6 +311,8 @@ class Zhang2016(common.BaselineColorizer):
         return ab[:, None].to(L.device)
 
 
-__all__ = ["ECCVNet", "Zhang2016", "ZhangConfig", "ZhangMethod", "ZhangModel",
-           "annealed_mean", "gamut_bins", "rebalance_weights", "smoothed_prior",
-           "soft_encode", "train_zhang2016"]
+METHOD = Method(
+    NAME, Zhang2016, "ab classification, rebalanced, annealed mean; loads the released "
+    "weights (Zhang et al. 2016)", trainable=ZhangMethod,
+    configs=config_files(__file__, f"{NAME}-"), label="Zhang et al. (2016)", group="single",
+    paper_table3=(68.1, 22.81), paper_table4=88.66)

@@ -33,10 +33,11 @@ from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
 from psc_eval.colorizer import RANDOM_WEIGHTS, check_L, check_n_samples
 from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.io import sha256_file
+from psc_eval.methods import Method
 from psc_eval.paths import colorizer_dir
 from psc_eval.training import LAST
 
-from .config import config_from_checkpoint, load_config, resolve_variant
+from .config import CONFIGS, config_from_checkpoint, load_config, resolve_variant
 from .network import PSCNet, embedding_mode
 
 SAMPLERS = ("cached", "naive")
@@ -218,3 +219,25 @@ class PSCEmbedding(_PSCBase):
         check_n_samples(self, n_samples)
         emb, _ = self._embed(L)
         return self._finish(embedding_mode(self.net.emb_params(emb)), L, 1)
+
+
+# The method records of the paper's model and its ablations (psc_eval.methods), in the
+# order of the ablation table (Sec. 3: purple, purple-blue, purple-blue-green).
+_TRAIN = "psc_eval.models.commands:PSCMethod"
+METHODS = [
+    Method("psc-purple", PSCPurple, "f + g, no semantics (Sec. 3.1)", trainable=_TRAIN,
+           configs=CONFIGS, label="purple: f + g, no semantics (Sec. 3.1)", group="ablation"),
+    Method("psc-purple-blue", PSCPurpleBlue,
+           "f shares its trunk with h; g sees f only (Sec. 3.2.1)", trainable=_TRAIN,
+           configs=CONFIGS, label="purple-blue: f shares h's trunk (Sec. 3.2.1)",
+           group="ablation"),
+    Method("ours", PSC, "paper's final model: f + h + g, concatenation (Sec. 3.2.2)",
+           trainable=_TRAIN, configs=CONFIGS, label="Ours (PSC)", group="paper",
+           ablation_label="purple-blue-green: f + h + g (Sec. 3.2.2, ours)",
+           paper_table3=(70.3, 23.15), paper_table4=94.65),
+    Method("psc-film", PSCFiLM, "f + h + g, feature-transform fusion (Sec. 3.2.2)",
+           trainable=_TRAIN, configs=CONFIGS, label="purple-blue-green, FiLM fusion",
+           group="ablation"),
+    Method("psc-embedding", PSCEmbedding, "decode f's own mixture, no autoregression "
+           "(Figs. 4, 6)", label="f's embedding decoded, no g (Figs. 4, 6)", group="ablation"),
+]

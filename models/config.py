@@ -14,18 +14,22 @@ reading), the loss weights (Eq. 6, 1:100:1) and the Polyak decay (0.9995, PIC's 
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from psc_eval.errors import ConfigError
-from psc_eval.training import LoopConfig
+from psc_eval.methods import config_files
+from psc_eval.training.config import (
+    Config,
+    TrainConfig,
+    config_from_tables,
+    dataclass_from_dict,
+)
+from psc_eval.training.config import load_config as load_method_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIGS = config_files(CONFIG_DIR)  # toy, paper
 
 # Variant name (colorizer registry) -> how g is conditioned (Sec. 3.1-3.2.2).
 VARIANTS: dict[str, str] = {
@@ -77,118 +81,18 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation (Sec. 4.1): Adam lr 1e-3, betas (0.95, 0.9995), Polyak averaging."""
+class PSCTrainConfig(TrainConfig):
+    """Optimisation (Sec. 4.1): Adam lr 1e-3, betas (0.95, 0.9995), Polyak averaging
+    0.9995 (PIC's value); the loss weights of Eq. 6. The rest is the core's TrainConfig."""
 
     lr: float = 1e-3
     betas: tuple[float, float] = (0.95, 0.9995)
     adam_eps: float = 1e-8  # not in the paper; torch's and TensorFlow-PIC's default scale
-    # Per-step exponential decay of the learning rate, lr * lr_decay ** step. The paper
-    # states only "initial learning rate 0.001"; PIC decays by 0.99999 per step. 1.0: off.
+    # The paper states only "initial learning rate 0.001"; PIC decays by 0.99999 per step.
     lr_decay: float = 1.0
     polyak: float = 0.9995
     # Eq. 6: lambda_1 : lambda_2 : lambda_3 = 1 : 100 : 1 (emb, seg, gen).
     loss_weights: tuple[float, float, float] = (1.0, 100.0, 1.0)
-    epochs: int = 10
-    batch_size: int = 16
-    seed: int = 0
-    n_train: int = 0  # 0: the whole training split
-    n_val: int = 0  # 0: the whole validation split
-    train_split: str = ""  # "": the dataset's training split (train / train_aug)
-    val_split: str = ""  # "": the dataset's evaluation split
-    workers: int = 0
-    cache_in_memory: bool = False  # keep decoded samples in RAM after the first epoch
-    grad_clip: float = 0.0  # 0: off
-    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: per epoch
-    # "bf16": autocast the forward pass to bfloat16 (the mixture losses stay fp32).
-    amp: str = "none"
-    device: str = "auto"  # auto: CUDA when available, else the CPU
-
-
-@dataclass
-class Config:
-    model: ModelConfig
-    train: TrainConfig
-    source: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": plain(dataclasses.asdict(self.model)),
-                "train": plain(dataclasses.asdict(self.train))}
-
-
-def plain(v: Any) -> Any:
-    """Dataclass dicts with tuples -> JSON-like values (lists), as checkpoints store them."""
-    if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    return v
-
-
-def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
-    """Coerce a TOML value to the annotated type or raise a one-line ConfigError."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(
-        f"config key {key!r} has the wrong type ({type(value).__name__} "
-        f"{value!r:.40}, expected {getattr(tp, '__name__', str(tp))}), in {where}, fix the value"
-    )
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check_value(v, args[0], key, where) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(
-                f"config key {key!r} needs {len(args)} values, got {len(value)}, in {where}, "
-                "fix the list"
-            )
-        return tuple(_check_value(v, a, key, where) for v, a in zip(value, args))
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        for a in typing.get_args(tp):
-            if a is type(None) and value is None:
-                return None
-            try:
-                return _check_value(value, a, key, where)
-            except ConfigError:
-                pass
-        raise bad
-    return value
-
-
-def dataclass_from_dict(cls: type, d: dict[str, Any], where: str, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from ``d``; unknown keys / wrong types -> ConfigError."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kw = {}
-    for k, v in d.items():
-        if k not in names:
-            raise ConfigError(
-                f"unknown config key {prefix + k!r}, in {where}, "
-                f"known keys: {', '.join(sorted(names))}"
-            )
-        kw[k] = _check_value(v, hints[k], prefix + k, where)
-    return cls(**kw)
 
 
 def generator_config(model: ModelConfig, where: str = "the model config") -> Any:
@@ -208,8 +112,9 @@ def generator_config(model: ModelConfig, where: str = "the model config") -> Any
         raise ConfigError(f"bad generator config ({e}), in {where}, fix [model.generator]") from None
 
 
-def _validate(cfg: Config, where: str) -> None:
-    m, t = cfg.model, cfg.train
+def check_config(cfg: Config, where: str) -> None:
+    """The paper model's own checks of a resolved config (after the shared ones)."""
+    m = cfg.model
     n = len(m.widths)
     for k in ("blocks", "strides", "dilations", "seg_dilations"):
         if len(getattr(m, k)) != n:
@@ -232,80 +137,28 @@ def _validate(cfg: Config, where: str) -> None:
             f"input size {m.input_size} is not a multiple of the stride product {m.factor}, "
             f"in {where}, pass --size divisible by {m.factor}"
         )
-    if not 0.0 <= t.polyak < 1.0:
-        raise ConfigError(f"train.polyak={t.polyak} outside [0, 1), in {where}, use e.g. 0.9995")
-    if not (math.isfinite(t.lr) and t.lr > 0):
-        raise ConfigError(f"train.lr={t.lr} must be finite and > 0, in {where}, use e.g. 1e-3")
-    if not 0.0 < t.lr_decay <= 1.0:
-        raise ConfigError(f"train.lr_decay={t.lr_decay} outside (0, 1], in {where}, "
-                          "use 1.0 (constant) or e.g. 0.99999 (PIC)")
-    if not (math.isfinite(t.adam_eps) and t.adam_eps > 0):
-        raise ConfigError(f"train.adam_eps={t.adam_eps} must be > 0, in {where}, use 1e-8")
-    if not all(0.0 <= b < 1.0 for b in t.betas):
-        raise ConfigError(f"train.betas={list(t.betas)} outside [0, 1), in {where}, "
-                          "use e.g. [0.95, 0.9995]")
     if m.input_size < 8:
         raise ConfigError(f"input size {m.input_size} is too small, in {where}, "
                           f"pass --size of at least 8 and divisible by {m.factor}")
-    for k in ("n_train", "n_val"):
-        if getattr(t, k) < 0:
-            raise ConfigError(f"train.{k}={getattr(t, k)} is negative, in {where}, "
-                              "use 0 (all) or a count")
-    loop_config(t).check(where)
     generator_config(m, where)
 
 
-def loop_config(t: TrainConfig) -> LoopConfig:
-    """What the core training loop takes of this config (Polyak averaging always on)."""
-    return LoopConfig(epochs=t.epochs, batch_size=t.batch_size, seed=t.seed, workers=t.workers,
-                      grad_clip=t.grad_clip, amp=t.amp, ema_decay=t.polyak,
-                      checkpoint_every=t.checkpoint_every, keep_epochs=True, device=t.device)
-
-
-def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> Config:
+def load_config(name_or_path: str, overrides: dict[str, Any] | None = None,
+                train_cls: type = PSCTrainConfig) -> Config:
     """``toy`` / ``paper`` (models/configs) or a TOML path; ``overrides`` {"train.lr": ...}."""
-    p = Path(name_or_path)
-    if not name_or_path.endswith(".toml") and (CONFIG_DIR / f"{name_or_path}.toml").is_file():
-        p = CONFIG_DIR / f"{name_or_path}.toml"
-    if not p.is_file():
-        known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
-        raise ConfigError(
-            f"config not found, {name_or_path}, pass one of {known} or a path to a .toml file"
-        )
-    where = str(p)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"cannot parse TOML ({e}), {where}, fix the syntax") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config is not UTF-8 text, {where}, save it as UTF-8 TOML") from None
-    return config_from_dict(raw, where, overrides)
+    return load_method_config(name_or_path, CONFIGS, ModelConfig, train_cls, overrides,
+                              check_config)
 
 
-def config_from_dict(
-    raw: dict[str, Any], where: str, overrides: dict[str, Any] | None = None
-) -> Config:
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    for k in raw:
-        if k not in ("model", "train"):
-            raise ConfigError(f"unknown config table {k!r}, in {where}, use [model] and [train]")
-    model_d = dict(raw.get("model", {}))
-    train_d = dict(raw.get("train", {}))
-    if "fusion" in model_d:
+def config_from_dict(raw: dict[str, Any], where: str, overrides: dict[str, Any] | None = None,
+                     train_cls: type = PSCTrainConfig) -> Config:
+    model = raw.get("model", {})
+    if isinstance(model, dict) and "fusion" in model:
         raise ConfigError(
             f"config key 'model.fusion' is set by the variant, in {where}, "
             "choose --colorizer ours (concat) or psc-film (film) instead"
         )
-    for key, value in (overrides or {}).items():
-        table, _, k = key.partition(".")
-        if value is None:
-            continue
-        (model_d if table == "model" else train_d)[k] = value
-    model = dataclass_from_dict(ModelConfig, model_d, where, prefix="model.")
-    train = dataclass_from_dict(TrainConfig, train_d, where, prefix="train.")
-    cfg = Config(model=model, train=train, source=where)
-    _validate(cfg, where)
-    return cfg
+    return config_from_tables(raw, where, ModelConfig, train_cls, overrides, check_config)
 
 
 def resolve_variant(cfg: Config, variant: str) -> Config:
@@ -323,6 +176,7 @@ def config_from_checkpoint(d: dict[str, Any], where: str) -> Config:
     """Rebuild the resolved config stored in a checkpoint (fusion included)."""
     model_d = dict(d["model"])
     fusion = model_d.pop("fusion", "none")
-    cfg = config_from_dict({"model": model_d, "train": d["train"]}, where)
+    train_d = {k: v for k, v in dict(d["train"]).items() if k != "hflip"}
+    cfg = config_from_dict({"model": model_d, "train": train_d}, where)
     cfg.model.fusion = fusion
     return cfg

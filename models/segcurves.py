@@ -44,7 +44,6 @@ from psc_eval.training import (
 )
 
 from .commands import build_net, resolve_train_config
-from .config import loop_config
 from .losses import mask_target, seg_loss
 
 
@@ -121,7 +120,7 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
         # checkpoint trains its own run (a finished run of the old trunk is never reused).
         trunk = {"pretrained_trunk_sha256": pre_sha} if mode == "pretrained" else {}
         run_dir = colorizer_dir(dataset, f"fig9-{mode}" + (f"-{pre_sha[:12]}" if trunk else ""))
-        trainer = Trainer(SegMethod(seg, t), loop_config(t), train_c, val_c, run_dir,
+        trainer = Trainer(SegMethod(seg, t), t, train_c, val_c, run_dir,
                           config={**cfg.to_dict(), "fig9": mode, **trunk},
                           meta={"variant": f"fig9-{mode}", "dataset": dataset,
                                 "num_classes": train_ds.num_classes}, progress=progress)

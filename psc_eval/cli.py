@@ -42,6 +42,37 @@ def dataset_options(default_split: str | None = None):
     return deco
 
 
+def train_options(which: str = "method"):
+    """One option per field of the training config marked ``cli`` (the core TrainConfig of
+    psc_eval.training.config; for ``judge`` its JudgeTrainConfig), None meaning the
+    config's value, as the evaluation options are generated from EvalConfig."""
+    from .training.config import TrainConfig, cli_fields
+
+    if which == "judge":
+        from .judge.train import JudgeTrainConfig as cls
+    else:
+        cls = TrainConfig
+    opts = []
+    for f in cli_fields(cls):
+        meta = f.metadata
+        shown = "the config's" if which == "method" else repr(f.default)
+        kw: dict = {"default": None, "help": f"{meta['help']} (default: {shown})"}
+        if "choices" in meta:
+            kw["type"] = click.Choice(list(meta["choices"]))
+        elif f.type in (int, "int"):
+            kw["type"] = click.IntRange(meta["min"]) if "min" in meta else int
+        elif f.type in (float, "float"):
+            kw["type"] = float
+        opts.append(click.option("--" + f.name.replace("_", "-"), f.name, **kw))
+
+    def deco(fn):
+        for o in reversed(opts):
+            fn = o(fn)
+        return fn
+
+    return deco
+
+
 def open_dataset(dataset: str, root, split, size: int, allow_partial: bool, **kw):
     from .data import get_dataset
 
@@ -56,7 +87,7 @@ def ls_cmd() -> None:
     # (heading, module, its psc_eval.registry.Registry); listing imports no model code
     registries = (
         ("colorizers", "psc_eval.colorizer", "COLORIZERS"),
-        ("trainable colorizers (psc-eval train)", "psc_eval.training", "TRAINABLE"),
+        ("trainable colorizers (psc-eval train)", "psc_eval.training.entry", "TRAINABLE"),
         ("segmenters", "psc_eval.judge.registry", "SEGMENTERS"),
         ("datasets", "psc_eval.data", "DATASETS"),
         ("scorers", "psc_eval.metrics", "SCORERS"),
@@ -102,21 +133,9 @@ def data_preview(dataset, root, split, size, allow_partial, out, n_rows) -> None
 @click.option("--val-split", default=None,
               help="Validation split (default: the dataset's evaluation split).")
 @click.option("--size", default=None, type=int, help="Square input size (default: the dataset's).")
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate (poly decay).")
-@click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "sgd"]))
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0))
+@train_options("judge")
 @click.option("--threads", default=None, type=click.IntRange(1),
               help="torch CPU threads (default: torch's choice).")
-@click.option("--n-train", default=None, type=click.IntRange(1),
-              help="Train on the first N images only.")
-@click.option("--n-val", default=None, type=click.IntRange(1),
-              help="Validate on the first N images only.")
-@click.option("--checkpoint-every", default=0, show_default=True, type=click.IntRange(0),
-              help="Also checkpoint every N steps (0: after every epoch only).")
 @click.option("--out", "--weights", "out", default=None, type=click.Path(dir_okay=False),
               help="Weights file (default $PSC_HOME/judges/<dataset>/<arch>.pt).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -244,32 +263,38 @@ def compare_cmd(a, b, resamples, seed, as_json) -> None:
 # --- model commands (train, sample): psc_eval.models ---
 
 
-@cli.command("train", short_help="Train the paper's model, an ablation or a baseline.")
+class TrainCommand(click.Command):
+    """``train --help`` lists every trainable method of the records (read only then)."""
+
+    def format_help_text(self, ctx, formatter) -> None:
+        from .training.entry import TRAINABLE
+
+        super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text("Trainable methods: " + ", ".join(TRAINABLE) + ".")
+
+
+@cli.command("train", cls=TrainCommand,
+             short_help="Train the paper's model, an ablation or a baseline.")
 @click.option("--colorizer", required=True,
-              help="Variant to train: ours, psc-purple, psc-purple-blue, psc-film.")
+              help="Method to train (psc-eval ls lists the trainable ones).")
 @click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
 @click.option("--config", "config", default="toy", show_default=True,
-              help="toy, paper or a path to a .toml file (models/configs/).")
+              help="A config the method declares (toy, paper) or a path to a .toml file.")
 @click.option("--root", default=None, type=click.Path(file_okay=False), help="Dataset folder.")
 @click.option("--size", default=None, type=int, help="Input size (config: 128 paper, 64 toy).")
-@click.option("--epochs", default=None, type=int)
-@click.option("--batch-size", default=None, type=int)
-@click.option("--lr", default=None, type=float)
-@click.option("--device", default=None, help=DEVICE_HELP + " (default: the config's, auto).")
-@click.option("--seed", default=None, type=int)
-@click.option("--n-train", default=None, type=int, help="Train on the first N images only.")
-@click.option("--workers", default=None, type=int, help="DataLoader worker processes.")
-@click.option("--checkpoint-every", default=None, type=int,
-              help="Also checkpoint every N steps (default: the config's; 0: per epoch).")
+@train_options()
 @click.option("--resume", is_flag=False, flag_value="last", default=None,
               help="Continue from last.pt of the run folder, or from the checkpoint given.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder (default $PSC_HOME/models/<dataset>/<colorizer>).")
 def train_cmd(colorizer, dataset, config, **kw) -> None:
-    """Train a colorizer: the paper's model, an ablation or a baseline (torchrun: several GPUs)."""
-    from .training import TRAINABLE
+    """Train a colorizer: the paper's model, an ablation or a baseline, on the one core loop
+    (torchrun: several GPUs)."""
+    from .training.entry import train
 
-    res = TRAINABLE.get(colorizer)(colorizer, dataset, config, **kw)
+    res = train(colorizer, dataset, config, **kw)
     click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
 
 

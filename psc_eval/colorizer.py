@@ -5,8 +5,8 @@ L (B,1,H,W) in Lab units [0, 100] and ab (B,n_samples,2,H,W) in Lab units.
 The harness recombines ab with the ORIGINAL L and converts to RGB once, so no
 method can win by altering luminance.
 
-Registry: :data:`COLORIZERS` (a :class:`psc_eval.registry.Registry`) maps names lazily
-to ``"module:attr"`` strings, so listing names imports no model code (timm's
+Registry: :data:`COLORIZERS` (a :class:`psc_eval.registry.Registry`) maps the names of
+the method records (``psc_eval.methods``) to their colorizer classes (timm's
 ``create_model`` and lm-evaluation-harness's registry are the pattern).
 ``get_colorizer("pkg.mod:Class")`` builds a user's own class.
 
@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .color import AB_MAX, AB_MIN
 from .errors import ColorizerOutputError, PscError, UnknownNameError
+from .methods import Method, all_methods
 from .registry import Registry
 
 # Lab units beyond the paper's [-127, 128] still accepted from a colorizer (bilinear
@@ -67,36 +68,13 @@ class Colorizer(Protocol):
     ) -> Tensor: ...
 
 
-# name -> "module:attr"; imported only when the colorizer is built (``psc-eval ls`` and
-# ``list_colorizers`` import no model code). A user's "pkg.mod:Class" also resolves.
-COLORIZERS = Registry("colorizer", allow_paths=True)
-for _name, _target, _what in (
-    ("gray", "psc_eval.colorizer:GrayColorizer", "reference: ab = 0 (the gray row of Fig. 8)"),
-    ("gt", "psc_eval.colorizer:GroundTruthColorizer",
-     "reference oracle: the true ab (the colour row of Fig. 8)"),
-    ("ours", "psc_eval.models.colorizer:PSC",
-     "paper's final model: f + h + g, concatenation (Sec. 3.2.2)"),
-    ("psc-purple", "psc_eval.models.colorizer:PSCPurple", "f + g, no semantics (Sec. 3.1)"),
-    ("psc-purple-blue", "psc_eval.models.colorizer:PSCPurpleBlue",
-     "f shares its trunk with h; g sees f only (Sec. 3.2.1)"),
-    ("psc-film", "psc_eval.models.colorizer:PSCFiLM",
-     "f + h + g, feature-transform fusion (Sec. 3.2.2)"),
-    ("psc-embedding", "psc_eval.models.colorizer:PSCEmbedding",
-     "decode f's own mixture, no autoregression (Figs. 4, 6)"),
-    ("deshpande2017", "psc_eval.baselines.deshpande2017:Deshpande2017",
-     "diverse: chroma VAE + MDN on gray features (Deshpande et al. 2017)"),
-    ("cao2017", "psc_eval.baselines.cao2017:Cao2017",
-     "diverse: conditional GAN with multi-layer noise (Cao et al. 2017)"),
-    ("royer2017", "psc_eval.baselines.royer2017:Royer2017",
-     "diverse: PIC, gray embedding + conditional PixelCNN++ (Royer et al. 2017)"),
-    ("zhang2016", "psc_eval.baselines.zhang2016:Zhang2016",
-     "ab classification, rebalanced, annealed mean; loads the released weights (Zhang et al. 2016)"),
-    ("iizuka2016", "psc_eval.baselines.iizuka2016:Iizuka2016",
-     "global + local features fused, MSE + classification (Iizuka et al. 2016)"),
-    ("larsson2016", "psc_eval.baselines.larsson2016:Larsson2016",
-     "hypercolumns, hue/chroma histograms (Larsson et al. 2016)"),
-):
-    COLORIZERS.add(_name, _target, _what)
+def _colorizer_entries():
+    return [(m.name, m.colorizer, m.description) for m in all_methods().values()]
+
+
+# name -> class or "module:attr", read from the method records (psc_eval.methods) the
+# first time it is used; a user's "pkg.mod:Class" also resolves.
+COLORIZERS = Registry("colorizer", allow_paths=True, source=_colorizer_entries)
 
 
 def register_colorizer(name: str, description: str = "") -> Callable:
@@ -105,7 +83,7 @@ def register_colorizer(name: str, description: str = "") -> Callable:
 
 
 def list_colorizers() -> dict[str, str]:
-    """name -> one-line description, in registration order; imports no model code."""
+    """name -> one-line description, in registration order."""
     return COLORIZERS.list()
 
 
@@ -419,3 +397,12 @@ def check_ab(out: Any, ids: Sequence[str], n_samples: int, name: str) -> Tensor:
                 " batch was used (earlier batches stay cached), fix the colorizer and rerun"
             )
     return out
+
+
+REFERENCE_METHODS = [
+    Method("gray", GrayColorizer, "reference: ab = 0 (the gray row of Fig. 8)",
+           label="Gray input", group="reference", paper_table3=(66.9, None)),
+    Method("gt", GroundTruthColorizer, "reference oracle: the true ab (the colour row of Fig. 8)",
+           label="Ground truth (colour)", group="reference", paper_table3=(72.1, None),
+           paper_table4=99.58),
+]

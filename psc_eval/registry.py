@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .errors import UnknownNameError
@@ -54,17 +54,29 @@ class Registry:
 
     ``kind`` names the registry in messages ("colorizer", "dataset", ...);
     ``allow_paths``: an unregistered ``module:attr`` name is imported as given.
+    ``source``: a callable giving (name, target, description) entries, read once, the
+    first time the registry is used (the method records, ``psc_eval.methods``).
     """
 
-    def __init__(self, kind: str, *, allow_paths: bool = False, option: str | None = None):
+    def __init__(self, kind: str, *, allow_paths: bool = False, option: str | None = None,
+                 source: Callable[[], Iterable[tuple[str, Any, str]]] | None = None):
         self.kind = kind
         self.allow_paths = allow_paths
         self.option = option or f"--{kind}"
-        self._entries: dict[str, tuple[Any, str]] = {}
+        self._source = source
+        self._own: dict[str, tuple[Any, str]] = {}
+
+    @property
+    def _entries(self) -> dict[str, tuple[Any, str]]:
+        if self._source is not None:
+            source, self._source = self._source, None
+            found = {name: (target, desc) for name, target, desc in source()}
+            self._own = {**found, **self._own}
+        return self._own
 
     def add(self, name: str, target: Any, description: str = "") -> None:
         """Register ``target`` ("module:attr" or the object) under ``name``."""
-        self._entries[name] = (target, description)
+        self._own[name] = (target, description)
 
     def register(self, name: str, description: str = "") -> Callable[[Any], Any]:
         """Decorator form of :meth:`add` (the object itself is stored)."""
@@ -120,7 +132,7 @@ class Registry:
         target, desc = self._entries[name]
         if isinstance(target, str) and ":" in target:
             target = import_attr(target, self.kind)
-            self._entries[name] = (target, desc)
+            self._own[name] = (target, desc)
         return target
 
     def build(self, name: str, **kwargs: Any) -> Any:

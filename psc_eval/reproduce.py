@@ -65,7 +65,7 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
     from .judge import default_segmenter
     from .paths import colorizer_dir, judge_weights_path
     from .shipped import shipped
-    from .training import TRAINABLE
+    from .training.entry import TRAINABLE, train
 
     if dataset != "toy":
         from .errors import PscError
@@ -94,9 +94,8 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
             if not from_scratch and not last.is_file() \
                     and shipped(dataset, "colorizer", name) is not None:
                 return "shipped"
-            res = TRAINABLE.get(name)(name, dataset, dataset, device=device,
-                                      resume="last" if last.is_file() else None,
-                                      progress=True)
+            res = train(name, dataset, dataset, device=device,
+                        resume="last" if last.is_file() else None, progress=True)
             return f"trained ({len(res.history)} epochs)"
         return run
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -44,65 +44,52 @@ from ..io import atomic_write_json
 from ..metrics import ConfusionMatrix
 from ..paths import judge_weights_path
 from ..progress import bar as progress_bar
-from ..training import LAST, LoopConfig, MemoryCache, Optim, Trainer, TrainMethod
+from ..training import LAST, MemoryCache, Optim, TrainConfig, Trainer, TrainMethod, make_optimizer
 from .segmenter import Segmenter, load_segmenter
 
 # Datasets are cached in memory as uint8 (rgb + mask: 4 bytes a pixel) below this size.
 CACHE_LIMIT_BYTES = 4 << 30
-OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass
-class JudgeTrainConfig:
+class JudgeTrainConfig(TrainConfig):
+    """The core TrainConfig with a judge's defaults (AdamW lr 1e-3, weight decay 1e-4,
+    3 epochs, no per-epoch copies) plus what a judge run adds: which segmenter, which
+    data, DeepLab's poly power."""
+
+    epochs: int = field(default=3, metadata=TrainConfig.__dataclass_fields__["epochs"].metadata)
+    lr: float = field(default=1e-3, metadata=TrainConfig.__dataclass_fields__["lr"].metadata)
+    optimizer: str = field(default="adamw",
+                           metadata=TrainConfig.__dataclass_fields__["optimizer"].metadata)
+    betas: tuple[float, float] = (0.9, 0.999)  # torch's AdamW defaults
+    weight_decay: float = 1e-4
+    keep_epochs: bool = False
+    poly_power: float = 0.9
     dataset: str = "toy"
     arch: str | None = None  # None: the dataset's default judge
     root: str | None = None
     split: str | None = None  # None: train_aug for voc (the paper's judge), else train
     val_split: str | None = None  # None: the dataset's evaluation split
     size: int | None = None  # None: the dataset's default size
-    epochs: int = 3
-    batch_size: int = 16
-    lr: float = 1e-3
-    optimizer: str = "adamw"  # adamw | sgd
-    weight_decay: float = 1e-4
-    momentum: float = 0.9  # sgd only
-    poly_power: float = 0.9
-    seed: int = 0
-    workers: int = 0
     threads: int | None = None  # torch CPU threads; None: torch's default
-    device: str = "auto"  # auto: CUDA when available, else the CPU
-    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: per epoch
     out: str | None = None  # weights file; None: $PSC_HOME/judges/<dataset>/<arch>.pt
     resume: bool = True
     cache: bool | None = None  # None: cache when the split fits in CACHE_LIMIT_BYTES
-    n_train: int | None = None  # train on the first N images of the split only
-    n_val: int | None = None  # validate on the first N images only
     n_images: int | None = None  # toy only: images per split (tests)
     val_n_images: int | None = None
 
     # Keys that may differ when a checkpoint is resumed (they change no number).
-    RESUMABLE = frozenset({"root", "val_split", "threads", "device", "workers",
-                           "checkpoint_every", "out", "resume", "cache", "val_n_images",
-                           "n_val"})
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {"root", "val_split", "threads", "device", "workers", "checkpoint_every", "out",
+         "resume", "cache", "val_n_images", "n_val"})
 
-    def check(self) -> None:
-        if not (self.lr > 0 and self.lr < float("inf")):
-            raise ConfigError(f"learning rate {self.lr}, in --lr, use a finite value > 0")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}, in --optimizer, "
-                              "use adamw or sgd")
-        for k in ("weight_decay", "momentum", "poly_power"):
-            v = getattr(self, k)
-            if not (v >= 0 and v < float("inf")):
-                raise ConfigError(f"{k} {v}, in the train-judge options, use a finite value >= 0")
+    def check(self, where: str = "the train-judge options") -> None:
+        if not (self.poly_power >= 0 and self.poly_power < float("inf")):
+            raise ConfigError(f"poly_power {self.poly_power}, in {where}, "
+                              "use a finite value >= 0")
         if self.size is not None and self.size < 8:
             raise ConfigError(f"size {self.size}, in --size, use at least 8 (e.g. 64)")
-        self.loop().check("the train-judge options")
-
-    def loop(self) -> LoopConfig:
-        return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                          workers=self.workers, checkpoint_every=self.checkpoint_every,
-                          keep_epochs=False, device=self.device)
+        super().check(where)
 
 
 class JudgeMethod(TrainMethod):
@@ -120,11 +107,7 @@ class JudgeMethod(TrainMethod):
     def configure_optimizers(self, total_steps: int) -> list[Optim]:
         c = self.cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if c.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                  weight_decay=c.weight_decay)
+        opt = make_optimizer(params, c).optimizer
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda it: _poly(it, total_steps, c.poly_power))
         return [Optim(c.optimizer, opt, sched)]
@@ -195,6 +178,7 @@ def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dic
     from .registry import DATASET_NUM_CLASSES, default_segmenter, get_spec
 
     stop_after = kw.pop("stop_after_epochs", None)
+    kw = {k: v for k, v in kw.items() if v is not None}  # None: the config's default
     unknown = set(kw) - {f.name for f in dataclasses.fields(JudgeTrainConfig)}
     if unknown:
         raise ConfigError(f"unknown train-judge options {sorted(unknown)}, in the call, "
@@ -220,7 +204,7 @@ def train_judge(dataset: str = "toy", arch: str | None = None, **kw: Any) -> dic
                          device=resolve_device(cfg.device), dataset=cfg.dataset)
     fingerprint = ds.fingerprint()
     config = dataclasses.asdict(cfg)
-    trainer = Trainer(JudgeMethod(seg, cfg), cfg.loop(), train, None, run_dir, config=config,
+    trainer = Trainer(JudgeMethod(seg, cfg), cfg, train, None, run_dir, config=config,
                       meta={"arch": cfg.arch, "num_classes": num_classes, "dataset": fingerprint},
                       identity=("arch", "num_classes"), progress=True)
     if cfg.resume and (run_dir / LAST).is_file():

@@ -28,19 +28,10 @@ from typing import Any
 
 from ..errors import PscError
 from ..io import atomic_write, ensure_dir, sha256_file
+from ..methods import ablation_rows, names_in
 from . import figures
 from .runs import Run, Selection, load_runs, runs_dir, select
-from .tables import (
-    ABLATION,
-    DIVERSE,
-    SINGLE,
-    TABLE3_ROWS,
-    Table,
-    ablation,
-    missing_table,
-    table3,
-    table4_human,
-)
+from .tables import Table, ablation, missing_table, table3, table3_order, table4_human
 
 
 @dataclass
@@ -101,7 +92,8 @@ def write_report(
 
     figs: list[str] = []
     if sel.runs:
-        methods = [m for m in _table3_order(sel) if m not in ("gray", "gt")]
+        have = set(sel.colorizers())
+        methods = [m for m in table3_order(have) if m in have and m not in ("gray", "gt")]
         summary.files += figures.fig8(sel, methods, out, t3.facts_line())
         figs.append("fig8_per_class_iou")
     div = select(all_runs, judged=False, split=split, what="Fig. 10",
@@ -133,13 +125,6 @@ def write_report(
 
 def _facts_line(sel: Selection) -> str:
     return Table("", "", [], [], sel.facts()).facts_line()
-
-
-def _table3_order(sel: Selection) -> list[str]:
-    skip = [c for c in ABLATION if c != "ours"]
-    have = sel.colorizers()
-    extra = sorted(c for c in have if c not in TABLE3_ROWS and c not in skip)
-    return [c for c in [*TABLE3_ROWS[:-2], *extra, "ours", "gt"] if c in have]
 
 
 def _table4(study: str | Path | None, dataset: str, runs: Path) -> Table:
@@ -217,11 +202,12 @@ def model_losses(models: str | Path | None, dataset: str, sel: Selection
 
     folders = [] if root is None else sorted(d for d in root.iterdir()
                                              if (d / "log.csv").is_file())
+    ablation_names = [m.name for m in ablation_rows()]
     logs = {d.name: _read_log(d / "log.csv")
-            for d in sorted(folders, key=lambda d: ABLATION.index(d.name)
-                            if d.name in ABLATION else 0) if d.name in ABLATION}
+            for d in sorted(folders, key=lambda d: ablation_names.index(d.name)
+                            if d.name in ablation_names else 0) if d.name in ablation_names}
     out: dict[str, dict[str, Any]] = {}
-    for label, runs in [c for name in ABLATION for c in sel.configs(name)]:
+    for label, runs in [c for name in ablation_names for c in sel.configs(name)]:
         name = runs[0].result.colorizer
         want = {r.result.provenance.get("colorizer_weights_sha256") for r in runs} - {None}
         if len(want) != 1:
@@ -305,8 +291,8 @@ def _sample_grids(sel: Selection, dataset: str, out: Path, limit: int, device: s
 
     have = set(sel.colorizers())
     groups = [("fig7", ["psc-purple", "psc-purple-blue", "ours"], 1),
-              ("fig11", [*SINGLE, "ours"], 1),
-              ("fig12", [*DIVERSE, "ours"], 3)]
+              ("fig11", [*names_in("single"), "ours"], 1),
+              ("fig12", [*names_in("diverse"), "ours"], 3)]
     paths = []
     for fig, names, n in groups:
         names = [m for m in names if m in have]

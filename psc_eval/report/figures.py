@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write
+from ..methods import label as method_label
 from .runs import Selection
-from .tables import LABELS
 
 # matplotlib's own colour cycle keeps every plotting colour out of this code; the two
 # reference rows are drawn in its gray and black by name.
@@ -148,7 +148,7 @@ def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
 
 def _label(key: str) -> str:
     name = key.split(" (", 1)[0]
-    return LABELS.get(name, name) + key[len(name):]
+    return method_label(name) + key[len(name):]
 
 
 def _f(x: Any) -> float:

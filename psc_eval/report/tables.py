@@ -18,38 +18,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import methods
 from ..io import atomic_write
 from .runs import Run, Selection
 
 DASH = "–"
 
-# Published numbers, quoted from the paper (Zhao et al., "Pixelated Semantic Colorization",
-# IJCV 2019). Table 3: Pascal VOC 2012 val, DeepLab-ResNet101 judge; gray from Sec. 4.4 /
-# Fig. 8 ("66.9% accuracy of the gray images"). PSNR of the ground truth: "NA".
-PAPER_TABLE3 = {  # registry name -> (mIoU %, PSNR dB)
-    "gray": (66.9, None), "iizuka2016": (67.6, 24.20), "larsson2016": (68.8, 24.56),
-    "zhang2016": (68.1, 22.81), "ours": (70.3, 23.15), "gt": (72.1, None),
-}
-# Table 4: % judged natural by 20 observers on VOC val + a COCO-stuff subset.
-PAPER_TABLE4 = {"iizuka2016": 88.61, "larsson2016": 86.99, "zhang2016": 88.66,
-                "deshpande2017": 75.30, "cao2017": 80.00, "royer2017": 89.89, "ours": 94.65,
-                "gt": 99.58}
+# Labels, Table 3/4 groups and the paper's published numbers (Zhao et al., IJCV 2019:
+# Table 3 on VOC 2012 val with a DeepLab-ResNet101 judge, Table 4 from 20 observers) come
+# from the method records, declared beside each method (psc_eval.methods).
+TABLE3_GROUPS = ("reference", "single", "own", "diverse", "paper")
 
-LABELS = {
-    "gray": "Gray input", "gt": "Ground truth (colour)", "ours": "Ours (PSC)",
-    "iizuka2016": "Iizuka et al. (2016)", "larsson2016": "Larsson et al. (2016)",
-    "zhang2016": "Zhang et al. (2016)", "deshpande2017": "Deshpande et al. (2017)",
-    "cao2017": "Cao et al. (2017)", "royer2017": "Royer et al. (2017)",
-    "psc-purple": "purple: f + g, no semantics (Sec. 3.1)",
-    "psc-purple-blue": "purple-blue: f shares h's trunk (Sec. 3.2.1)",
-    "psc-film": "purple-blue-green, FiLM fusion",
-    "psc-embedding": "f's embedding decoded, no g (Figs. 4, 6)",
-}
-ABLATION_LABELS = dict(LABELS, ours="purple-blue-green: f + h + g (Sec. 3.2.2, ours)")
-SINGLE = ("iizuka2016", "larsson2016", "zhang2016")
-DIVERSE = ("deshpande2017", "cao2017", "royer2017")
-ABLATION = ("psc-purple", "psc-purple-blue", "ours", "psc-film", "psc-embedding")
-TABLE3_ROWS = ("gray", *SINGLE, "ours", "gt")
+
+def _paper3(name: str) -> tuple[float | None, float | None]:
+    m = methods.get_method(name)
+    return (m.paper_table3 if m is not None and m.paper_table3 else (None, None))
+
+
+def _paper4(name: str) -> float | None:
+    m = methods.get_method(name)
+    return m.paper_table4 if m is not None else None
 
 
 def fmt(digits: int, scale: float = 1.0) -> Callable[[Any], str]:
@@ -262,28 +250,34 @@ def _supersede_notes(sel: Selection, names: Sequence[str] | None = None) -> list
     return out
 
 
-def _label(name: str, key: str, labels: dict[str, str]) -> str:
-    """The display label of one configuration row (``key`` is ``name`` or ``name (T=..)``)."""
-    return labels.get(name, name) + key[len(name):]
+def _label(name: str, key: str, ablation: bool = False) -> str:
+    """The display label of one configuration row (``key`` is ``name`` or ``name (T=..)``);
+    ``ablation``: the record's label in the ablation table where it has one."""
+    m = methods.get_method(name)
+    base = (m.ablation_label or m.display) if (m is not None and ablation) else \
+        methods.label(name)
+    return base + key[len(name):]
+
+
+def table3_order(present: Any) -> list[str]:
+    """Table 3's rows: the methods of the paper's Table 3 (always, a missing one noted) and
+    every other method present, except the ablation-only variants, in the one table order."""
+    paper = [n for n, m in methods.all_methods().items() if m.paper_table3]
+    return methods.table_order([*paper, *present], TABLE3_GROUPS)
 
 
 def table3(sel: Selection, dataset: str) -> Table:
     """Table 3: mIoU of the judge on colorized images and PSNR against the truth."""
-    present = sel.colorizers()
-    ablation_only = [c for c in ABLATION if c != "ours"]
-    order = list(TABLE3_ROWS[:-2]) + sorted(
-        c for c in present if c not in TABLE3_ROWS and c not in ablation_only) \
-        + ["ours", "gt"]
     rows, notes = [], []
-    for name in order:
+    for name in table3_order(sel.colorizers()):
         if not sel.configs(name):
-            notes.append(f"{LABELS.get(name, name)}: no run of this method in these runs "
+            notes.append(f"{methods.label(name)}: no run of this method in these runs "
                          f"(psc-eval miou --colorizer {name})")
         for key, runs in sel.configs(name) or [(name, [])]:
-            row = _metric_row(_label(name, key, LABELS), runs)
+            row = _metric_row(_label(name, key), runs)
             row["colorizer"] = name
             if dataset == "voc":
-                row["paper_miou"], row["paper_psnr"] = PAPER_TABLE3.get(name, (None, None))
+                row["paper_miou"], row["paper_psnr"] = _paper3(name)
             rows.append(row)
     has_ci = any(r["miou_ci"] or r["psnr_ci"] for r in rows)
     has_sd = any(r["miou_sd"] is not None for r in rows)
@@ -319,42 +313,39 @@ def table3(sel: Selection, dataset: str) -> Table:
                  cols, rows, sel.facts(), notes)
 
 
-def _table4_order(methods: Any, every_method: bool) -> list[str]:
-    """Table 4's rows: gray (when present), the single-output methods, any other method
-    (sorted), the diverse ones, ours, gt; ``every_method``: the paper's methods even when
-    ``methods`` lacks them (the human table notes them), else only those present."""
-    order = [*SINGLE, *sorted(m for m in methods if m not in (*SINGLE, *DIVERSE, "ours",
-                                                              "gt", "gray")),
-             *DIVERSE, "ours", "gt"]
-    if "gray" in methods:
-        order.insert(0, "gray")
-    return order if every_method else [m for m in order if m in methods]
+def _table4_order(rows: Any, every_method: bool) -> list[str]:
+    """Table 4's rows in the one table order; ``every_method``: the paper's Table 4 methods
+    even when ``rows`` lacks them (the human table notes them), else only those present."""
+    paper = [n for n, m in methods.all_methods().items() if m.paper_table4 is not None]
+    return methods.table_order([*rows, *paper] if every_method else list(rows),
+                               TABLE3_GROUPS)
 
 
 def _table4_sections(order: list[str]) -> dict[int, str]:
     """Row index -> section title of Table 4 rows in ``order``."""
+    titles = {"own": "Other methods", "diverse": "Diverse colorization",
+              "paper": "Diverse colorization"}
     sections = {0: "Single colorization"}
     for i, name in enumerate(order):
-        if name in (*DIVERSE, "ours") and "Diverse colorization" not in sections.values():
-            sections[i] = "Diverse colorization"
-        if name == "gt":
-            sections[i] = "Reference"
+        title = "Reference" if name == "gt" else titles.get(methods.group(name))
+        if title and title not in sections.values():
+            sections[i] = title
     return sections
 
 
 def table4_human(tally: dict[str, Any], dataset: str, source: str) -> Table:
     """Table 4 from ``psc-eval study tally`` (human answers), single / diverse / truth."""
-    methods = tally.get("methods") or {}
-    order = _table4_order(methods, every_method=True)
+    answers = tally.get("methods") or {}
+    order = _table4_order(answers, every_method=True)
     rows, notes = [], []
     for name in order:
-        m = methods.get(name) or {}
+        m = answers.get(name) or {}
         rate = m.get("natural_rate")
-        rows.append({"method": LABELS.get(name, name), "colorizer": name,
+        rows.append({"method": methods.label(name), "colorizer": name,
                      "natural": rate, "wilson": m.get("wilson"), "bootstrap": m.get("bootstrap"),
-                     "n": m.get("n"), "paper": PAPER_TABLE4.get(name)})
+                     "n": m.get("n"), "paper": _paper4(name)})
         if rate is None:
-            notes.append(f"{LABELS.get(name, name)}: no answers for this method in the study")
+            notes.append(f"{methods.label(name)}: no answers for this method in the study")
     sections = _table4_sections(order)
     obs = tally.get("observers") or {}
     study = tally.get("study") or {}
@@ -386,13 +377,13 @@ def table4_proxy(proxy: dict[str, Any], dataset: str, source: str) -> Table:
     """Table 4 from the naturalness PROXY (``psc-eval naturalness``): a CNN critic's
     fraction of colorizations judged real; labelled a proxy in the title, every column
     group and a note, and never mixed with human answers."""
-    methods = proxy.get("rows") or {}
-    order = _table4_order(methods, every_method=False)
+    proxied = proxy.get("rows") or {}
+    order = _table4_order(proxied, every_method=False)
     sections = _table4_sections(order)
     rows = []
     for name in order:
-        m = methods[name]
-        rows.append({"method": LABELS.get(name, name), "colorizer": name,
+        m = proxied[name]
+        rows.append({"method": methods.label(name), "colorizer": name,
                      "natural": m.get("judged_real"), "wilson": m.get("wilson95"),
                      "real": m.get("real_images_judged_real"), "n": m.get("n")})
     here = "PROXY: CNN critic, not humans"
@@ -416,17 +407,17 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
     """The ablation of Secs. 4.2-4.3: variants of the paper's network, their validation
     losses (training log of the checkpoint scored) and the judge's mIoU."""
     rows, notes = [], []
-    for name in ABLATION:
+    for name in [m.name for m in methods.ablation_rows()]:
         if not sel.configs(name):
             notes.append(f"{name}: no run in these runs (psc-eval miou --colorizer {name})")
         for key, runs in sel.configs(name) or [(name, [])]:
-            row = _metric_row(_label(name, key, ABLATION_LABELS), runs)
+            row = _metric_row(_label(name, key, ablation=True), runs)
             row["colorizer"] = name
             row.update({k: v for k, v in (losses.get(key) or {}).items() if k != "note"})
             rows.append(row)
     for name in ("gray", "gt"):
         for key, runs in sel.configs(name) or [(name, [])]:
-            rows.append({**_metric_row(_label(name, key, LABELS), runs), "colorizer": name})
+            rows.append({**_metric_row(_label(name, key), runs), "colorizer": name})
     cols = [Column("method", "Variant", align="l"),
             Column("val_L_emb_bpd", "val L_emb (bpd)", fmt(3)),
             Column("val_L_gen_bpd", "val L_gen (bpd)", fmt(3)),

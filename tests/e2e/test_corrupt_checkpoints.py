@@ -68,14 +68,13 @@ def made(tmp_path_factory):
     old = os.environ.get("PSC_HOME")
     os.environ["PSC_HOME"] = str(home)
     try:
-        from psc_eval.models.commands import train_colorizer
-
         from psc_eval.checkpoint import save_checkpoint
         from psc_eval.judge import load_segmenter
+        from psc_eval.training import train
 
         cfg = home / "tiny.toml"
         cfg.write_text(TINY_TOML)
-        res = train_colorizer("ours", "toy", str(cfg), out_dir=home / "ours", progress=False,
+        res = train("ours", "toy", str(cfg), out_dir=home / "ours", progress=False,
                               device="cpu")
         seg = load_segmenter(JUDGE, None, num_classes=10)
         judge = home / "judge.pt"

@@ -49,17 +49,16 @@ def compute(home: Path) -> dict:
     os.environ["PSC_HOME"] = str(home)
     if str(STANDINS) not in sys.path:
         sys.path.insert(0, str(STANDINS))
-    from psc_eval.models.commands import train_colorizer
-
     from psc_eval.data import get_dataset
     from psc_eval.runner import run_eval
+    from psc_eval.training import train
 
     cfg = home / "tiny.toml"
     cfg.write_text(TINY_TOML)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = train_colorizer("ours", "toy", str(cfg), progress=False)
+        res = train("ours", "toy", str(cfg), progress=False)
         ds = get_dataset("toy", split="val", size=16)
         out = {"ema_sha256": ema_sha256(res.last)}
         for kind in ("miou", "psnr"):

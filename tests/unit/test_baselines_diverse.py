@@ -120,11 +120,11 @@ def test_royer2017_is_psc_purple_network_with_pic_settings():
     from psc_eval.models.commands import build_net
     from psc_eval.models.config import load_config, resolve_variant
 
-    cfg, pic = load_pic_config("toy")
+    cfg = load_pic_config("toy")
     purple = build_net("psc-purple", resolve_variant(load_config("toy"), "psc-purple"), 1)
     assert set(build_pic_net(cfg).state_dict()) == set(purple.state_dict())
-    assert pic.hflip and cfg.train.adam_eps == 1e-6 and cfg.train.lr_decay == 0.99999
-    paper, _ = load_pic_config("paper")
+    assert cfg.train.hflip and cfg.train.adam_eps == 1e-6 and cfg.train.lr_decay == 0.99999
+    paper = load_pic_config("paper")
     assert paper.model.emb_channels == 160 and paper.model.generator["nr_resnet"] == 4
 
 
@@ -203,12 +203,12 @@ n_val = 4
 
 
 def test_deshpande2017_trains_the_vae_then_the_mdn(tmp_path):
-    from psc_eval.baselines.deshpande2017 import train_deshpande2017
+    from psc_eval.training import train
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY_DESHPANDE)
     out = tmp_path / "run"
-    train_deshpande2017("deshpande2017", "toy", str(cfg), out_dir=out, device="cpu",
+    train("deshpande2017", "toy", str(cfg), out_dir=out, device="cpu",
                         progress=False)
     e1, e2 = (load_checkpoint(out / f"epoch-000{i}.pt")["model"] for i in (1, 2))
     enc = [k for k in e1 if k.startswith("enc.") and k.endswith("weight")]

@@ -96,13 +96,16 @@ def test_project_registries_are_registry_instances():
 
 
 def test_listing_every_registry_imports_nothing_heavy():
+    # The method records live beside their code (psc_eval.methods), so listing imports the
+    # models' and baselines' modules (about 0.1 s on top of torch); it must not import the
+    # segmenters' libraries or the real datasets' readers.
     code = (
         "import sys\n"
         "from psc_eval.colorizer import list_colorizers\n"
         "from psc_eval.data import list_datasets\n"
         "from psc_eval.judge.registry import list_segmenters\n"
         "assert 'ours' in list_colorizers() and 'voc' in list_datasets() and list_segmenters()\n"
-        "heavy = ('psc_eval.models', 'psc_eval.baselines', 'psc_eval.data.voc',\n"
+        "heavy = ('psc_eval.data.voc',\n"
         "         'psc_eval.data.cocostuff', 'psc_eval.judge.segmenter',\n"
         "         'segmentation_models_pytorch', 'torchvision')\n"
         "print([m for m in sys.modules if m.startswith(heavy)])\n"

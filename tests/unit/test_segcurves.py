@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 from fixtures_data import tiny_toml
-from psc_eval.models.commands import train_colorizer
 from psc_eval.models.segcurves import SegNet, seg_curves
+
+from psc_eval.training import train
 
 
 @pytest.mark.slow
@@ -18,7 +19,7 @@ def test_seg_curves_scratch_pretrained_joint(tmp_path, monkeypatch, one_thread):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(tiny_toml(epochs=2, batch_size=4, n_train=8, n_val=4))
     for v in ("ours", "psc-purple"):
-        train_colorizer(v, "toy", str(cfg), progress=False, device="cpu")
+        train(v, "toy", str(cfg), progress=False, device="cpu")
     path = seg_curves("toy", str(cfg), out=tmp_path / "reports", device="cpu", progress=False)
     res = json.loads(path.read_text())
     c = res["curves"]

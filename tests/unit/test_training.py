@@ -8,20 +8,20 @@ import csv
 import pytest
 import torch
 from fixtures_data import tiny_toml
-from psc_eval.models.commands import train_colorizer
 from torch import nn
 
 from psc_eval.checkpoint import load_checkpoint
 from psc_eval.errors import ConfigError, PscError, WeightsError
 from psc_eval.io import sha256_file
 from psc_eval.training import (
-    LoopConfig,
     MemoryCache,
     Optim,
+    TrainConfig,
     Trainer,
     TrainMethod,
     epoch_order,
     step_generator,
+    train,
 )
 
 TINY_TOML = tiny_toml(generator_dropout=0.5, epochs=2, batch_size=4, n_train=8, n_val=4,
@@ -50,12 +50,12 @@ def _states_equal(a, b):
 
 def test_resume_is_bit_identical_and_refusals(tmp_path, tiny_cfg):
     kw = {"config": tiny_cfg, "progress": False}
-    full = train_colorizer("ours", "toy", out_dir=tmp_path / "full", **kw)
+    full = train("ours", "toy", out_dir=tmp_path / "full", **kw)
     assert [r["epoch"] for r in full.history] == [1, 2]
     # interrupted after epoch 1, resumed from its epoch-1 checkpoint
-    train_colorizer("ours", "toy", out_dir=tmp_path / "half", epochs=1, **kw)
+    train("ours", "toy", out_dir=tmp_path / "half", epochs=1, **kw)
     ck1 = tmp_path / "half" / "epoch-0001.pt"
-    train_colorizer("ours", "toy", out_dir=tmp_path / "half", resume=str(ck1), **kw)
+    train("ours", "toy", out_dir=tmp_path / "half", resume=str(ck1), **kw)
     a = load_checkpoint(tmp_path / "full" / "last.pt")
     b = load_checkpoint(tmp_path / "half" / "last.pt")
     assert a["step"] == b["step"] == 4 and a["epoch"] == b["epoch"] == 2
@@ -73,15 +73,15 @@ def test_resume_is_bit_identical_and_refusals(tmp_path, tiny_cfg):
     last = tmp_path / "full" / "last.pt"
     before = sha256_file(last)
     with pytest.raises(ConfigError, match=r"changed config \(train.lr\)"):
-        train_colorizer("ours", "toy", out_dir=tmp_path / "full", resume="last", lr=0.5, **kw)
+        train("ours", "toy", out_dir=tmp_path / "full", resume="last", lr=0.5, **kw)
     with pytest.raises(WeightsError, match="variant='ours'"):
-        train_colorizer("psc-film", "toy", out_dir=tmp_path / "film", resume=str(last), **kw)
+        train("psc-film", "toy", out_dir=tmp_path / "film", resume=str(last), **kw)
     with pytest.raises(ConfigError, match="already exist"):
-        train_colorizer("ours", "toy", out_dir=tmp_path / "full", **kw)
+        train("ours", "toy", out_dir=tmp_path / "full", **kw)
     assert sha256_file(last) == before
     assert not (tmp_path / "film").exists()
     # more epochs is a valid resume
-    more = train_colorizer("ours", "toy", out_dir=tmp_path / "full", resume="last", epochs=3, **kw)
+    more = train("ours", "toy", out_dir=tmp_path / "full", resume="last", epochs=3, **kw)
     assert [r["epoch"] for r in more.history] == [1, 2, 3]
 
 
@@ -130,7 +130,7 @@ class _QuadMethod(TrainMethod):
 
 
 def test_nan_loss_stops_with_step_terms_and_checkpoint(tmp_path):
-    loop = LoopConfig(epochs=3, batch_size=2, ema_decay=0.9995, device="cpu")
+    loop = TrainConfig(epochs=3, batch_size=2, polyak=0.9995, device="cpu")
     tr = Trainer(_QuadMethod(_Quad(nan_at=3)), loop, _DS(4), None, tmp_path, config={"x": 1},
                  meta={"variant": "q"}, progress=False)
     with pytest.raises(PscError) as e:
@@ -142,7 +142,7 @@ def test_nan_loss_stops_with_step_terms_and_checkpoint(tmp_path):
 
 
 def test_polyak_average_with_warmup(tmp_path):
-    loop = LoopConfig(epochs=1, batch_size=1, ema_decay=0.9995, device="cpu")
+    loop = TrainConfig(epochs=1, batch_size=1, polyak=0.9995, device="cpu")
     model = _Quad()
     tr = Trainer(_QuadMethod(model), loop, _DS(3), None, tmp_path, config={}, progress=False)
     w0 = 2.0
@@ -190,7 +190,7 @@ class _TwoPlayers(TrainMethod):
 
 def _two_players(tmp_path, **kw):
     m = _TwoPlayers()
-    loop = LoopConfig(epochs=2, batch_size=1, device="cpu", **kw)
+    loop = TrainConfig(epochs=2, batch_size=1, device="cpu", **kw)
     return m, Trainer(m, loop, _DS(3), None, tmp_path, config={}, progress=False)
 
 
@@ -224,7 +224,7 @@ def test_several_optimisers_mid_epoch_resume_and_schedules(tmp_path):
         {**row, "epoch_s": r2["epoch_s"]} for row, r2 in zip(res.history, rest.history)
     ]
     with pytest.raises(WeightsError, match="kind 'two' is not 'quad'"):
-        Trainer(_QuadMethod(_Quad()), LoopConfig(device="cpu"), _DS(2), None,
+        Trainer(_QuadMethod(_Quad()), TrainConfig(device="cpu"), _DS(2), None,
                 tmp_path / "half", config={}, progress=False).fit(resume="auto")
 
 

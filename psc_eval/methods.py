@@ -1,0 +1,182 @@
+"""Method records: one per method, declared beside its code, read by every registry.
+
+A :class:`Method` says everything the harness needs to know about a method: the colorizer
+class, the trainable method class (if it trains), its config files, its display label,
+its group in Tables 3-4 and the paper's published numbers where the paper has them. The
+colorizer and trainable registries (``psc_eval.colorizer.COLORIZERS``,
+``psc_eval.training.TRAINABLE``), ``psc-eval ls``, ``train``, ``miou`` and ``report`` all
+read the records; the core names no plug-in (as timm's models register themselves).
+
+Records are found through the entry-point group ``psc_eval.methods`` (as pytest finds
+its plugins): psc-eval's own methods are entry points of this distribution (its
+pyproject.toml), and a research group's installed package adds rows to Tables 3-4 the
+same way, without editing psc-eval::
+
+    [project.entry-points."psc_eval.methods"]
+    mymethod = "mypkg.method:METHOD"     # a Method, or a list of Methods
+
+The order of the tables is one function, :func:`table_order`: gray, the single-output
+baselines, other methods (by name), the diverse baselines, the paper's model, the colour
+ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from .errors import UnknownNameError
+from .registry import import_attr
+
+ENTRY_POINT_GROUP = "psc_eval.methods"
+DIST_NAME = "psc-eval"
+
+# Groups, in table order. reference: gray (first) and gt (last); paper: the paper's model.
+GROUPS = ("reference", "single", "own", "diverse", "ablation", "paper")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method: what builds it, trains it and shows it.
+
+    ``colorizer`` / ``trainable``: a class or its ``"module:attr"`` path (imported when
+    used). ``configs``: config name -> TOML file (``psc-eval train --config NAME``).
+    ``paper_table3``: (mIoU %, PSNR dB) as published; ``paper_table4``: % judged natural.
+    The ablation table (Sec. 3) shows the records of group ``ablation`` and those with an
+    ``ablation_label`` (the paper's model), in record order.
+    """
+
+    name: str
+    colorizer: Any
+    description: str = ""
+    trainable: Any = None
+    configs: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+    group: str = "own"
+    ablation_label: str = ""
+    paper_table3: tuple[float | None, float | None] | None = None
+    paper_table4: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise UnknownNameError(
+                f"method {self.name!r} has group {self.group!r}, in its Method record, "
+                f"use one of {', '.join(GROUPS)}")
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def colorizer_class(self) -> Any:
+        c = self.colorizer
+        return import_attr(c, "colorizer") if isinstance(c, str) else c
+
+    def trainable_class(self) -> Any:
+        t = self.trainable
+        return import_attr(t, "trainable method") if isinstance(t, str) else t
+
+
+def config_files(folder: str | Path, prefix: str = "") -> dict[str, str]:
+    """The TOML configs of a method: ``folder/<prefix><name>.toml`` -> {name: path}."""
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent / "configs"
+    return {p.stem[len(prefix):]: str(p) for p in sorted(folder.glob(f"{prefix}*.toml"))}
+
+
+_loaded: dict[str, Method] | None = None
+_extra: dict[str, Method] = {}
+
+
+def _records(value: Any, where: str) -> list[Method]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for m in items:
+        if not isinstance(m, Method):
+            raise UnknownNameError(
+                f"entry point {where} gives a {type(m).__name__}, not a psc_eval.methods."
+                f"Method, in group {ENTRY_POINT_GROUP!r}, point it at a Method or a list")
+    return list(items)
+
+
+def _load() -> dict[str, Method]:
+    global _loaded
+    if _loaded is None:
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
+        # psc-eval's own records first (in pyproject order), then other packages by name
+        own = [e for e in eps if e.dist is not None and e.dist.name == DIST_NAME]
+        rest = sorted((e for e in eps if e not in own),
+                      key=lambda e: (e.dist.name if e.dist is not None else "", e.name))
+        found: dict[str, Method] = {}
+        for ep in own + rest:
+            try:
+                value = ep.load()
+            except (ImportError, AttributeError) as e:
+                raise UnknownNameError(
+                    f"cannot load method entry point {ep.name} = {ep.value} ({e}), in group "
+                    f"{ENTRY_POINT_GROUP!r}, fix or uninstall the package that declares it"
+                ) from None
+            for m in _records(value, f"{ep.name} = {ep.value}"):
+                found.setdefault(m.name, m)
+        _loaded = found
+    return {**_loaded, **_extra}
+
+
+def register_method(method: Method) -> Method:
+    """Add a record at run time (tests, notebooks); a package uses the entry point."""
+    _extra[method.name] = method
+    return method
+
+
+def all_methods() -> dict[str, Method]:
+    """name -> record: psc-eval's own, then installed packages', then run-time ones."""
+    return _load()
+
+
+def get_method(name: str) -> Method | None:
+    """The record of a registered method, or None (e.g. a user's ``module:Class``)."""
+    return _load().get(name)
+
+
+def label(name: str) -> str:
+    """The display label of a method: its record's, else the name itself."""
+    m = get_method(name)
+    return m.display if m is not None else name
+
+
+def group(name: str) -> str:
+    m = get_method(name)
+    return m.group if m is not None else "own"
+
+
+def names_in(group_name: str) -> list[str]:
+    return [m.name for m in _load().values() if m.group == group_name]
+
+
+def ablation_rows() -> list[Method]:
+    return [m for m in _load().values() if m.group == "ablation" or m.ablation_label]
+
+
+def table_order(names: Iterable[str], groups: Sequence[str] | None = None) -> list[str]:
+    """THE row order of Tables 3-4: gray, single-output, other methods (by name), diverse,
+    the paper's model, ground truth; ``groups`` keeps only those groups (reference rows
+    and unregistered names count as themselves: gray first, gt last, others 'own')."""
+    records = _load()
+    pos = {n: i for i, n in enumerate(records)}
+
+    def key(n: str) -> tuple:
+        g = group(n)
+        if n == "gray":
+            return (0, 0, "")
+        if n == "gt":
+            return (len(GROUPS) + 1, 0, "")
+        rank = GROUPS.index(g) + 1
+        return (rank, 0, n) if g == "own" else (rank, pos.get(n, 0), n)
+
+    keep = list(dict.fromkeys(names))
+    if groups is not None:
+        keep = [n for n in keep if n in ("gray", "gt") and "reference" in groups
+                or group(n) in groups]
+    return sorted(keep, key=key)

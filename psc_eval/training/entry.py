@@ -1,0 +1,76 @@
+"""THE training entry: ``psc-eval train --colorizer NAME`` for every trainable method.
+
+The method record (``psc_eval.methods``) names the method's :class:`TrainMethod` class and
+its config files; this entry reads the config (``psc_eval.training.config.load_config``),
+opens the run's datasets, seeds, builds the method and runs the core loop into
+``$PSC_HOME/models/<dataset>/<name>/`` (or ``out_dir``). Nothing here is specific to one
+method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..colorizer import COLORIZERS
+from ..errors import ConfigError
+from ..methods import all_methods, get_method
+from ..paths import colorizer_dir
+from ..registry import Registry
+from .config import Config, load_config
+from .data import MemoryCache, open_train_val, seed_everything
+from .loop import Trainer, TrainResult
+
+
+def _trainable_entries():
+    return [(m.name, m.trainable, m.description) for m in all_methods().values()
+            if m.trainable is not None]
+
+
+# name -> its TrainMethod class (or "module:attr"), from the method records
+TRAINABLE = Registry("trainable colorizer", option="--colorizer", source=_trainable_entries)
+
+# psc-eval train's options as config keys (the rest of TrainConfig is set in the TOML)
+OPTION_KEYS = {"size": "model.input_size"}
+
+
+def resolve_config(name: str, config: str = "toy", overrides: dict[str, Any] | None = None
+                   ) -> tuple[Any, Config]:
+    """(the method's TrainMethod class, its resolved config) for ``psc-eval train``."""
+    cls = TRAINABLE.get(name)
+    record = get_method(name)
+    known = dict(record.configs) if record is not None else {}
+    cfg = load_config(config, known, cls.model_config, cls.train_config, overrides,
+                      cls.check_config)
+    return cls, cfg
+
+
+def train(name: str, dataset: str = "toy", config: str = "toy", *, root: str | None = None,
+          resume: str | None = None, out_dir: str | Path | None = None, progress: bool = True,
+          **options: Any) -> TrainResult:
+    """Train method ``name`` on ``dataset`` with ``config`` (a name its record declares, or
+    a TOML path). ``options``: ``size`` and the :class:`TrainConfig` fields the CLI
+    exposes (None: the config's value); ``resume``: None, ``"last"`` or a checkpoint."""
+    overrides = {}
+    for k, v in options.items():
+        key = OPTION_KEYS.get(k, f"train.{k}")
+        overrides[key] = v
+    if name in COLORIZERS and name not in TRAINABLE:
+        raise ConfigError(f"{name!r} is not trainable, in --colorizer, train one of "
+                          f"{', '.join(TRAINABLE)} (psc-eval ls)")
+    cls, cfg = resolve_config(name, config, overrides)
+    t = cfg.train
+    out = Path(out_dir) if out_dir is not None else colorizer_dir(dataset, name)
+    train_ds, val_ds = open_train_val(dataset, root, cls.input_size(cfg), t.train_split,
+                                      t.val_split, t.n_train, t.n_val)
+    cls.prepare(name, cfg, train_ds)
+    seed_everything(t.seed)
+    method = cls.build(name, cfg, train_ds)
+    meta = {"variant": name, "dataset": dataset, "num_classes": train_ds.num_classes,
+            "class_names": list(train_ds.class_names),
+            "train_fingerprint": train_ds.fingerprint(), "val_fingerprint": val_ds.fingerprint()}
+    if t.cache_in_memory and t.workers == 0:
+        train_ds, val_ds = MemoryCache(train_ds), MemoryCache(val_ds)
+    trainer = Trainer(method, t, train_ds, val_ds, out, config=cfg.to_dict(), meta=meta,
+                      progress=progress)
+    return trainer.fit(resume=resume if resume in (None, "last") else Path(resume))
