@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from psc_eval.cli import main
-from psc_eval.regress import DEFAULT_EXPECTED
+from psc_eval.experiments.regress import DEFAULT_EXPECTED
 
 
 def run(argv, capsys):

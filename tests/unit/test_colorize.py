@@ -15,14 +15,14 @@ from PIL import Image
 
 from psc_eval.colorize import batch_seed, canonical_batches, colorize_indices, draw_samples
 from psc_eval.data import get_dataset
-from psc_eval.naturalness import _images as proxy_images
+from psc_eval.experiments.naturalness import _images as proxy_images
 from psc_eval.report.grid import TITLE_PX, write_sample_grid
 from psc_eval.runner import evaluate
 from psc_eval.study.create import create_study
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from runner_standins import NoisyColorizer  # noqa: E402
+from runner_standins import NoisyColorizer
 
 SEED, LIMIT = 3, 40  # two canonical batches: [0, 32) and [32, 40)
 NOISY = "runner_standins:NoisyColorizer"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from psc_eval import naturalness
+from psc_eval.experiments import naturalness
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 from fixtures_data import tiny_toml
-from psc_eval.models.segcurves import SegNet, seg_curves
 
+from psc_eval.experiments.segcurves import SegNet, seg_curves
 from psc_eval.training import train
 
 

@@ -66,7 +66,7 @@ def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _critic_method(model: Critic):
-    from .training import Optim, TrainMethod
+    from ..training import Optim, TrainMethod
 
     class CriticMethod(TrainMethod):
         kind = "naturalness-critic"
@@ -90,7 +90,7 @@ def _critic_method(model: Critic):
 def _images(colorizer: Any, ds: Any, idx: Sequence[int], seed: int, device: str) -> Tensor:
     """(N,3,H,W) in [0,1]: the uint8 RGB of sample 0 of each image, the very colorization
     the evaluation loop scores for ``seed`` (``psc_eval.colorize``)."""
-    from .colorize import colorize_indices
+    from ..colorize import colorize_indices
 
     got = colorize_indices(colorizer, ds, idx, seed=seed, device=device)
     return got.rgb_u8(0).cpu().float() / 255.0
@@ -100,13 +100,13 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
                       out: str | Path = "reports", seed: int = 0, device: str = "cpu",
                       limit: int | None = None, progress: bool = True) -> Path:
     """Train one critic per method and write the proxy table's JSON; returns its path."""
-    from .colorizer import build_colorizer
-    from .data import get_dataset
-    from .errors import PscError
-    from .io import atomic_write_json
-    from .paths import colorizer_dir
-    from .study.tally import wilson_interval
-    from .training import Trainer, TrainConfig, seed_everything
+    from ..colorizer import build_colorizer
+    from ..data import get_dataset
+    from ..errors import PscError
+    from ..io import atomic_write_json
+    from ..paths import colorizer_dir
+    from ..study.tally import wilson_interval
+    from ..training import TrainConfig, Trainer, seed_everything
 
     train = get_dataset(dataset, split="train")
     val = get_dataset(dataset, split=None)

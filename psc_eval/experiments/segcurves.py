@@ -22,6 +22,9 @@ sha256 of every checkpoint used) with the curves also as ``.csv`` beside it, and
 
 from __future__ import annotations
 
+# The experiment is about the paper's network: it imports psc_eval.models (a layer below
+# the experiments, above the core's protocols) inside the functions that run it, so the
+# core never imports the models at import time.
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from psc_eval.checkpoint import load_checkpoint
+from psc_eval.color import normalize_L
 from psc_eval.errors import WeightsError
 from psc_eval.io import atomic_write, atomic_write_json, sha256_file
 from psc_eval.paths import colorizer_dir
@@ -43,9 +47,6 @@ from psc_eval.training import (
     seed_everything,
 )
 
-from .commands import build_net, resolve_train_config
-from .losses import mask_target, seg_loss
-
 
 class SegNet(nn.Module):
     """h of the paper's network alone: shared rows, h's rows, ASPP -> (B,C,H/4,W/4)."""
@@ -56,8 +57,6 @@ class SegNet(nn.Module):
         self.factor = net.cfg.factor
 
     def forward(self, L: Tensor) -> Tensor:
-        from psc_eval.color import normalize_L
-
         return self.aspp(self.h_top(self.trunk(normalize_L(L))))
 
 
@@ -65,8 +64,6 @@ class SegMethod(TrainMethod):
     """L_seg alone, with the config's Adam (Sec. 4.1)."""
 
     kind = "segmentation"
-    resumable_keys = frozenset({"train.epochs", "train.device", "train.workers",
-                                "train.checkpoint_every"})
 
     def __init__(self, model: SegNet, train_cfg: Any):
         self.model = model
@@ -78,6 +75,8 @@ class SegMethod(TrainMethod):
                                                betas=tuple(t.betas), eps=t.adam_eps))]
 
     def training_step(self, model, batch, *, opt_index, generator):
+        from psc_eval.models.losses import mask_target, seg_loss
+
         loss = seg_loss(model(batch["L"]), mask_target(batch["mask"], self.model.factor))
         return {"L_seg": loss, "total": loss}
 
@@ -97,6 +96,8 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
                epochs: int | None = None, device: str = "cpu", progress: bool = True
                ) -> Path:
     """Run (or resume) the scratch and pretrained trainings; write the curves JSON."""
+    from psc_eval.models.commands import build_net, resolve_train_config
+
     cfg = resolve_train_config("ours", config, {"train.epochs": epochs, "train.device": device})
     t = cfg.train
     size = cfg.model.input_size

@@ -61,14 +61,14 @@ def _trained(path: Path) -> bool:
 def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch: bool = False,
               device: str = "cpu", echo: Callable[[str], None] = click.echo
               ) -> ReproduceSummary:
-    from .colorizer import resolve_colorizer_class
-    from .judge import default_segmenter
-    from .paths import colorizer_dir, judge_weights_path
-    from .shipped import shipped
-    from .training.entry import TRAINABLE, train
+    from ..colorizer import resolve_colorizer_class
+    from ..judge import default_segmenter
+    from ..paths import colorizer_dir, judge_weights_path
+    from ..shipped import shipped
+    from ..training.entry import TRAINABLE, train
 
     if dataset != "toy":
-        from .errors import PscError
+        from ..errors import PscError
 
         raise PscError(f"reproduce runs the embedded toy benchmark, got --dataset {dataset}, "
                        "in the options, run the steps one by one on real data (README)")
@@ -81,7 +81,7 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
             return f"trained under $PSC_HOME ({judge})"
         if not from_scratch and shipped(dataset, "judge", judge) is not None:
             return f"shipped ({judge})"
-        from .judge import train_judge
+        from ..judge import train_judge
 
         s = train_judge(dataset, judge, device=device)
         return f"trained: colour {s['val_miou_color']:.3f}, gray {s['val_miou_gray']:.3f}"
@@ -108,7 +108,7 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
             getattr(resolve_colorizer_class(n), "weights_variant", n) in names or n in names]
 
     def miou_step() -> str:
-        from .runner import run_eval
+        from ..runner import run_eval
 
         s = run_eval("miou", rows, dataset, device=device, out=out, progress=True)
         n = len(s.results)
@@ -118,7 +118,7 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
     summary.steps.append(Step("miou (all rows)", miou_step))
 
     def diversity_step() -> str:
-        from .report.diversity import run_diversity
+        from .diversity import run_diversity
 
         stochastic = [n for n in rows if getattr(resolve_colorizer_class(n), "stochastic",
                                                  False)]
@@ -129,7 +129,7 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
     summary.steps.append(Step("diversity (Fig. 10)", diversity_step))
 
     def fig9_step() -> str:
-        from .models.segcurves import seg_curves
+        from .segcurves import seg_curves
 
         path = seg_curves(dataset, dataset, out=out, device=device)
         return f"curves in {path}"
@@ -145,7 +145,7 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
     summary.steps.append(Step("naturalness proxy (Table 4)", naturalness_step))
 
     def report_step() -> str:
-        from .report.build import write_report
+        from ..report.build import write_report
 
         write_report(dataset, out, out / dataset, samples=True, device=device)
         return f"written to {out / dataset}"
@@ -162,6 +162,6 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
 
 
 def _colorizers() -> list[str]:
-    from .colorizer import list_colorizers
+    from ..colorizer import list_colorizers
 
     return [n for n in list_colorizers() if n not in ("gray", "gt")]

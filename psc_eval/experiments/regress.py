@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from .errors import PscError
+from ..errors import PscError
 
 REQUIRED = ("dataset", "split", "size", "limit", "seed", "batch_size", "judge", "rows",
             "tolerance")
-DEFAULT_EXPECTED = Path(__file__).resolve().parents[1] / "reports" / "toy" / "expected.json"
+DEFAULT_EXPECTED = Path(__file__).resolve().parents[2] / "reports" / "toy" / "expected.json"
 
 
 class ExpectedFileError(PscError):
@@ -79,10 +79,10 @@ class Check:
 
 def _evaluate(spec: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Score the spec's rows with the shipped checkpoints; row -> metric -> value."""
-    from .colorizer import build_colorizer, resolve_colorizer_class
-    from .data import get_dataset
-    from .runner import run_eval
-    from .shipped import shipped
+    from ..colorizer import build_colorizer, resolve_colorizer_class
+    from ..data import get_dataset
+    from ..runner import run_eval
+    from ..shipped import shipped
 
     ds_name = spec["dataset"]
     judge = shipped(ds_name, "judge", spec["judge"])
@@ -154,7 +154,7 @@ def regress(expected: str | Path | None = None, update: bool = False) -> tuple[s
     if update:
         for c in checks:
             spec["rows"][c.row][c.metric] = c.got
-        from .io import atomic_write_json
+        from ..io import atomic_write_json
 
         atomic_write_json(path, spec)
         lines.append(f"updated {path}: {len(moved)} of {len(checks)} values changed")
