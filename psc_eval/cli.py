@@ -229,7 +229,7 @@ def diversity_cmd(colorizer, predictions, **options) -> None:
     each gray input; histogram in the run JSON, a figure of example pairs under OUT/figures."""
     from .colorizer import PredictionsColorizer
     from .dist import dist_info
-    from .report.diversity import run_diversity
+    from .experiments.diversity import run_diversity
 
     rows: list = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
     rows += [PredictionsColorizer(d) for d in predictions]
@@ -311,7 +311,7 @@ def seg_curves_cmd(dataset, config, epochs, out, device) -> None:
     alone), read the joint run from the trained 'ours', and store the three validation
     loss curves (Fig. 9); psc-eval report draws them. Resumable."""
     from .dist import resolve_device
-    from .models.segcurves import seg_curves
+    from .experiments.segcurves import seg_curves
 
     path = seg_curves(dataset, config, out=out, epochs=epochs, device=resolve_device(device))
     click.echo(f"wrote {path}")
@@ -331,7 +331,7 @@ def naturalness_cmd(colorizer, dataset, out, limit, seed, device) -> None:
     colorizations; report the fraction of its validation colorizations judged real (a
     labelled proxy for Table 4 until human observers answer)."""
     from .dist import resolve_device
-    from .naturalness import naturalness_proxy
+    from .experiments.naturalness import naturalness_proxy
 
     names = [n.strip() for c in colorizer for n in c.split(",") if n.strip()]
     path = naturalness_proxy(names, dataset, out=out, seed=seed, device=resolve_device(device),
@@ -497,7 +497,7 @@ def reproduce_cmd(dataset, out, from_scratch, device) -> None:
     """Judge, every model (shipped or trained), mIoU / PSNR / semantic / pollution of all
     rows, diversity, and the report; resumable: finished steps are skipped on a rerun."""
     from .dist import resolve_device
-    from .reproduce import reproduce
+    from .experiments.reproduce import reproduce
 
     s = reproduce(dataset, out=out, from_scratch=from_scratch, device=resolve_device(device))
     click.echo(s.text())
@@ -510,7 +510,7 @@ def reproduce_cmd(dataset, out, from_scratch, device) -> None:
 def regress_cmd(expected, update) -> None:
     """Re-evaluate the expected file's toy subset with the shipped checkpoints and compare
     every metric with its expected value under its stated tolerance (exit 1 on drift)."""
-    from .regress import regress
+    from .experiments.regress import regress
 
     text, ok = regress(expected, update=update)
     click.echo(text)
