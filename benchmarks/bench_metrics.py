@@ -45,7 +45,7 @@ def cpu_model() -> str:
 
 def timed_updates(names) -> dict[str, float]:
     """Wrap each scorer class's ``update`` to add its seconds to the returned dict."""
-    from psc_eval.metrics.scorer import SCORERS
+    from psc_eval.metrics.base import SCORERS
 
     acc: dict[str, float] = {}
     for n in names:

@@ -222,11 +222,8 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
     """(ab key, score key, the identities they hash) of one row of a run.
 
     ``scorer_options``: scorer name -> the options that change its batch states
-    (``Scorer.options()``: the MS-SSIM variant, the semantic law and prior); they enter
-    the score key only when some scorer has any, so keys of runs without such scorers are
-    unchanged."""
-    from .metrics import PSNR_BIN_EDGES
-
+    (``Scorer.options()``: PSNR's histogram bins, the MS-SSIM variant, the semantic law and
+    prior); each scorer declares its own, the cache names none."""
     ab_ident = {
         "cache_version": CACHE_VERSION,
         "colorizer": name,
@@ -254,8 +251,7 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
         "num_classes": int(getattr(seg, "num_classes", ds.num_classes)),
         "config": jsonable(getattr(seg, "config", None)),
     }
-    score_ident = {"ab": ab_key, "judge": seg_ident, "device": torch.device(device).type,
-                   "psnr_bins": PSNR_BIN_EDGES}
+    score_ident = {"ab": ab_key, "judge": seg_ident, "device": torch.device(device).type}
     if scorer_options:
         score_ident["scorer_options"] = jsonable(dict(scorer_options))
     return ab_key, digest(score_ident), {"ab": ab_ident, "scores": score_ident}

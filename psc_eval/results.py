@@ -244,31 +244,26 @@ def load_result(path: str | Path) -> RunResult:
     return RunResult.from_json(obj)
 
 
-COLUMNS = ["dataset", "segmenter", "colorizer", "split", "seed", "kind", "miou", "psnr",
-           "psnr_ab", "psnr_n_infinite", "pixel_accuracy", "mean_accuracy", "num_images",
-           "miou_ci_low", "miou_ci_high", "psnr_ci_low", "psnr_ci_high", "semantic_accuracy",
-           "semantic_loglik", "pollution_spread", "pollution_boundary", "pollution_bleed",
-           "diversity_msssim",
-           "num_skipped", "limit", "temperature", "n_samples", "run_key",
-           "colorizer_weights_sha256", "colorizer_code_sha256", "judge_weights_sha256",
-           "path"]
-
-
-EXTRA_METRICS = ("miou_ci_low", "miou_ci_high", "psnr_ci_low", "psnr_ci_high",
-                 "semantic_accuracy", "semantic_loglik", "pollution_spread",
-                 "pollution_boundary", "pollution_bleed", "diversity_msssim")
+ID_COLUMNS = ["dataset", "segmenter", "colorizer", "split", "seed", "kind"]
+TAIL_COLUMNS = ["num_images", "num_skipped", "limit", "temperature", "n_samples", "run_key",
+                "colorizer_weights_sha256", "colorizer_code_sha256", "judge_weights_sha256",
+                "path"]
 
 
 def collect(root: str | Path = DEFAULT_OUT):
     """All results under ``root`` (or ``root/runs``) as a pandas DataFrame, one row per run.
 
-    Columns: ``COLUMNS`` (metrics a run lacks are NaN; a PSNR stored as infinite is inf),
+    Columns: ``ID_COLUMNS``, every registered scorer's ``columns`` (metrics
+    a run lacks are NaN, a PSNR stored as infinite is inf), then ``TAIL_COLUMNS``; rows
     sorted by dataset, segmenter, colorizer, split, seed.
     """
     import pandas as pd
 
     root = Path(root)
     base = root / "runs" if (root / "runs").is_dir() else root
+    from .metrics.base import registered_columns
+
+    metrics = registered_columns()
     rows = []
     for p in sorted(base.rglob("*.json")) if base.is_dir() else []:
         try:
@@ -280,19 +275,17 @@ def collect(root: str | Path = DEFAULT_OUT):
         rows.append({
             "dataset": r.dataset, "segmenter": r.segmenter, "colorizer": r.colorizer,
             "split": r.split, "seed": r.seed, "kind": r.kind,
-            "miou": _num(m.get("miou")), "psnr": _num(m.get("psnr")),
-            "psnr_ab": _num(m.get("psnr_ab")), "psnr_n_infinite": m.get("psnr_n_infinite"),
-            "pixel_accuracy": _num(m.get("pixel_accuracy")),
-            "mean_accuracy": _num(m.get("mean_accuracy")),
+            **{c.metric: m.get(c.metric) if c.integer else _num(m.get(c.metric))
+               for c in metrics},
             "num_images": m.get("num_images"), "num_skipped": len(r.skipped),
-            **{k: _num(m.get(k)) for k in EXTRA_METRICS},
             "limit": cfg.get("limit"), "temperature": cfg.get("temperature"),
             "n_samples": cfg.get("n_samples"), "run_key": prov.get("run_key"),
             **{k: prov.get(k) for k in ("colorizer_weights_sha256", "colorizer_code_sha256",
                                         "judge_weights_sha256")},
             "path": str(p),
         })
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=[*ID_COLUMNS, *(c.metric for c in metrics),
+                                     *TAIL_COLUMNS])
     return df.sort_values(["dataset", "segmenter", "colorizer", "split", "seed"],
                           ignore_index=True)
 

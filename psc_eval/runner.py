@@ -80,7 +80,7 @@ from .dist import (
 )
 from .errors import PscError
 from .io import ensure_dir
-from .metrics.scorer import ScoreContext, Scorer, build_scorers, scorer_classes
+from .metrics.base import ScoreContext, Scorer, build_scorers, scorer_classes
 from .paths import cache_dir as default_cache_dir
 from .report.summary import EvalSummary
 from .results import RunResult, build_provenance, write_result

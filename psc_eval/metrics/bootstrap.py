@@ -7,7 +7,7 @@ whatever the order in which batches, cache shards or ``torchrun`` ranks delivere
 
 * ``bootstrap_miou``: dataset-level mIoU recomputed from resampled per-image confusion
   counts (per class: intersection, ground-truth pixels, predicted pixels), the same
-  convention as ``confusion._compute`` (nanmean over classes with a non-empty union);
+  convention and formula as the point estimate (``confusion.iou_from_counts``) (nanmean over classes with a non-empty union);
 * ``bootstrap_mean``: the mean of per-image values (PSNR: over finite values only);
 * intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13) over ``resamples``
   draws of N images with replacement from a ``numpy`` PCG64 generator seeded with ``seed``;
@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from .confusion import iou_from_counts
 
 LEVEL = 0.95
 RESAMPLES = 1000
@@ -56,15 +58,7 @@ def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
 def miou_from_counts(c: np.ndarray) -> np.ndarray:
     """(..., 3C) summed counts [intersection C | truth C | prediction C] -> mIoU (...)."""
     C = c.shape[-1] // 3
-    tp, gt, pr = c[..., :C], c[..., C:2 * C], c[..., 2 * C:]
-    union = gt + pr - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
-    valid = ~np.isnan(iou)
-    n = valid.sum(-1)
-    s = np.where(valid, iou, 0.0).sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    return iou_from_counts(c[..., :C], c[..., C:2 * C], c[..., 2 * C:])[1]
 
 
 def mean_finite(sums: np.ndarray) -> np.ndarray:
@@ -111,6 +105,23 @@ def bootstrap_mean(values: Tensor | np.ndarray, resamples: int = RESAMPLES, seed
     as in the point estimate)."""
     v = np.asarray(torch.as_tensor(values).cpu().numpy(), np.float64)
     return _bootstrap(_finite_rows(v), mean_finite, resamples, seed, level)
+
+
+class Bootstrapped:
+    """Scorer mixin: bootstrap options read from the run's config (``bootstrap``,
+    ``bootstrap_seed``) and their record in provenance."""
+
+    resamples: int = RESAMPLES
+    boot_seed: int = 0
+
+    def setup(self, dataset: Any, cfg: Any = None) -> None:
+        if cfg is not None:
+            self.resamples = int(getattr(cfg, "bootstrap", RESAMPLES))
+            self.boot_seed = int(getattr(cfg, "bootstrap_seed", 0))
+
+    def boot_record(self) -> dict[str, Any]:
+        return {"resamples": self.resamples, "seed": self.boot_seed, "level": 0.95,
+                "method": METHOD}
 
 
 # ----------------------------------------------------------------------------- paired

@@ -15,9 +15,11 @@ agree when every class occurs in the ground truth (full VOC val). torchmetrics'
 ``MulticlassJaccardIndex`` reports 0 instead of NaN for an empty union with
 ``average=None``; its ``macro`` average drops those classes, so it equals ``miou``.
 
-The functional pair ``_update`` / ``_compute`` is reused by ``ConfusionMatrix``
-(torchmetrics style); the matrix is a plain sum, so ranks reduce it with
-``all_reduce(SUM)`` on ``.mat``.
+The functional pair ``confusion_counts`` / ``confusion_scores`` is reused by
+``ConfusionMatrix`` and the mIoU scorer (torchmetrics style); the matrix is a plain sum, so
+ranks reduce it with ``all_reduce(SUM)`` on ``.mat``. ``iou_from_counts`` is THE IoU
+formula: the point estimate and the bootstrap (``bootstrap.miou_from_counts``, many
+resampled count vectors at once) both call it.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _check(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) ->
         )
 
 
-def _update(
+def confusion_counts(
     pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255
 ) -> Tensor:
     """(B,H,W) label maps -> int64 (C, C) counts, rows = target, columns = prediction."""
@@ -63,20 +65,43 @@ def _update(
     return counts.reshape(num_classes, num_classes).cpu()
 
 
-def _compute(mat: Tensor | np.ndarray) -> dict[str, Any]:
+def iou_from_counts(tp: np.ndarray, gt: np.ndarray, pr: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class IoU (..., C) and mIoU (...) from float64 counts (..., C) of intersection,
+    ground-truth and predicted pixels: IoU NaN where the union is empty, mIoU the mean over
+    the other classes (NaN when none).
+
+    Vectorised over the leading dimensions, and each mIoU is ``iou[valid].mean()`` of its
+    own row to the last bit (rows are grouped by their set of valid classes and averaged
+    over exactly those columns), so a bootstrap resample and the point estimate of the same
+    counts agree exactly."""
+    union = gt + pr - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+    C = iou.shape[-1]
+    rows = iou.reshape(-1, C)
+    valid = ~np.isnan(rows)
+    miou = np.full(rows.shape[0], np.nan)
+    patterns, which = np.unique(valid, axis=0, return_inverse=True)
+    for k, cols in enumerate(patterns):
+        if cols.any():
+            sel = which.reshape(-1) == k
+            miou[sel] = rows[sel][:, cols].mean(axis=1)
+    return iou, miou.reshape(iou.shape[:-1])
+
+
+def confusion_scores(mat: Tensor | np.ndarray) -> dict[str, Any]:
     """IoU, accuracies from a (C, C) count matrix, in float64."""
     m = torch.as_tensor(mat).to(torch.float64).cpu().numpy()
     tp = np.diag(m)
     gt = m.sum(axis=1)  # pixels of each class in the ground truth
     pr = m.sum(axis=0)  # pixels predicted as each class
-    union = gt + pr - tp
+    iou, miou = iou_from_counts(tp, gt, pr)
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
         acc = np.where(gt > 0, tp / gt, np.nan)
     total = m.sum()
-    valid = ~np.isnan(iou)
     return {
-        "miou": float(iou[valid].mean()) if valid.any() else float("nan"),
+        "miou": float(miou),
         "iou": iou.tolist(),
         "pixel_accuracy": float(tp.sum() / total) if total > 0 else float("nan"),
         "mean_accuracy": float(np.nanmean(acc)) if (gt > 0).any() else float("nan"),
@@ -96,7 +121,7 @@ class ConfusionMatrix:
         self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def update(self, pred: Tensor, target: Tensor) -> ConfusionMatrix:
-        self.mat += _update(pred, target, self.num_classes, self.ignore_index)
+        self.mat += confusion_counts(pred, target, self.num_classes, self.ignore_index)
         return self
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
@@ -109,11 +134,11 @@ class ConfusionMatrix:
         self.mat.zero_()
 
     def compute(self) -> dict[str, Any]:
-        return _compute(self.mat)
+        return confusion_scores(self.mat)
 
 
 def mean_iou(
     pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255
 ) -> dict[str, Any]:
     """Functional form of ``ConfusionMatrix``: one update, one compute."""
-    return _compute(_update(pred, target, num_classes, ignore_index))
+    return confusion_scores(confusion_counts(pred, target, num_classes, ignore_index))

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .base import Column, ScoreContext, Scorer, Scores
 from .bootstrap import canonical, image_keys
-from .scorer import ScoreContext, Scorer, Scores
 
 WANG_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, Table/Eq. 7
 # Fig. 10's axis: SSIM from 0 to 1; bins of 0.05 (its mass lies in 0.8-0.95).
@@ -71,6 +71,8 @@ class DiversityScorer(Scorer):
 
     n_samples = 2
     cat_keys = ("key", "msssim")
+    columns = (Column("diversity_msssim", "MS-SSIM", 9,
+                      note="MS-SSIM of two samples of one gray input (1 = identical)"),)
 
     variant: dict[str, Any] | None = None
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .base import Column, ScoreContext, Scorer, Scores
 from .bootstrap import canonical, image_keys
-from .scorer import ScoreContext, Scorer, Scores
 from .segments import colorized_ab, segment_index
 
 
@@ -44,6 +44,12 @@ class PollutionScorer(Scorer):
 
     needs_masks = True
     cat_keys = ("key", "rows")
+    columns = (Column("pollution_spread", "spread", 9,
+                      note="within-segment chroma variance / truth's"),
+               Column("pollution_boundary", "bound.", 8,
+                      note="chroma change on true boundaries / truth's"),
+               Column("pollution_bleed", "bleed", 8,
+                      note="boundary-vs-interior change / truth's (1 = as the truth)"))
 
     def init_state(self) -> dict[str, Tensor]:
         C = self.num_classes

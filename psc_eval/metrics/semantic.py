@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .base import Column, ScoreContext, Scorer, Scores
 from .bootstrap import canonical, image_keys
-from .scorer import ScoreContext, Scorer, Scores
 from .segments import SegmentIndex, colorized_ab, segment_index
 
 TOY_THRESHOLD = -2.0 * math.log(0.001)  # chi^2 with 2 dof at 0.999
@@ -149,6 +149,10 @@ class SemanticScorer(Scorer):
 
     needs_masks = True
     cat_keys = ("key", "rows")
+    columns = (Column("semantic_accuracy", "sem.acc", 9,
+                      note="segments with plausible chroma for their class"),
+               Column("semantic_loglik", "sem.ll", 8,
+                      note="mean log-probability of segment chroma under the class prior"))
 
     law: str | None = None  # "toy" | "histogram" (set by setup from the dataset)
     prior: dict[str, Any] | None = None

@@ -7,8 +7,8 @@ import torch
 from pytorch_msssim import ms_ssim
 
 from psc_eval.errors import PscError
+from psc_eval.metrics.base import ScoreContext
 from psc_eval.metrics.diversity import WANG_WEIGHTS, DiversityScorer, ms_ssim_pairs, msssim_variant
-from psc_eval.metrics.scorer import ScoreContext
 
 
 @pytest.mark.parametrize("size,win", [(33, 3), (64, 3), (80, 5), (128, 7), (160, 9),

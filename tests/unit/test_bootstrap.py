@@ -19,8 +19,8 @@ from psc_eval.metrics.bootstrap import (
     miou_from_counts,
     paired_test,
 )
-from psc_eval.metrics.confusion import _compute
-from psc_eval.metrics.scorers import per_image_counts
+from psc_eval.metrics.confusion import confusion_scores
+from psc_eval.metrics.miou import per_image_counts
 
 
 def counts(n: int, seed: int, C: int = 3) -> np.ndarray:
@@ -37,13 +37,13 @@ def test_per_image_counts_sum_to_the_confusion_matrix():
     mask = torch.randint(0, 4, (5, 9, 7), generator=g)
     mask[0, :3] = 255
     rows = per_image_counts(pred, mask, 4).to(torch.int64)  # (5, 12)
-    from psc_eval.metrics.confusion import _update
+    from psc_eval.metrics.confusion import confusion_counts
 
-    mat = _update(pred, mask, 4)
+    mat = confusion_counts(pred, mask, 4)
     s = rows.sum(0)
     assert torch.equal(s[:4], mat.diag()) and torch.equal(s[4:8], mat.sum(1))
     assert torch.equal(s[8:], mat.sum(0))
-    assert float(miou_from_counts(s.numpy().astype(float))) == _compute(mat)["miou"]
+    assert float(miou_from_counts(s.numpy().astype(float))) == confusion_scores(mat)["miou"]
 
 
 def test_interval_holds_point_and_shrinks():

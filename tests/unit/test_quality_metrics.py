@@ -16,8 +16,8 @@ import torch
 from fixtures_data import run_ranks
 
 from psc_eval.data.toy import CAR, CHROMA, CLASS_NAMES, COW, SKY
+from psc_eval.metrics.base import ScoreContext
 from psc_eval.metrics.pollution import PollutionScorer
-from psc_eval.metrics.scorer import ScoreContext
 from psc_eval.metrics.semantic import HIST_BINS, TOY_THRESHOLD, SemanticScorer, hist_bin
 
 HERE = Path(__file__).resolve().parent

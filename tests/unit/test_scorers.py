@@ -33,7 +33,7 @@ def psc_home(tmp_path, monkeypatch):
 @pytest.fixture
 def registry(monkeypatch):
     """SCORERS with entries a test may add (the module's registry is restored after)."""
-    monkeypatch.setattr(SCORERS, "_entries", dict(SCORERS._entries))
+    monkeypatch.setattr(SCORERS, "_own", dict(SCORERS._entries))
     return SCORERS
 
 

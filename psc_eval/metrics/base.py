@@ -13,8 +13,11 @@ that combine by addition, so
 Each scorer declares what it needs: ``needs_judge`` (the loop then segments the colorized
 image and hands the labels over as ``ctx.pred``), ``needs_masks`` (the dataset must have
 them) and ``n_samples`` (colorizer samples per image; the loop asks the colorizer for the
-largest ``n_samples`` of the run's scorers). A new metric is a new subclass and one line in
-``SCORERS``; the loop has no per-metric code. The per-batch score cache stores each
+largest ``n_samples`` of the run's scorers). Each scorer also declares its ``columns`` (the
+metrics the console summary and ``results.collect()`` show, in that order) and, through
+``options()``, whatever besides images and colorizer changes its batch states (it enters the
+score cache key). A new metric is a new subclass and one line in ``SCORERS``: the loop, the
+summary, ``collect()`` and the cache have no per-metric code. The per-batch score cache stores each
 scorer's batch state (``state_dict()``), so a resumed run merges them back.
 """
 
@@ -31,9 +34,9 @@ from torch import Tensor
 from ..registry import Registry
 
 SCORERS = Registry("scorer", option="--metrics")
-SCORERS.add("miou", "psc_eval.metrics.scorers:MiouScorer",
+SCORERS.add("miou", "psc_eval.metrics.miou:MiouScorer",
             "mean IoU of the judge on colorized images (Table 3, Fig. 8)")
-SCORERS.add("psnr", "psc_eval.metrics.scorers:PsnrScorer",
+SCORERS.add("psnr", "psc_eval.metrics.psnr:PsnrScorer",
             "PSNR of the uint8 RGB image and of ab against the true colours (Table 3)")
 SCORERS.add("semantic", "psc_eval.metrics.semantic:SemanticScorer",
             "semantic colour accuracy: is each segment's chroma plausible for its class")
@@ -41,6 +44,23 @@ SCORERS.add("pollution", "psc_eval.metrics.pollution:PollutionScorer",
             "colour pollution: chroma spread inside segments, contrast across boundaries")
 SCORERS.add("diversity", "psc_eval.metrics.diversity:DiversityScorer",
             "MS-SSIM between two samples of one gray input (Fig. 10)")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric a scorer shows: in ``collect()``'s table always, in the console summary
+    when ``summary`` (as ``header``, ``width`` characters, ``digits`` decimals; ``ci_width``
+    > 0: followed by its ``<metric>_ci_low/high`` interval; a NaN with a nonzero
+    ``<metric>_n_infinite`` prints as inf). ``note`` explains the header under the table."""
+
+    metric: str
+    header: str = ""
+    width: int = 9
+    digits: int = 3
+    ci_width: int = 0
+    summary: bool = True
+    integer: bool = False  # a count: collect() keeps it an integer
+    note: str = ""
 
 
 @dataclass
@@ -97,6 +117,7 @@ class Scorer:
     needs_judge: ClassVar[bool] = False
     needs_masks: ClassVar[bool] = False
     n_samples: ClassVar[int] = 1
+    columns: ClassVar[tuple[Column, ...]] = ()
     # State entries that hold one row per image and combine by concatenation (torchmetrics'
     # "cat" states): per-image values for exact, order-independent means and bootstraps.
     cat_keys: ClassVar[tuple[str, ...]] = ()
@@ -183,3 +204,8 @@ def build_scorers(names: Sequence[str], num_classes: int,
 def scorer_classes(names: Sequence[str]) -> dict[str, type[Scorer]]:
     """name -> scorer class (to read ``needs_judge`` / ``n_samples`` before building)."""
     return {n: SCORERS.get(n) for n in names}
+
+
+def registered_columns() -> list[Column]:
+    """The columns of every registered scorer, in registration order."""
+    return [c for n in SCORERS.names() for c in SCORERS.get(n).columns]
