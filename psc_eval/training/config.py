@@ -42,9 +42,8 @@ class TrainConfig:
     ``[train]`` keys the same way; everything else is shared.
     """
 
-    epochs: int = field(default=10, metadata=_cli("Epochs (a resumed run may raise it).",
-                                                   min=1))
-    batch_size: int = field(default=16, metadata=_cli("Images per optimiser step.", min=1))
+    epochs: int = field(default=10, metadata=_cli("Epochs (a resumed run may raise it)."))
+    batch_size: int = field(default=16, metadata=_cli("Images per optimiser step."))
     lr: float = field(default=2e-4, metadata=_cli("Learning rate."))
     optimizer: str = field(default="adam", metadata=_cli("Optimiser.", choices=OPTIMIZERS))
     betas: tuple[float, float] = (0.5, 0.999)  # Adam's betas; Adadelta's rho = betas[0]
@@ -58,16 +57,14 @@ class TrainConfig:
     grad_clip: float = 0.0  # global gradient norm per optimiser; 0: off
     amp: str = "none"  # "bf16": autocast the step's forward
     seed: int = field(default=0, metadata=_cli("Seed of weights, data order and augmentation."))
-    n_train: int = field(default=0, metadata=_cli("Train on the first N images only (0: all).",
-                                                  min=0))
-    n_val: int = field(default=0, metadata=_cli("Validate on the first N images only (0: all).",
-                                                min=0))
+    n_train: int = field(default=0, metadata=_cli("Train on the first N images only (0: all)."))
+    n_val: int = field(default=0, metadata=_cli("Validate on the first N images only (0: all)."))
     train_split: str = ""  # "": the dataset's training split (train / train_aug)
     val_split: str = ""  # "": the dataset's evaluation split
-    workers: int = field(default=0, metadata=_cli("DataLoader worker processes.", min=0))
+    workers: int = field(default=0, metadata=_cli("DataLoader worker processes."))
     cache_in_memory: bool = False  # keep decoded samples in RAM after their first load
     checkpoint_every: int = field(default=0, metadata=_cli(
-        "Also checkpoint every N optimiser steps (0: after every epoch only).", min=0))
+        "Also checkpoint every N optimiser steps (0: after every epoch only)."))
     keep_epochs: bool = True  # also write epoch-NNNN.pt after every epoch
     device: str = field(default="auto", metadata=_cli(
         "auto (CUDA when available, else CPU), cpu, cuda or cuda:N."))

@@ -263,12 +263,12 @@ def test_real_process_prints_one_line_and_no_traceback(tmp_path):
     (["train", "--colorizer", "ours", "--lr", "-1"], "train.lr=-1.0 must be finite and > 0"),
     (["train", "--colorizer", "ours", "--lr", "nan"], "train.lr=nan must be finite and > 0"),
     (["train", "--colorizer", "ours", "--size", "0"], "input size 0 is too small"),
-    (["train", "--colorizer", "ours", "--workers", "-1"], "workers must be >= 0, got -1"),
+    (["train", "--colorizer", "ours", "--workers", "-1"], "train.workers=-1 is negative"),
     (["train", "--colorizer", "ours", "--device", "bogus"], "unknown device 'bogus'"),
     (["train", "--colorizer", "nope"], "unknown trainable colorizer 'nope'"),
     (["train", "--colorizer", "ours", "--n-train", "-5"], "train.n_train=-5 is negative"),
-    (["train-judge", "--lr", "0"], "learning rate 0.0, in --lr"),
-    (["train-judge", "--lr", "inf"], "learning rate inf, in --lr"),
+    (["train-judge", "--lr", "0"], "train.lr=0.0 must be finite and > 0"),
+    (["train-judge", "--lr", "inf"], "train.lr=inf must be finite and > 0"),
 ])
 def test_options_checked_where_they_enter(argv, expect, tmp_path, monkeypatch, capsys):
     from psc_eval.cli import main
