@@ -25,24 +25,16 @@ from psc_eval.training import step_generator
 
 
 def build(name: str):
-    """(method, input size) of a toy-config method, seeded."""
+    """(method, input size) of a toy-config method built as psc-eval train builds it
+    (record -> config -> prepare -> build), seeded; statistics (Zhang's prior) from 64
+    training images."""
+    from psc_eval.training.entry import resolve_config
+
+    cls, cfg = resolve_config(name, "toy")
+    ds = get_dataset("toy", split="train", size=cls.input_size(cfg)).subset(64)
+    cls.prepare(name, cfg, ds)
     torch.manual_seed(0)
-    if name == "ours":
-        from psc_eval.models.commands import PSCMethod, build_net, resolve_train_config
-
-        cfg = resolve_train_config("ours", "toy")
-        return PSCMethod(build_net("ours", cfg, 10), cfg), cfg.model.input_size
-    from psc_eval.baselines import common, iizuka2016, larsson2016, zhang2016
-
-    if name == "zhang2016":
-        cfg, t, _ = common.load_config(name, zhang2016.ZhangConfig, "toy")
-        return zhang2016.ZhangMethod(zhang2016.build_model(cfg), t), cfg.input_size
-    if name == "iizuka2016":
-        cfg, t, _ = common.load_config(name, iizuka2016.IizukaConfig, "toy")
-        cfg.num_classes = 10
-        return iizuka2016.IizukaMethod(iizuka2016.IizukaNet(cfg), cfg, t), cfg.input_size
-    cfg, t, _ = common.load_config(name, larsson2016.LarssonConfig, "toy")
-    return larsson2016.LarssonMethod(larsson2016.LarssonNet(cfg), cfg, t), cfg.input_size
+    return cls.build(name, cfg, ds), cls.input_size(cfg)
 
 
 def main() -> None:
