@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -346,6 +346,7 @@ class DeshpandeMethod(TrainMethod):
     """Optimiser 0 (``vae``) for the first ``vae_epochs`` epochs, optimiser 1 (``mdn``) after."""
 
     model_config = DeshpandeModelConfig
+    smoke: ClassVar[dict[str, Any]] = {"model.vae_epochs": 1, "model.stats_images": 4}
 
     def __init__(self, net: DeshpandeNet, t: TrainConfig):
         self.model = net

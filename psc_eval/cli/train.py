@@ -57,16 +57,19 @@ class TrainCommand(click.Command):
 @click.option("--root", default=None, type=click.Path(file_okay=False), help="Dataset folder.")
 @click.option("--size", default=None, type=int, help="Input size (config: 128 paper, 64 toy).")
 @train_options()
+@click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
+              help="Any config value, e.g. --set model.dropout=0.1 --set train.polyak=0.999 "
+                   "(repeatable; recorded in the checkpoint).")
 @click.option("--resume", is_flag=False, flag_value="last", default=None,
               help="Continue from last.pt of the run folder, or from the checkpoint given.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder (default $PSC_HOME/models/<dataset>/<colorizer>).")
-def train_cmd(colorizer, dataset, config, **kw) -> None:
+def train_cmd(colorizer, dataset, config, set_items, **kw) -> None:
     """Train a colorizer: the paper's model, an ablation or a baseline, on the one core loop
     (torchrun: several GPUs)."""
-    from ..training.entry import train
+    from ..training.entry import parse_set, train
 
-    res = train(colorizer, dataset, config, **kw)
+    res = train(colorizer, dataset, config, overrides=parse_set(set_items), **kw)
     click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
 
 

@@ -9,6 +9,8 @@ method.
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +47,38 @@ def resolve_config(name: str, config: str = "toy", overrides: dict[str, Any] | N
     return cls, cfg
 
 
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items -> {"train.lr": 0.001, ...}; VALUE is read as a TOML value
+    (``2``, ``1e-3``, ``true``, ``[1, 2]``, ``"adam"``; a bare word is a string)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or "." not in key:
+            raise ConfigError(f"--set expects model.KEY=VALUE or train.KEY=VALUE, got "
+                              f"{item!r}, in the options, e.g. --set train.lr=1e-3")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()
+    return out
+
+
 def train(name: str, dataset: str = "toy", config: str = "toy", *, root: str | None = None,
           resume: str | None = None, out_dir: str | Path | None = None, progress: bool = True,
+          overrides: Mapping[str, Any] | None = None, stop_after_steps: int | None = None,
           **options: Any) -> TrainResult:
     """Train method ``name`` on ``dataset`` with ``config`` (a name its record declares, or
     a TOML path). ``options``: ``size`` and the :class:`TrainConfig` fields the CLI
-    exposes (None: the config's value); ``resume``: None, ``"last"`` or a checkpoint."""
-    overrides = {}
+    exposes (None: the config's value); ``overrides``: any config key ({"model.KEY": v,
+    "train.KEY": v}, ``--set``), recorded in the checkpoint like every config value;
+    ``resume``: None, ``"last"`` or a checkpoint; ``stop_after_steps`` ends the run there
+    with a checkpoint, as an interruption would (``complete`` is then False)."""
+    overrides = dict(overrides or {})
     for k, v in options.items():
         key = OPTION_KEYS.get(k, f"train.{k}")
-        overrides[key] = v
+        if v is not None:
+            overrides[key] = v
     if name in COLORIZERS and name not in TRAINABLE:
         raise ConfigError(f"{name!r} is not trainable, in --colorizer, train one of "
                           f"{', '.join(TRAINABLE)} (psc-eval ls)")
@@ -73,4 +97,5 @@ def train(name: str, dataset: str = "toy", config: str = "toy", *, root: str | N
         train_ds, val_ds = MemoryCache(train_ds), MemoryCache(val_ds)
     trainer = Trainer(method, t, train_ds, val_ds, out, config=cfg.to_dict(), meta=meta,
                       progress=progress)
-    return trainer.fit(resume=resume if resume in (None, "last") else Path(resume))
+    return trainer.fit(resume=resume if resume in (None, "last") else Path(resume),
+                       stop_after_steps=stop_after_steps)

@@ -68,6 +68,9 @@ class TrainMethod:
     train_config: ClassVar[type[TrainConfig]] = TrainConfig
     # config keys (dotted) that may change on resume: more epochs, another device...
     resumable_keys: frozenset[str] = TrainConfig.RESUMABLE
+    # config overrides under which the method trains in two epochs of a few images (the
+    # trainable contract test; a method with stages shortens its first stage here)
+    smoke: ClassVar[dict[str, Any]] = {}
 
     # --- building (psc-eval train) --------------------------------------------------------
     @classmethod
