@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PscError
+from .identity import class_path, code_sha256, digest, jsonable
 from .io import atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -124,7 +125,6 @@ def build_provenance(
     import torch
 
     from . import __version__
-    from .cache import class_path, code_sha256, jsonable
 
     return {
         "psc_eval_version": __version__,
@@ -191,8 +191,6 @@ def run_key(result: RunResult) -> str:
     the colorizer (class, code, weights, config: temperature, sampler, ...), the judge
     (weights, config), the evaluation options (limit, samples, metrics, batch size, ...)
     and the device type. Runs that differ in any of them get different files."""
-    from .cache import digest
-
     p = result.provenance
     config = {k: v for k, v in (p.get("config") or {}).items() if k not in _NOT_IN_RUN_KEY}
     ident = {"colorizer": result.colorizer, "config": config,

@@ -82,8 +82,8 @@ from .errors import PscError
 from .io import ensure_dir
 from .metrics.base import ScoreContext, Scorer, build_scorers, scorer_classes
 from .paths import cache_dir as default_cache_dir
-from .report.summary import EvalSummary
 from .results import RunResult, build_provenance, write_result
+from .summary import EvalSummary
 
 __all__ = ["EvalSummary", "batch_seed", "check_ab", "draw_samples", "evaluate", "evaluate_rows",
            "run_eval"]

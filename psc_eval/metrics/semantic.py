@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..identity import scorer_code
 from .base import Column, ScoreContext, Scorer, Scores
 from .bootstrap import canonical, image_keys
 from .segments import SegmentIndex, colorized_ab, segment_index
@@ -113,7 +114,6 @@ def prior_tables(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 @lru_cache(maxsize=8)
 def _load_prior(name: str, root: str | None, size: int) -> dict[str, Any] | None:
-    from ..cache import scorer_code
     from ..data import get_dataset, train_splits
     from ..errors import PscError
     from ..io import atomic_write

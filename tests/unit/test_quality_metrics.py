@@ -186,7 +186,7 @@ def test_semantic_prior_is_cached_per_dataset_and_estimate_code(tmp_path, monkey
     again = semantic._load_prior("voc", str(root), 32)
     assert calls == ["train"] and torch.equal(first["counts"], again["counts"])
     assert float(first["counts"].sum()) > 0
-    monkeypatch.setattr("psc_eval.cache.scorer_code", lambda s: "edited" + "0" * 58)
+    monkeypatch.setattr(semantic, "scorer_code", lambda s: "edited" + "0" * 58)
     semantic._load_prior.cache_clear()
     semantic._load_prior("voc", str(root), 32)
     assert calls == ["train", "train"]

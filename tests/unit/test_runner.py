@@ -174,7 +174,7 @@ def test_code_identity_follows_the_modules_a_colorizer_imports(tmp_path, monkeyp
     same package does not."""
     import importlib
 
-    from psc_eval.cache import _imported_modules, code_sha256
+    from psc_eval.identity import code_sha256, imported_modules
 
     pkg = tmp_path / "mypkg"
     pkg.mkdir()
@@ -188,7 +188,7 @@ def test_code_identity_follows_the_modules_a_colorizer_imports(tmp_path, monkeyp
         "        return SCALE\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     col = importlib.import_module("mypkg.col").Col
-    assert set(_imported_modules(str(pkg / "col.py"), "mypkg.col")) == {"mypkg",
+    assert set(imported_modules(str(pkg / "col.py"), "mypkg.col")) == {"mypkg",
                                                                          "mypkg.helper"}
     before = code_sha256(col)
     (pkg / "unrelated.py").write_text("X = 22\n")
@@ -200,7 +200,7 @@ def test_code_identity_follows_the_modules_a_colorizer_imports(tmp_path, monkeyp
     (tmp_path / "solo.py").write_text("import torch\nimport solonet\n\n\nclass Solo:\n"
                                       "    pass\n")
     solo = importlib.import_module("solo").Solo
-    assert set(_imported_modules(str(tmp_path / "solo.py"), "solo")) == {"solonet"}
+    assert set(imported_modules(str(tmp_path / "solo.py"), "solo")) == {"solonet"}
     before = code_sha256(solo)
     (tmp_path / "solonet.py").write_text("W = 22\n")
     assert code_sha256(solo) != before
@@ -209,7 +209,7 @@ def test_code_identity_follows_the_modules_a_colorizer_imports(tmp_path, monkeyp
     from psc_eval.colorizer import resolve_colorizer_class
 
     ours = resolve_colorizer_class("ours")
-    mods = _imported_modules(sys.modules[ours.__module__].__file__, ours.__module__)
+    mods = imported_modules(sys.modules[ours.__module__].__file__, ours.__module__)
     assert {"psc_eval.models.sampling", "psc_eval.models.network", "psc_eval.models.dmol",
             "psc_eval.models.pixelcnn"} <= set(mods)
     assert not any(m.startswith("psc_eval.") and not m.startswith("psc_eval.models")

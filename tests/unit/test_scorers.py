@@ -143,7 +143,7 @@ def test_score_shards_serve_only_the_scorer_code_that_wrote_them(tmp_path, monke
     """A cached batch state is merged only when every scorer's stored code identity is the
     current one: an edited formula (another identity) or a shard without identities (older
     cache) is recomputed, never merged."""
-    import psc_eval.cache as cache_mod
+    import psc_eval.identity as identity_mod
     from psc_eval.cache import RowCache, scorer_code, shard_name
 
     b = batch(1)
@@ -159,8 +159,8 @@ def test_score_shards_serve_only_the_scorer_code_that_wrote_them(tmp_path, monke
     rc.score_names.add(fname)
     assert rc.load_scores(fname, b["ids"], scorers) is not None
     # the identity follows the metrics sources: another digest for an edited file
-    real = cache_mod._file_sha256
-    monkeypatch.setattr(cache_mod, "_file_sha256",
+    real = identity_mod._file_sha256
+    monkeypatch.setattr(identity_mod, "_file_sha256",
                         lambda p: "edited" if p.endswith("psnr.py") else real(p))
     assert scorer_code(scorers["psnr"]) != shard["code"]["psnr"]
     assert rc.load_scores(fname, b["ids"], scorers) is None

@@ -1,4 +1,7 @@
-"""The console summary of ``psc-eval miou`` / ``psc-eval psnr``: a Fig. 8-style table."""
+"""The console summary of ``psc-eval miou`` / ``psc-eval psnr``: a Fig. 8-style table.
+
+It sits beside the runner (which returns it), below ``report/``: a run prints its summary
+without importing the report."""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import REFERENCE_ROWS
-from ..metrics.base import registered_columns
-from ..results import RunResult
+from .config import REFERENCE_ROWS
+from .metrics.base import registered_columns
+from .results import RunResult
 
 ROW_LABELS = {"gray": "gray", "gt": "colour (gt)"}
 
