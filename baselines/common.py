@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from psc_eval.checkpoint import load_checkpoint, require_keys
+from psc_eval.checkpoint import checkpoint_info, load_checkpoint, require_keys
 from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
 from psc_eval.errors import WeightsError
 from psc_eval.methods import config_files
@@ -83,6 +83,7 @@ class BaselineColorizer:
     model_cls: type = object
     stochastic = True
     oracle = False
+    checkpoint_info: dict[str, Any] | None = None  # epoch, step, val losses (run provenance)
 
     def __init__(self, dataset: str = "toy", weights: str | Path | None = None,
                  device: str = "cpu", config: str = "toy", seed: int = 0, **_: Any):
@@ -102,6 +103,7 @@ class BaselineColorizer:
             self.weights_path, self.weights_sha256 = None, None
         else:
             ck, path = load_trained(self.name, dataset, weights, config)
+            self.checkpoint_info = checkpoint_info(ck, path)
             hint = f"pass a checkpoint of {self.name!r} (psc-eval train --colorizer {self.name})"
             try:
                 model_cfg = dataclass_from_dict(self.model_cls, ck["config"]["model"], str(path),

@@ -28,7 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from psc_eval.checkpoint import load_checkpoint, load_state_dict_checked, require_keys
+from psc_eval.checkpoint import (
+    checkpoint_info,
+    load_checkpoint,
+    load_state_dict_checked,
+    require_keys,
+)
 from psc_eval.color import AB_MAX, AB_MIN, denormalize_ab
 from psc_eval.colorizer import RANDOM_WEIGHTS, check_L, check_n_samples
 from psc_eval.errors import ConfigError, WeightsError
@@ -56,6 +61,7 @@ class _PSCBase:
 
     name = "ours"
     weights_variant = "ours"  # the checkpoint this colorizer reads
+    checkpoint_info: dict[str, Any] | None = None  # epoch, step, val losses (run provenance)
     stochastic = True
     oracle = False
 
@@ -122,6 +128,7 @@ class _PSCBase:
             cfg = config_from_checkpoint(ck["config"], str(path))
         except (KeyError, TypeError, AttributeError):
             raise WeightsError(f"checkpoint's config is incomplete, {path}, {hint}") from None
+        self.checkpoint_info = checkpoint_info(ck, path)
         net = build_net(self.weights_variant, cfg, ck["num_classes"])
         load_state_dict_checked(net, ck["ema"], path, f"{self.weights_variant}'s averaged "
                                 "weights", hint)

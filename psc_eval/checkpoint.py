@@ -139,6 +139,25 @@ def load_state_dict_checked(module: torch.nn.Module, sd: Any, path: str | Path, 
     module.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
 
 
+def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """What an evaluation records of the checkpoint a colorizer loaded (its run JSON's
+    ``provenance.colorizer_checkpoint``): path, epoch, step, the validation losses of that
+    epoch and of every epoch before it (the checkpoint's ``history``), so the report's
+    ablation reads them from the run instead of searching checkpoints."""
+    def num(v: Any) -> Any:
+        return v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
+
+    def val(row: dict[str, Any]) -> dict[str, float]:
+        return {k: float(num(v)) for k, v in row.items()
+                if k.startswith("val_") and isinstance(num(v), (int, float))}
+
+    history = [h for h in ck.get("history") or [] if isinstance(h, dict)]
+    epoch, step = num(ck.get("epoch")), num(ck.get("step"))
+    row = next((h for h in reversed(history) if num(h.get("epoch")) == epoch), {})
+    return {"path": str(path), "epoch": epoch, "step": step, "val_losses": val(row),
+            "history": [{"epoch": num(h.get("epoch")), **val(h)} for h in history]}
+
+
 def weights_sha256(path: str | Path | None) -> str | None:
     return None if path is None else sha256_file(path)
 

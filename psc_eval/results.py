@@ -34,7 +34,8 @@ from .errors import PscError
 from .identity import class_path, code_sha256, digest, jsonable
 from .io import atomic_write_json
 
-SCHEMA_VERSION = 1
+# 2: provenance.colorizer_checkpoint (schema 1 files, without it, are read as they are)
+SCHEMA_VERSION = 2
 DEFAULT_OUT = "reports"
 
 # Path components come from user-given names (a "module:attr" colorizer); keep them portable.
@@ -141,6 +142,8 @@ def build_provenance(
         "colorizer_code_sha256": code_sha256(colorizer),
         "colorizer_weights_sha256": getattr(colorizer, "weights_sha256", None),
         "colorizer_config": jsonable(getattr(colorizer, "config", None)),
+        # epoch, step and validation losses of the checkpoint loaded (None: no checkpoint)
+        "colorizer_checkpoint": jsonable(getattr(colorizer, "checkpoint_info", None)),
         "judge": None if judge is None else getattr(judge, "name", None),
         "judge_weights_sha256": None if judge is None else getattr(judge, "weights_sha256", None),
         "judge_config": None if judge is None else jsonable(getattr(judge, "config", None)),

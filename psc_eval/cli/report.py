@@ -17,21 +17,19 @@ from .options import comma_list
               help="The --out folder of the evaluations (holds runs/<dataset>/...).")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Report folder (default reports/<dataset>).")
-@click.option("--models", default=None, type=click.Path(file_okay=False),
-              help="Checkpoint folder for the ablation's losses (default $PSC_HOME).")
 @click.option("--study", default=None, type=click.Path(exists=True),
               help="Human study folder (or its tally.json) for Table 4.")
 @click.option("--split", default=None, help="Use only runs of this split.")
 @click.option("--judge", default=None, help="Use only runs of this judge (segmenter name).")
 @click.option("--samples", is_flag=True, help="Also draw sample grids (needs the models).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def report_cmd(dataset, runs, out, models, study, split, judge, samples, device) -> None:
+def report_cmd(dataset, runs, out, study, split, judge, samples, device) -> None:
     """Write Table 3, Table 4, the ablation table (Markdown, LaTeX, CSV) and Figs. 8 and 10
     (PNG, PDF) of one dataset, derived only from the stored run JSONs."""
     from ..dist import resolve_device
     from ..report.build import write_report
 
-    click.echo(write_report(dataset, runs, out, models=models, study=study, split=split,
+    click.echo(write_report(dataset, runs, out, study=study, split=split,
                             judge=judge, samples=samples,
                             device=resolve_device(device)).text())
 

@@ -1,6 +1,6 @@
 """``psc-eval report``: Tables 3-4, the ablation table and Figs. 8 and 10 of one dataset,
-derived only from stored run JSONs (plus training logs for the ablation's losses and a
-study's tally.json for Table 4), written to ``reports/<dataset>/``.
+derived only from stored run JSONs (the ablation's losses included: each run records the
+checkpoint it scored) and a study's tally.json for Table 4, written to ``reports/<dataset>/``.
 
 Output (every table as .md, .tex with booktabs, .csv; figures as .png and .pdf)::
 
@@ -10,7 +10,7 @@ Output (every table as .md, .tex with booktabs, .csv; figures as .png and .pdf):
     table4.*                  human naturalness (--study), else a table saying why not
     fig8_per_class_iou.*      per-class IoU bars
     fig10_msssim.*            MS-SSIM histograms (when diversity runs exist)
-    ablation_val_losses.*     validation losses per epoch (when training logs exist)
+    ablation_val_losses.*     validation losses per epoch (when runs recorded them)
     samples/                  sample grids (--samples: needs the trained models)
 
 Running it twice on the same files writes the same bytes: nothing depends on the clock
@@ -19,15 +19,13 @@ Running it twice on the same files writes the same bytes: nothing depends on the
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import PscError
-from ..io import atomic_write, ensure_dir, sha256_file
+from ..io import atomic_write, ensure_dir
 from ..methods import ablation_rows, names_in
 from . import figures
 from .runs import Run, Selection, load_runs, runs_dir, select
@@ -53,7 +51,6 @@ def write_report(
     runs: str | Path = "reports",
     out: str | Path | None = None,
     *,
-    models: str | Path | None = None,
     study: str | Path | None = None,
     split: str | None = None,
     judge: str | None = None,
@@ -63,8 +60,8 @@ def write_report(
 ) -> ReportSummary:
     """Write the report of ``dataset`` from the run JSONs under ``runs``.
 
-    ``models``: a folder with ``models/<dataset>/<variant>/`` (PSC_HOME) or
-    ``<dataset>/<variant>/`` for the ablation's validation losses; ``study``: a study folder
+    The ablation's validation losses come from the runs too (the checkpoint each run
+    scored, ``provenance.colorizer_checkpoint``). ``study``: a study folder
     (or its tally.json) for Table 4; ``split`` / ``judge``: pick one context when the runs
     hold several; ``samples``: also draw sample grids with the trained models.
     """
@@ -83,7 +80,7 @@ def write_report(
     if not sel.runs:
         t3.notes.insert(0, "No judged run (psc-eval miou) in these runs: every cell is empty.")
 
-    losses, logs = model_losses(models, dataset, sel)
+    losses, logs = model_losses(sel)
     tab = ablation(sel, losses, dataset)
     t4 = _table4(study, dataset, Path(runs))
     for t in (t3, tab, t4):
@@ -162,124 +159,34 @@ def _table4(study: str | Path | None, dataset: str, runs: Path) -> Table:
     return table4_human(tally, dataset, p.name)
 
 
-# --- validation losses of the ablation variants (training logs) ---
+# --- validation losses of the ablation variants (recorded in their runs) ---
+
+LOSS_KEYS = ("val_L_emb_bpd", "val_L_gen_bpd", "val_L_seg", "val_total")
 
 
-def models_root(models: str | Path | None, dataset: str) -> Path | None:
-    """``<models>/models/<dataset>``, ``<models>/<dataset>`` or ``<models>``; default
-    ``$PSC_HOME/models/<dataset>`` when PSC_HOME is set."""
-    if models is None:
-        home = os.environ.get("PSC_HOME")
-        if not home:
-            return None
-        models = home
-    m = Path(models)
-    for cand in (m / "models" / dataset, m / dataset, m):
-        if cand.is_dir() and any(cand.glob("*/log.csv")):
-            return cand
-    return None
-
-
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    with open(path, newline="") as f:
-        return [dict(r) for r in csv.DictReader(f)]
-
-
-def model_losses(models: str | Path | None, dataset: str, sel: Selection
+def model_losses(sel: Selection
                  ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """variant -> the validation losses of the checkpoint its run scored (matched by the
-    weights sha256 recorded in the run), and variant folder -> its whole log."""
-    root = models_root(models, dataset)
-    shipped_hist = _shipped_histories(dataset)
-    if root is None and not shipped_hist:
-        return {}, {}
-    hashes: dict[Path, str] = {}
-
-    def sha(p: Path) -> str:
-        if p not in hashes:
-            hashes[p] = sha256_file(p)
-        return hashes[p]
-
-    folders = [] if root is None else sorted(d for d in root.iterdir()
-                                             if (d / "log.csv").is_file())
-    ablation_names = [m.name for m in ablation_rows()]
-    logs = {d.name: _read_log(d / "log.csv")
-            for d in sorted(folders, key=lambda d: ablation_names.index(d.name)
-                            if d.name in ablation_names else 0) if d.name in ablation_names}
+    """Row label -> the epoch and validation losses of the checkpoint its runs scored, and
+    variant -> that checkpoint's per-epoch validation losses, both read from the runs'
+    ``provenance.colorizer_checkpoint`` (runs written before it existed: a note)."""
+    names = [m.name for m in ablation_rows()]
     out: dict[str, dict[str, Any]] = {}
-    for label, runs in [c for name in ablation_names for c in sel.configs(name)]:
-        name = runs[0].result.colorizer
-        want = {r.result.provenance.get("colorizer_weights_sha256") for r in runs} - {None}
-        if len(want) != 1:
-            out[label] = {"note": "no weights sha256 recorded in its runs; losses not shown"}
+    logs: dict[str, list[dict[str, Any]]] = {}
+    for label, runs in [c for name in names for c in sel.configs(name)]:
+        cks = [r.result.provenance.get("colorizer_checkpoint") for r in runs]
+        found = {(c.get("path"), c.get("epoch"), c.get("step")): c for c in cks if c}
+        if len(found) != 1:
+            why = ("its runs record no checkpoint (written before psc-eval recorded it; "
+                   "rerun psc-eval miou)" if not found else "its runs scored different "
+                   "checkpoints")
+            out[label] = {"note": f"{why}; losses not shown"}
             continue
-        w = want.pop()
-        found = None
-        for d in folders:  # last.pt first: cheapest and the usual case
-            if (d / "last.pt").is_file() and sha(d / "last.pt") == w:
-                found = (d, d / "last.pt")
-                break
-        if found is None:
-            for d in folders:
-                for ck in sorted(d.glob("epoch-*.pt")):
-                    if sha(ck) == w:
-                        found = (d, ck)
-                        break
-                if found:
-                    break
-        if found is None and w in shipped_hist:  # the checkpoint shipped in the repository
-            variant, row = shipped_hist[w]
-            info = {"epoch": row.get("epoch"), **{k: row.get(k) for k in (
-                "val_L_emb_bpd", "val_L_gen_bpd", "val_L_seg", "val_total")}}
-            if variant != name:
-                info["note"] = (f"scored the shipped checkpoint of {variant}; its training "
-                                "losses are shown")
-            out[label] = info
-            continue
-        if found is None:
-            out[label] = {"note": f"no checkpoint in the models folder has the scored weights "
-                                 f"(sha256 {w[:12]}); losses not shown"}
-            continue
-        d, ck = found
-        epoch = None
-        if ck.name.startswith("epoch-"):
-            epoch = int(ck.stem.split("-")[1])
-        else:
-            same = [e for e in sorted(d.glob("epoch-*.pt")) if e.stat().st_size ==
-                    ck.stat().st_size and sha(e) == w]
-            if same:
-                epoch = int(same[-1].stem.split("-")[1])
-        rows = _read_log(d / "log.csv")
-        row = next((r for r in rows if epoch is not None and int(r["epoch"]) == epoch), None)
-        info: dict[str, Any] = {"epoch": epoch}
-        if row is None:
-            info["note"] = f"checkpoint {d.name}/{ck.name} matched but its epoch is not in "\
-                           "log.csv; losses not shown"
-        else:
-            for k in ("val_L_emb_bpd", "val_L_gen_bpd", "val_L_seg", "val_total"):
-                info[k] = float(row[k]) if row.get(k) not in (None, "") else None
-        if d.name != name:
-            info["note"] = (f"scored the checkpoint of {d.name} ({d.name}/{ck.name}); its "
-                            "training losses are shown")
-        out[label] = info
+        ck = next(iter(found.values()))
+        val = ck.get("val_losses") or {}
+        out[label] = {"epoch": ck.get("epoch"), **{k: val.get(k) for k in LOSS_KEYS}}
+        if ck.get("history"):
+            logs.setdefault(runs[0].result.colorizer, ck["history"])
     return out, logs
-
-
-def _shipped_histories(dataset: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """sha256 of each shipped colorizer checkpoint -> (variant, its last training-log row)."""
-    from ..checkpoint import load_checkpoint
-    from ..shipped import manifest, shipped_dir
-
-    out = {}
-    for key, entry in manifest(dataset).get("checkpoints", {}).items():
-        kind, _, variant = key.partition("/")
-        path = shipped_dir(dataset) / entry["file"]
-        if kind != "colorizer" or not path.is_file():
-            continue
-        history = load_checkpoint(path).get("history") or []
-        if history:
-            out[entry["sha256"]] = (variant, dict(history[-1]))
-    return out
 
 
 # --- sample grids (optional; need the trained models) ---

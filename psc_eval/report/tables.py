@@ -431,12 +431,10 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
         if info.get("note"):
             notes.append(f"{name}: {info['note']}")
     if not losses:
-        notes.append("Validation losses: no training logs found (--models DIR or PSC_HOME "
-                     "holding models/<dataset>/<variant>/log.csv).")
+        notes.append("Validation losses: no ablation run in these runs.")
     notes.append("Losses are per chroma value in bits (L_emb, L_gen) and mean cross-entropy "
-                 "per pixel (L_seg), from the training log row of the epoch whose checkpoint "
-                 "has the weights sha256 recorded in the run; a variant without a term "
-                 "shows a dash.")
+                 "per pixel (L_seg) of the epoch of the checkpoint each run scored, as the "
+                 "run recorded them; a variant without a term shows a dash.")
     notes += _supersede_notes(sel)
     return Table("ablation", f"Ablation: semantics in the embedding and the generator "
                  f"({dataset})", cols, rows, sel.facts(), notes)

@@ -19,7 +19,8 @@ IDS = "cd" * 32
 
 
 def run(colorizer, miou, psnr, *, seed=0, segmenter="judge-a", judge_sha=JUDGE_SHA,
-        split="val", code="c1", weights=None, extra=None, hist=None, kind="miou"):
+        split="val", code="c1", weights=None, extra=None, hist=None, kind="miou",
+        checkpoint=None):
     m = {"miou": miou, "psnr": psnr, "psnr_ab": psnr + 4.0, "psnr_n_infinite": 0,
          "num_images": 10, **(extra or {})}
     if miou is None:
@@ -33,7 +34,8 @@ def run(colorizer, miou, psnr, *, seed=0, segmenter="judge-a", judge_sha=JUDGE_S
                     "judge_weights_sha256": judge_sha, "colorizer_code_sha256": code,
                     "colorizer_weights_sha256": weights,
                     "dataset_fingerprint": {"size": 64, "ids_sha256": IDS, "num_images": 10},
-                    "config": {"limit": None, "n_samples": 1, "temperature": None}})
+                    "config": {"limit": None, "n_samples": 1, "temperature": None},
+                    **({"colorizer_checkpoint": checkpoint} if checkpoint else {})})
 
 
 def write(r: RunResult, root: Path, mtime: float = 1_700_000_000.0) -> Path:
@@ -62,7 +64,7 @@ def rows(path: Path) -> dict[str, dict[str, str]]:
 
 def test_table3_cells_missing_methods_and_duplicates(runs, tmp_path):
     out = tmp_path / "rep"
-    write_report("toy", runs, out, models=tmp_path / "none")
+    write_report("toy", runs, out)
     t3 = rows(out / "table3.csv")
     assert list(t3) == ["gray", "iizuka2016", "larsson2016", "zhang2016", "ours", "gt"]
     assert float(t3["zhang2016"]["miou"]) == 0.375
@@ -94,7 +96,7 @@ def test_voc_has_a_labelled_quoted_column_group(tmp_path):
     r = run("ours", 0.5, 20.0)
     r.dataset = "voc"
     write(r, root)
-    write_report("voc", root, tmp_path / "rep", models=tmp_path / "none")
+    write_report("voc", root, tmp_path / "rep")
     md = (tmp_path / "rep" / "table3.md").read_text()
     assert "mIoU (%) [quoted from paper]" in md and "mIoU (%) [measured here]" in md
     assert "| Ours (PSC) | 50.0 | 20.00 | 0 | 70.3 | 23.15 |" in md
@@ -139,7 +141,7 @@ def test_seeds_average_and_figures(runs, tmp_path):
                   extra={"diversity_msssim": 0.9},
                   hist={"diversity_msssim": {"bin_edges": edges, "counts": counts}}), runs)
     out = tmp_path / "rep"
-    s = write_report("toy", runs, out, models=tmp_path / "none")
+    s = write_report("toy", runs, out)
     t3 = rows(out / "table3.csv")
     assert float(t3["ours"]["miou"]) == pytest.approx((0.4321 + 0.4) / 2)
     assert t3["ours"]["seeds"] == "0 1"
@@ -151,22 +153,21 @@ def test_seeds_average_and_figures(runs, tmp_path):
     assert (out / "fig8_per_class_iou.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_ablation_losses_from_matching_checkpoint(runs, tmp_path):
-    models = tmp_path / "home" / "models" / "toy"
-    for name, gen in (("ours", 3.5), ("psc-purple", 4.25)):
-        d = models / name
-        d.mkdir(parents=True)
-        (d / "log.csv").write_text("epoch,val_L_emb_bpd,val_L_gen_bpd,val_L_seg\n"
-                                   f"1,5.0,{gen + 1},0.5\n2,4.5,{gen},0.25\n")
-        (d / "epoch-0001.pt").write_bytes(b"one" + name.encode())
-        (d / "epoch-0002.pt").write_bytes(b"two" + name.encode())
-        (d / "last.pt").write_bytes(b"two" + name.encode())
-    import hashlib
+def test_ablation_losses_from_the_checkpoint_each_run_recorded(runs, tmp_path):
+    """The ablation's losses come from the runs' provenance (the checkpoint each scored),
+    never from checkpoint files; an older run without the record gets a note."""
+    def ck(epoch, gen):
+        hist = [{"epoch": e, "val_L_emb_bpd": 5.0 - 0.5 * (e - 1), "val_L_gen_bpd": g,
+                 "val_L_seg": 0.5 / e} for e, g in ((1, gen), (2, gen - 1))]
+        return {"path": "/x/epoch-1.pt", "epoch": epoch, "step": 10 * epoch,
+                "val_losses": {k: v for k, v in hist[epoch - 1].items() if k != "epoch"},
+                "history": hist[:epoch]}
 
-    sha = hashlib.sha256(b"one" + b"ours").hexdigest()  # ours scored epoch 1's weights
-    write(run("ours", 0.45, 18.0, weights=sha), runs, mtime=1_700_000_200.0)
+    sha = "a" * 64  # ours scored epoch 1's weights
+    write(run("ours", 0.45, 18.0, weights=sha, checkpoint=ck(1, 4.5)), runs,
+          mtime=1_700_000_200.0)
     out = tmp_path / "rep"
-    write_report("toy", runs, out, models=tmp_path / "home")
+    write_report("toy", runs, out)
     ab = list(csv.DictReader(io.StringIO((out / "ablation.csv").read_text())))
     # two checkpoints of ours scored: two rows, labelled by the weights, never averaged
     ours = {r["method"]: r for r in ab if r["colorizer"] == "ours"}
@@ -176,17 +177,17 @@ def test_ablation_losses_from_matching_checkpoint(runs, tmp_path):
     assert one["epoch"] == "1" and float(one["val_L_gen_bpd"]) == 4.5
     assert float(one["miou"]) == 0.45
     purple = next(r for r in ab if r["colorizer"] == "psc-purple")
-    assert purple["val_L_gen_bpd"] == ""  # its run recorded no weights hash: not matched
+    assert purple["val_L_gen_bpd"] == ""  # its run recorded no checkpoint
     md = (out / "ablation.md").read_text()
     assert "| 5.000 | 4.500 | 0.500 | 1 | 45.0 | – | 18.00 |" in md
-    assert "no checkpoint in the models folder" in md  # ours with weights wwww...: not found, said so
+    assert "runs record no checkpoint" in md  # ours with weights wwww...: an older run
     assert (out / "ablation_val_losses.png").is_file()
 
 
 def test_report_twice_is_byte_identical(runs, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    sa = write_report("toy", runs, a, models=tmp_path / "none")
-    sb = write_report("toy", runs, b, models=tmp_path / "none")
+    sa = write_report("toy", runs, a)
+    sb = write_report("toy", runs, b)
     names = sorted(p.name for p in sa.files)
     assert names == sorted(p.name for p in sb.files) and "fig8_per_class_iou.pdf" in names
     for n in names:
