@@ -271,3 +271,107 @@ def test_unknown_scorer_is_one_line_error():
 
     with pytest.raises(UnknownNameError, match="unknown scorer 'nosuch'.*--metrics"):
         evaluate("gray", toy(2), metrics=("nosuch",), progress=False)
+
+
+# ----------------------------------------------------------------------------- contract
+# Every registered scorer (a new one is covered without editing this file): merging the
+# states of cache shards equals one pass over the batches, and the two-rank reduction
+# (ranks hold round-robin batches; sums add, "cat" rows concatenate in rank order, which
+# is what Scorer.all_reduce does) equals one process.
+
+CC, CS = 10, 40  # toy's classes (the semantic scorer's toy law); MS-SSIM needs > 32 px
+
+
+def contract_batch(seed: int) -> dict:
+    from psc_eval.colorize import to_rgb_u8
+
+    g = torch.Generator().manual_seed(100 + seed)
+    n = 3 + seed % 3
+    L = torch.rand(n, 1, CS, CS, generator=g) * 100
+    ab_true = torch.rand(n, 2, CS, CS, generator=g) * 160 - 80
+    ab = (torch.rand(n, 2, 2, CS, CS, generator=g) * 160 - 80).to(torch.float16).float()
+    mask = torch.randint(0, CC, (n, 1, 1), generator=g).expand(n, CS, CS).clone()
+    mask[:, CS // 2:, :] = torch.randint(0, CC, (n, 1, 1), generator=g)
+    mask[:, :2, :5] = 255
+    pred = torch.randint(0, CC, (n, CS, CS), generator=g)
+    return {"ids": [f"b{seed}-{i}" for i in range(n)], "L": L, "ab": ab, "ab_true": ab_true,
+            "rgb_u8": to_rgb_u8(L, ab[:, 0]), "true_u8": to_rgb_u8(L, ab_true), "mask": mask,
+            "pred": pred}
+
+
+def contract_ctx(b: dict) -> ScoreContext:
+    # a fresh batch dict per context, as the loop has one per loaded batch
+    return ScoreContext(ids=b["ids"], start=0, L=b["L"], ab=b["ab"], ab_true=b["ab_true"],
+                        rgb_u8=b["rgb_u8"], true_u8=b["true_u8"], mask=b["mask"],
+                        pred=b["pred"], batch={})
+
+
+def contract_scorer(name: str) -> Scorer:
+    from types import SimpleNamespace
+
+    s = SCORERS.get(name)(num_classes=CC, class_names=[f"c{k}" for k in range(CC)])
+    s.setup(SimpleNamespace(name="toy", size=CS, root=None), None)
+    return s
+
+
+def assert_same(a, b, where: str = "") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        if math.isnan(a) or math.isinf(a):
+            assert (math.isnan(a) and math.isnan(b)) or a == b, where
+        else:
+            assert b == pytest.approx(a, rel=1e-12, abs=1e-12), where
+    else:
+        assert a == b, where
+
+
+def assert_same_scores(a: Scores, b: Scores) -> None:
+    for part in ("metrics", "histograms", "per_class", "per_class_metrics", "per_image",
+                 "provenance"):
+        assert_same(getattr(a, part), getattr(b, part), part)
+
+
+@pytest.mark.parametrize("name", SCORERS.names())
+def test_every_scorer_merges_shards_and_ranks_into_one_pass(name):
+    batches = [contract_batch(k) for k in range(5)]
+    one = contract_scorer(name)
+    for b in batches:
+        one.update(contract_ctx(b))
+    want = one.compute()
+
+    # cache shards: one state per batch, merged (as a resumed run does)
+    shards = []
+    for b in batches:
+        s = contract_scorer(name).empty()
+        s.update(contract_ctx(b))
+        shards.append(s.state_dict())
+    merged = contract_scorer(name).empty()
+    for st in shards:
+        merged.merge(st)
+    for k, v in one.state.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(merged.state[k], v, rtol=1e-12, atol=1e-12)
+        else:
+            assert torch.equal(merged.state[k], v), k
+    assert_same_scores(want, merged.compute())
+    # shards merged in another order: the same numbers
+    backwards = contract_scorer(name).empty()
+    for st in reversed(shards):
+        backwards.merge(st)
+    assert_same_scores(want, backwards.compute())
+
+    # two ranks: batch i on rank i mod 2, each reduced on its own, then summed / gathered
+    ranks = [contract_scorer(name), contract_scorer(name)]
+    for i, b in enumerate(batches):
+        ranks[i % 2].update(contract_ctx(b))
+    for r in ranks:
+        r.all_reduce(DistInfo())  # one process each: a no-op
+    reduced = ranks[0].empty().merge(ranks[0]).merge(ranks[1])
+    assert_same_scores(want, reduced.compute())
