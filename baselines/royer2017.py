@@ -56,10 +56,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from psc_eval.models.colorizer import _PSCBase
-from psc_eval.models.commands import PSCMethod
 from psc_eval.models.config import ModelConfig, PSCTrainConfig, check_config, config_from_checkpoint
+from psc_eval.models.method import PSCMethod
 from psc_eval.models.network import PSCNet
+from psc_eval.models.variants import PSCBase
 
 from psc_eval.checkpoint import load_state_dict_checked, require_keys
 from psc_eval.colorizer import RANDOM_WEIGHTS
@@ -127,7 +127,7 @@ class PICMethod(PSCMethod):
         return model(batch)
 
 
-class Royer2017(_PSCBase):
+class Royer2017(PSCBase):
     """PIC as a colorizer: the psc-purple network, loaded from a royer2017 checkpoint."""
 
     name = weights_variant = NAME

@@ -15,7 +15,7 @@ import os
 import time
 
 import torch
-from psc_eval.models.commands import build_net, resolve_train_config
+from psc_eval.models.method import build_net, resolve_train_config
 
 from psc_eval.data import collate, get_dataset
 

@@ -135,8 +135,8 @@ def bench_sampler(a, dev: torch.device, n: int) -> dict:
 
 
 def bench_train(a, dev: torch.device) -> dict:
-    from psc_eval.models.commands import build_net
     from psc_eval.models.config import load_config, resolve_variant
+    from psc_eval.models.method import build_net
     from torch.utils.flop_counter import FlopCounterMode
 
     cfg = resolve_variant(load_config(a.config), "ours")

@@ -7,7 +7,7 @@ factor of 4). A TOML file has three tables, ``[model]``, ``[model.generator]`` (
 fields of :class:`psc_eval.models.pixelcnn.GeneratorConfig`) and ``[train]``. Unknown
 keys and wrong types are a one-line :class:`ConfigError` naming the key and the file.
 
-Choices the paper leaves open (DESIGN.md "Paper notes") are config values:
+Choices the paper leaves open (docs/paper-notes.md) are config values:
 ``shared_rows`` (rows of Tables 1-2 shared by f and h; 6 by default, 8 is the other
 reading), the loss weights (Eq. 6, 1:100:1) and the Polyak decay (0.9995, PIC's value).
 """

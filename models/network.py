@@ -212,7 +212,7 @@ def embedding_mode(params: Tensor) -> Tensor:
     """Decode a per-pixel mixture without sampling -> (B,2,H,W) in [-1,1].
 
     Takes the most probable component (largest logit) and its mode: a = mu_a,
-    b = mu_b + tanh(coeff) * a (the linear a -> b dependency of the layout in DESIGN.md).
+    b = mu_b + tanh(coeff) * a (the linear a -> b dependency of PixelCNN++'s mixture layout).
     This is the mode of the most probable component, not the exact mixture mode, and it
     is deterministic.
     """

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .errors import WeightsError
-from .io import atomic_write, sha256_file
+from .io import atomic_write
 
 CHECKPOINT_FORMAT = 1
 
@@ -156,10 +156,6 @@ def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     row = next((h for h in reversed(history) if num(h.get("epoch")) == epoch), {})
     return {"path": str(path), "epoch": epoch, "step": step, "val_losses": val(row),
             "history": [{"epoch": num(h.get("epoch")), **val(h)} for h in history]}
-
-
-def weights_sha256(path: str | Path | None) -> str | None:
-    return None if path is None else sha256_file(path)
 
 
 def rng_state() -> dict[str, Any]:

@@ -149,11 +149,6 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        tdist.barrier()
-
-
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:K"
 
 

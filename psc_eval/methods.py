@@ -88,6 +88,7 @@ def config_files(folder: str | Path, prefix: str = "") -> dict[str, str]:
 
 
 _loaded: dict[str, Method] | None = None
+_declared: list[str] = []  # record names in the order their packages declare them
 _extra: dict[str, Method] = {}
 
 
@@ -120,7 +121,8 @@ def _load() -> dict[str, Method]:
                 ) from None
             for m in _records(value, f"{ep.name} = {ep.value}"):
                 found.setdefault(m.name, m)
-        _loaded = found
+        _declared[:] = list(found)
+        _loaded = {n: found[n] for n in _in_table_order(found)}
     return {**_loaded, **_extra}
 
 
@@ -156,7 +158,26 @@ def names_in(group_name: str) -> list[str]:
 
 
 def ablation_rows() -> list[Method]:
-    return [m for m in _load().values() if m.group == "ablation" or m.ablation_label]
+    """The ablation table's rows, in the order their package declares them (the paper's
+    progression: purple, purple-blue, purple-blue-green = ours, then the other fusion)."""
+    records = _load()
+    order = _declared + [n for n in records if n not in _declared]
+    return [records[n] for n in order if records[n].group == "ablation"
+            or records[n].ablation_label]
+
+
+def _rank(name: str, group_name: str) -> int:
+    if name == "gray":
+        return 0
+    if name == "gt":
+        return len(GROUPS) + 1
+    return GROUPS.index(group_name) + 1
+
+
+def _in_table_order(records: Mapping[str, Method]) -> list[str]:
+    """Record names by group in table order (gray first, gt last), load order within."""
+    pos = {n: i for i, n in enumerate(records)}
+    return sorted(records, key=lambda n: (_rank(n, records[n].group), pos[n]))
 
 
 def table_order(names: Iterable[str], groups: Sequence[str] | None = None) -> list[str]:
@@ -168,12 +189,7 @@ def table_order(names: Iterable[str], groups: Sequence[str] | None = None) -> li
 
     def key(n: str) -> tuple:
         g = group(n)
-        if n == "gray":
-            return (0, 0, "")
-        if n == "gt":
-            return (len(GROUPS) + 1, 0, "")
-        rank = GROUPS.index(g) + 1
-        return (rank, 0, n) if g == "own" else (rank, pos.get(n, 0), n)
+        return (_rank(n, g), 0, n) if g == "own" else (_rank(n, g), pos.get(n, 0), n)
 
     keep = list(dict.fromkeys(names))
     if groups is not None:

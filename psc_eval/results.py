@@ -1,8 +1,8 @@
 """One JSON file per evaluation run: the schema, atomic writing, loading, and ``collect``.
 
-Layout (DESIGN.md "Results")::
+Layout::
 
-    <out>/runs/<dataset>/<segmenter>/<colorizer>/<split>-seed<k>.json
+    <out>/runs/<dataset>/<segmenter>/<colorizer>/<split>-seed<k>-<key>.json
 
 Tables and figures (``psc-eval report``) are derived only from these files, the way
 lm-evaluation-harness derives its tables from its results JSON. Numbers stay raw floats;
@@ -120,7 +120,7 @@ def build_provenance(
     wall_time_s: float,
     cache_stats: dict[str, int],
 ) -> dict[str, Any]:
-    """Where a result came from (DESIGN.md "Results"): versions, git hash, device, seeds,
+    """Where a result came from: versions, git hash, device, seeds,
     the evaluation config, the dataset fingerprint, colorizer and judge identities and
     weights hashes, the metric conventions, wall time and cache use."""
     import torch

@@ -96,7 +96,7 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
                epochs: int | None = None, device: str = "cpu", progress: bool = True
                ) -> Path:
     """Run (or resume) the scratch and pretrained trainings; write the curves JSON."""
-    from psc_eval.models.commands import build_net, resolve_train_config
+    from psc_eval.models.method import build_net, resolve_train_config
 
     cfg = resolve_train_config("ours", config, {"train.epochs": epochs, "train.device": device})
     t = cfg.train

@@ -117,8 +117,8 @@ def test_same_generator_same_samples_different_generator_different(name):
 
 def test_royer2017_is_psc_purple_network_with_pic_settings():
     from psc_eval.baselines.royer2017 import build_pic_net, load_pic_config
-    from psc_eval.models.commands import build_net
     from psc_eval.models.config import load_config, resolve_variant
+    from psc_eval.models.method import build_net
 
     cfg = load_pic_config("toy")
     purple = build_net("psc-purple", resolve_variant(load_config("toy"), "psc-purple"), 1)

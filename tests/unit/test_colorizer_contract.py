@@ -43,7 +43,7 @@ def tiny_config(tmp_path_factory):
 
 def small_options(name: str, tiny_config: str) -> dict:
     """Options that make a colorizer small, by the module of its class."""
-    SMALL = {"psc_eval.models.colorizer": {"config": tiny_config},
+    SMALL = {"psc_eval.models.variants": {"config": tiny_config},
              # PIC reads psc_eval.models' config tables: the same tiny network
              "psc_eval.baselines.royer2017": {"config": tiny_config}}
     return SMALL.get(getattr(resolve_colorizer_class(name), "__module__", ""), {})

@@ -53,7 +53,7 @@ def test_seg_curves_scratch_pretrained_joint(tmp_path, monkeypatch, one_thread):
 
 
 def test_segnet_is_the_branch_h_of_the_network():
-    from psc_eval.models.commands import build_net, resolve_train_config
+    from psc_eval.models.method import build_net, resolve_train_config
 
     cfg = resolve_train_config("ours", "toy")
     net = build_net("ours", cfg, 10)

@@ -4,7 +4,7 @@ Checkpoints live under ``psc_eval.paths.colorizer_dir(dataset, colorizer)``, i.e
 ``$PSC_HOME/models/<dataset>/<colorizer>/`` (``$PSC_HOME`` defaults to
 ``~/.cache/psc-eval``): ``epoch-NNNN.pt`` per epoch, ``last.pt`` (what the colorizers
 load by default) and ``log.csv``. The train entry itself is the core's
-(``psc_eval.training.entry.train``); the method records are in ``colorizer.py``.
+(``psc_eval.training.entry.train``); the method records are in ``variants.py``.
 """
 
 from __future__ import annotations

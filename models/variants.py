@@ -43,6 +43,7 @@ from psc_eval.paths import colorizer_dir
 from psc_eval.training import LAST
 
 from .config import CONFIGS, config_from_checkpoint, load_config, resolve_variant
+from .method import PSCMethod, build_net
 from .network import PSCNet, embedding_mode
 
 SAMPLERS = ("cached", "naive")
@@ -56,7 +57,7 @@ def default_weights(dataset: str, variant: str) -> Path:
                               variant)
 
 
-class _PSCBase:
+class PSCBase:
     """Shared loading and the f/h pass; subclasses decide how ab is produced."""
 
     name = "ours"
@@ -102,8 +103,6 @@ class _PSCBase:
     def _load_net(self, dataset: str, weights: str | Path | None
                   ) -> tuple[PSCNet, dict[str, Any], int, Path]:
         """The trained network: its EMA weights, stored config and number of classes."""
-        from .commands import build_net
-
         path = Path(weights) if weights else default_weights(dataset, self.weights_variant)
         if not path.is_file():
             cfg = "toy" if dataset == "toy" else "paper"
@@ -138,8 +137,6 @@ class _PSCBase:
                     ) -> tuple[PSCNet, dict[str, Any], int]:
         """``weights="random"``: the network of ``config``, seeded, no file read."""
         from psc_eval.data import DATASETS
-
-        from .commands import build_net
 
         cfg = resolve_variant(load_config(str(config)), self.weights_variant)
         if num_classes is None:  # a dataset without classes (folder) gets one
@@ -182,31 +179,31 @@ class _PSCBase:
         return self._finish(x, L, n_samples)
 
 
-class PSC(_PSCBase):
+class PSC(PSCBase):
     """``ours``: f + h + g, g conditioned on concat(f, softmax(h)) (Sec. 3.2.2)."""
 
     name = weights_variant = "ours"
 
 
-class PSCPurple(_PSCBase):
+class PSCPurple(PSCBase):
     """``psc-purple``: f + g (Sec. 3.1)."""
 
     name = weights_variant = "psc-purple"
 
 
-class PSCPurpleBlue(_PSCBase):
+class PSCPurpleBlue(PSCBase):
     """``psc-purple-blue``: f shares its trunk with h; g sees f only (Sec. 3.2.1)."""
 
     name = weights_variant = "psc-purple-blue"
 
 
-class PSCFiLM(_PSCBase):
+class PSCFiLM(PSCBase):
     """``psc-film``: g sees f transformed by (gamma, beta) from softmax(h) (Sec. 3.2.2)."""
 
     name = weights_variant = "psc-film"
 
 
-class PSCEmbedding(_PSCBase):
+class PSCEmbedding(PSCBase):
     """``psc-embedding``: decode the embedding's own mixture (PIC; Figs. 4 and 6).
 
     No autoregression: each chroma pixel takes the mode of its most probable mixture
@@ -230,7 +227,7 @@ class PSCEmbedding(_PSCBase):
 
 # The method records of the paper's model and its ablations (psc_eval.methods), in the
 # order of the ablation table (Sec. 3: purple, purple-blue, purple-blue-green).
-_TRAIN = "psc_eval.models.commands:PSCMethod"
+_TRAIN = PSCMethod
 METHODS = [
     Method("psc-purple", PSCPurple, "f + g, no semantics (Sec. 3.1)", trainable=_TRAIN,
            configs=CONFIGS, label="purple: f + g, no semantics (Sec. 3.1)", group="ablation"),
