@@ -61,7 +61,7 @@ from psc_eval.models.method import PSCMethod
 from psc_eval.models.network import PSCNet
 from psc_eval.models.variants import PSCBase
 
-from psc_eval.checkpoint import load_state_dict_checked, require_keys
+from psc_eval.checkpoint import checkpoint_info, load_state_dict_checked, require_keys
 from psc_eval.colorizer import RANDOM_WEIGHTS
 from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.methods import Method, config_files
@@ -142,6 +142,7 @@ class Royer2017(PSCBase):
             raise WeightsError(f"checkpoint's config is incomplete, {path}, {hint}") from None
         net = build_pic_net(cfg)
         load_state_dict_checked(net, ck["ema"], path, f"{NAME}'s averaged weights", hint)
+        self.checkpoint_info = checkpoint_info(ck, path)
         return net, ck["config"], int(ck.get("num_classes", 1)), path
 
     def _random_net(self, dataset: str, config: str, num_classes: int | None, seed: int):

@@ -1,4 +1,5 @@
-"""The Colorizer protocol, the lazy colorizer registry, and the reference colorizers.
+"""The Colorizer protocol, the colorizer registry, the reference colorizers, the contract
+checks and THE colorize path (see its section below) every command goes through.
 
 A colorizer returns chroma only: ``colorize(L, n_samples) -> ab`` with
 L (B,1,H,W) in Lab units [0, 100] and ab (B,n_samples,2,H,W) in Lab units.
@@ -21,14 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from .color import AB_MAX, AB_MIN
+from .color import AB_MAX, AB_MIN, lab_parts_to_rgb, to_uint8
+from .config import EvalConfig
+from .data import collate
 from .errors import ColorizerOutputError, PscError, UnknownNameError
 from .methods import Method, all_methods
 from .registry import Registry
@@ -236,112 +239,6 @@ def run_colorizer(
     return colorizer.colorize(L, n_samples, generator=generator)
 
 
-PREDICTION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-
-class PredictionsColorizer:
-    """Colorized images saved by any framework, scored as a row (``--predictions DIR``).
-
-    ``DIR/<id>.<ext>`` per image (``DIR/<id>_<k>.<ext>``, k = 0, 1, ... for several
-    samples per image); the chroma of each file (resized bilinearly to the dataset's size
-    when it differs) is joined with the ORIGINAL L, as for any colorizer. Files are keyed
-    by content: ``weights_sha256`` is a digest of every file, so changed outputs are
-    never served from the cache.
-    """
-
-    oracle = False
-    by_id = True
-
-    def __init__(self, folder: str | Path, name: str | None = None):
-        from .errors import DataError
-
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise DataError(f"predictions folder not found, {self.folder}, pass the folder "
-                            "holding <id>.png files")
-        self.files: dict[str, Path] = {}
-        for p in sorted(self.folder.iterdir()):
-            if p.suffix.lower() in PREDICTION_SUFFIXES and p.is_file():
-                if p.stem in self.files:
-                    raise DataError(f"two predictions for {p.stem!r} ({self.files[p.stem].name},"
-                                    f" {p.name}), {self.folder}, keep one file per id")
-                self.files[p.stem] = p
-        if not self.files:
-            raise DataError(f"no image files in the predictions folder, {self.folder}, "
-                            f"save one {'/'.join(PREDICTION_SUFFIXES)} file per image id")
-        per_id = {}
-        for stem in self.files:
-            base, _, k = stem.rpartition("_")
-            if base and k.isdigit():
-                per_id.setdefault(base, set()).add(int(k))
-        self.n_per_id = min((len(v) for v in per_id.values()), default=1) if per_id else 1
-        self.stochastic = self.n_per_id > 1
-        self.name = name or f"predictions-{self.folder.name}"
-        h = hashlib.sha256()
-        from .io import sha256_file
-
-        for stem, p in self.files.items():
-            h.update(f"{stem}:{sha256_file(p)}".encode())
-        self.weights_sha256 = h.hexdigest()
-        self.config = {"predictions": str(self.folder.resolve()), "files": len(self.files),
-                       "samples_per_image": self.n_per_id}
-
-    def _ids_of(self, image_id: str, n: int) -> list[str]:
-        if n == 1 and image_id in self.files:
-            return [image_id]
-        return [f"{image_id}_{k}" for k in range(n)]
-
-    def check_ids(self, ids: Sequence[str], scored: Sequence[str], n_samples: int = 1) -> None:
-        """Every scored image has its file(s); no file names an image the dataset lacks."""
-        from .errors import DataError
-
-        missing = [i if n_samples == 1 else f for i in scored
-                   for f in self._ids_of(i, n_samples) if f not in self.files]
-        known = set(ids)
-        extra = [s for s in self.files
-                 if s not in known and s.rpartition("_")[0] not in known]
-        for what, bad in (("missing", missing), ("extra", extra)):
-            if bad:
-                shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-                raise DataError(
-                    f"{len(bad)} {what} prediction ids ({shown}), {self.folder}, name the files "
-                    "<id>.png after the dataset's ids (psc-eval data preview shows them)"
-                )
-
-    def colorize(self, L: Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None,
-                 ids: Sequence[str] | None = None) -> Tensor:
-        from .color import rgb_to_lab
-        from .data.base import decode_image
-        from .errors import DataError
-
-        check_L(L)
-        if n_samples > 1 and not self.stochastic:
-            check_n_samples(self, n_samples)
-        if ids is None or len(ids) != L.shape[0]:
-            raise PscError("PredictionsColorizer needs the image ids, in colorize(), "
-                           "call it through the harness")
-        H, W = L.shape[-2:]
-        out = []
-        for image_id in ids:
-            samples = []
-            for stem in self._ids_of(image_id, n_samples):
-                if stem not in self.files:
-                    raise DataError(f"no prediction for {stem!r}, {self.folder}, "
-                                    "save one file per image id")
-                arr, skip = decode_image(self.files[stem])
-                if arr is None:
-                    raise DataError(f"prediction has no colour ({skip}), "
-                                    f"{self.files[stem]}, save the colorized RGB image")
-                rgb = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0
-                if rgb.shape[-2:] != (H, W):
-                    rgb = torch.nn.functional.interpolate(rgb, size=(H, W), mode="bilinear",
-                                                          align_corners=False,
-                                                          antialias=True).clamp(0.0, 1.0)
-                samples.append(rgb_to_lab(rgb.to(L.device, L.dtype))[0, 1:])
-            out.append(torch.stack(samples))
-        return torch.stack(out)  # (B,n,2,H,W)
-
-
 def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = "cpu",
                     options: dict[str, Any] | None = None) -> Any:
     """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device)
@@ -397,6 +294,130 @@ def check_ab(out: Any, ids: Sequence[str], n_samples: int, name: str) -> Tensor:
                 " batch was used (earlier batches stay cached), fix the colorizer and rerun"
             )
     return out
+
+
+# --- THE colorize path: draw samples with the seeding scheme, check, recombine with L -----
+#
+# Every command that shows or scores a colorization goes through here (the evaluation loop,
+# sample grids, the naturalness study's stimuli, the naturalness proxy), so a (seed, image,
+# sample) gets the same chroma everywhere.
+#
+# Seeding. The evaluation loop colorizes the dataset in canonical batches: consecutive runs
+# of ``batch_size`` dataset indices from index 0 (the last one shorter). The generator of the
+# batch starting at index ``start`` is seeded with ``batch_seed(seed, start)``, so a batch's
+# samples do not depend on which batches ran before it (resume and ``torchrun`` sharding give
+# the same samples). Sample 0 comes alone from that generator (the very draw of a one-sample
+# run); samples 1.. come together from a second one (``batch_seed(seed, start, stream=1)``),
+# so sample 0, and every metric scored on it, is the same whether or not more samples were
+# asked (``draw_samples``). A stochastic colorizer's draw for an image depends on the other
+# images of its batch, so ``colorize_indices`` always colorizes whole canonical batches and
+# keeps the images asked for: image i then gets exactly the chroma the loop scored for it.
+#
+# Precision. Chroma is rounded to float16 (``AB_DTYPE``, the score cache's storage precision:
+# 0.06 Lab units at |ab| = 128, well under one uint8 level) whether or not a cache is used, so
+# cached, resumed, uncached and displayed colorizations are bit-identical.
+
+AB_DTYPE = torch.float16
+# The evaluation loop's default batch size: the canonical batches of every other command.
+BATCH_SIZE = EvalConfig.batch_size
+
+
+def batch_seed(seed: int, start: int, stream: int = 0) -> int:
+    """The colorizer generator's seed for the batch starting at dataset index ``start``
+    (``stream`` 0: sample 0; 1: the further samples of ``draw_samples``)."""
+    tail = f":{int(stream)}" if stream else ""
+    h = hashlib.sha256(f"psc-eval:{int(seed)}:{int(start)}{tail}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def asked_samples(colorizer: Any, n_samples: int) -> int:
+    """Samples asked of a colorizer: a deterministic one gives one (repeated if more)."""
+    return n_samples if getattr(colorizer, "stochastic", False) else 1
+
+
+def draw_samples(colorizer: Any, L: Tensor, ab_true: Tensor, n_samples: int, seed: int,
+                 start: int, device: str, ids: Sequence[str], name: str) -> Tensor:
+    """One batch's checked chroma, (B, asked, 2, H', W'), asked = ``n_samples`` of a
+    stochastic colorizer and 1 of a deterministic one.
+
+    Sample 0 comes alone from the generator of ``batch_seed(seed, start)``, the very draw
+    of a one-sample run; samples 1.. come together from stream 1. A colorizer reading
+    stored samples by image id is asked once for all of them."""
+    asked = asked_samples(colorizer, n_samples)
+    if asked == 1 or getattr(colorizer, "by_id", False):
+        parts = [(asked, 0)]
+    else:
+        parts = [(1, 0), (asked - 1, 1)]
+    out = []
+    for k, stream in parts:
+        gen = torch.Generator(device=torch.device(device)).manual_seed(
+            batch_seed(seed, start, stream))
+        with torch.inference_mode():
+            raw = run_colorizer(colorizer, L, ab_true, n_samples=k, generator=gen, ids=ids)
+        out.append(check_ab(raw, ids, k, name))
+    return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+
+
+def canonical_batches(n: int, batch_size: int = BATCH_SIZE) -> list[tuple[int, int]]:
+    """(start, end) of the evaluation loop's batches over ``n`` dataset indices."""
+    return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+def to_rgb_u8(L: Tensor, ab: Tensor) -> Tensor:
+    """(B,3,H,W) uint8 RGB of one sample's chroma (B,2,H',W') with the ORIGINAL L, as an
+    image file would hold it (a lower-resolution ab is resized to L's size)."""
+    with torch.inference_mode():
+        return to_uint8(lab_parts_to_rgb(L, ab.to(device=L.device, dtype=L.dtype)))
+
+
+@dataclass
+class Colorized:
+    """The colorizations of some dataset images (skipped, colourless images left out)."""
+
+    ids: list[str]
+    index: list[int]  # dataset index of each image
+    L: Tensor  # (N,1,H,W) original L
+    ab_true: Tensor  # (N,2,H,W)
+    ab: Tensor  # (N,n,2,H',W') float16-rounded chroma, in L's dtype
+
+    def rgb_u8(self, k: int = 0) -> Tensor:
+        """(N,3,H,W) uint8 RGB of sample ``k``."""
+        return to_rgb_u8(self.L, self.ab[:, k])
+
+
+def colorize_indices(colorizer: Any, ds: Any, indices: Iterable[int], *, n_samples: int = 1,
+                     seed: int = 0, device: str = "cpu", batch_size: int = BATCH_SIZE,
+                     name: str | None = None) -> Colorized:
+    """Colorize the dataset images at ``indices`` (in that order; colourless ones left out)
+    exactly as the evaluation loop does for ``seed`` and ``batch_size`` over the whole of
+    ``ds``: sample 0 of image i is the chroma its mIoU / PSNR were scored on, samples 0 and
+    1 its diversity pair. A deterministic colorizer's one sample is repeated."""
+    order = list(dict.fromkeys(int(i) for i in indices))
+    name = name or str(getattr(colorizer, "name", "?"))
+    got: dict[int, tuple[str, Tensor, Tensor, Tensor]] = {}
+    for s, e in canonical_batches(len(ds), batch_size):
+        if not any(s <= i < e for i in order):
+            continue
+        batch = collate([ds[i] for i in range(s, e)])
+        if not batch["ids"]:
+            continue
+        L, ab_true = batch["L"].to(device), batch["ab"].to(device)
+        ab = draw_samples(colorizer, L, ab_true, n_samples, seed, s, device, batch["ids"],
+                          name).detach().to(AB_DTYPE).to(L.dtype)
+        row = {img_id: k for k, img_id in enumerate(batch["ids"])}
+        for i in order:
+            k = row.get(ds.ids[i]) if s <= i < e else None
+            if k is not None:
+                got[i] = (batch["ids"][k], L[k], ab_true[k], ab[k])
+    keep = [i for i in order if i in got]
+    if not keep:
+        raise PscError(f"none of the {len(order)} images asked of {ds.name}/{ds.split} has "
+                       "colour (all skipped), in --dataset, choose images with colour")
+    ab = torch.stack([got[i][3] for i in keep])
+    return Colorized(ids=[got[i][0] for i in keep], index=keep,
+                     L=torch.stack([got[i][1] for i in keep]),
+                     ab_true=torch.stack([got[i][2] for i in keep]),
+                     ab=ab.expand(-1, n_samples, -1, -1, -1) if ab.shape[1] < n_samples else ab)
 
 
 REFERENCE_METHODS = [

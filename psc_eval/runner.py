@@ -52,22 +52,20 @@ from torch import Tensor
 
 from .cache import RowCache, class_path, row_keys, scorer_code, shard_name
 from .color import to_uint8
-from .colorize import (
-    AB_DTYPE,
-    asked_samples,
-    batch_seed,
-    canonical_batches,
-    draw_samples,
-    to_rgb_u8,
-)
 from .colorizer import (
+    AB_DTYPE,
     AB_HIGH,
     AB_LOW,
     GrayColorizer,
     GroundTruthColorizer,
+    asked_samples,
+    batch_seed,
     build_colorizer,
+    canonical_batches,
     check_ab,
+    draw_samples,
     get_colorizer,
+    to_rgb_u8,
 )
 from .config import REFERENCE_ROWS, EvalConfig, make_config
 from .dist import (

@@ -12,8 +12,8 @@ from .options import comma_list, runner_options
 
 def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], predictions: tuple[str, ...],
                   **options) -> None:
-    from ..colorizer import PredictionsColorizer
     from ..dist import dist_info
+    from ..predictions import PredictionsColorizer
     from ..runner import run_eval
 
     rows: list = comma_list(colorizer)
@@ -45,9 +45,9 @@ def psnr_cmd(colorizer, predictions, **options) -> None:
 def diversity_cmd(colorizer, predictions, **options) -> None:
     """Sample diversity of a stochastic colorizer (Fig. 10): MS-SSIM between two samples of
     each gray input; histogram in the run JSON, a figure of example pairs under OUT/figures."""
-    from ..colorizer import PredictionsColorizer
     from ..dist import dist_info
     from ..experiments.diversity import run_diversity
+    from ..predictions import PredictionsColorizer
 
     rows: list = comma_list(colorizer)
     rows += [PredictionsColorizer(d) for d in predictions]

@@ -90,7 +90,7 @@ def _critic_method(model: Critic):
 def _images(colorizer: Any, ds: Any, idx: Sequence[int], seed: int, device: str) -> Tensor:
     """(N,3,H,W) in [0,1]: the uint8 RGB of sample 0 of each image, the very colorization
     the evaluation loop scores for ``seed`` (``psc_eval.colorize``)."""
-    from ..colorize import colorize_indices
+    from ..colorizer import colorize_indices
 
     got = colorize_indices(colorizer, ds, idx, seed=seed, device=device)
     return got.rgb_u8(0).cpu().float() / 255.0
@@ -170,4 +170,4 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
 def _params() -> dict[str, Any]:
     # "colorize" names the draw: a proxy of the older per-call seeding is never reused
     return {"held_out_start": HELD_OUT_START, "n_train_each": N_TRAIN_EACH, "epochs": EPOCHS,
-            "batch": BATCH, "colorize": "psc_eval.colorize sample 0"}
+            "batch": BATCH, "colorize": "psc_eval.colorizer sample 0"}

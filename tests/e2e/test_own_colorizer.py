@@ -175,9 +175,9 @@ def test_diversity_of_a_predictions_folder_with_two_samples(tmp_path, monkeypatc
 
     from psc_eval.cli import main
     from psc_eval.color import lab_parts_to_rgb, to_uint8
-    from psc_eval.colorizer import PredictionsColorizer
     from psc_eval.data import get_dataset
     from psc_eval.metrics.diversity import ms_ssim_pairs, msssim_variant
+    from psc_eval.predictions import PredictionsColorizer
 
     monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
     ds = get_dataset("toy", split="val", size=48)
