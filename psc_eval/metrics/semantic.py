@@ -23,9 +23,13 @@ Two laws:
   split's fingerprint and the estimate's code (``scorer_code``). Reports
   ``semantic_loglik`` (mean log-probability, nats, of the segment's bin) and
   ``semantic_accuracy``: the rate of segments whose bin lies in the class's 95%
-  highest-density region (the bins of highest probability that together hold 95% of the
-  training segments: the stated threshold; a training segment passes with probability
-  ~0.95).
+  highest-density region: the fewest bins, taken in order of probability (ties by bin
+  index), that together hold at least 95% of the smoothed histogram, so the region holds
+  95% of the mass up to its last bin. A class with fewer than ``MIN_TRAIN_SEGMENTS``
+  training segments has no defined region (the pseudo-segment's uniform mass 1/(n+1)
+  alone would fill the 5% the region leaves out, and with 18 or fewer segments its region
+  covered every bin, so gray passed): its segments are not scored, and the result counts
+  them (``semantic_undefined_classes``, ``semantic_undefined_segments``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ TOY_THRESHOLD = -2.0 * math.log(0.001)  # chi^2 with 2 dof at 0.999
 MIN_SEGMENT_FRACTION = 1.0 / 256
 HIST_BINS, HIST_LO, HIST_HI = 32, -128.0, 128.0
 HDR_MASS = 0.95
+# The pseudo-segment then holds at most 1% of a class's mass, a fifth of the 5% the
+# highest-density region leaves out.
+MIN_TRAIN_SEGMENTS = 99
 PRIOR_VERSION = 1
 
 
@@ -100,16 +107,23 @@ def estimate_prior(train_ds: Any, progress: bool = False) -> dict[str, Any]:
 
 
 def prior_tables(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(C, K) log-probabilities of the smoothed histograms, (C,) 95% HDR levels (log), and
-    (C,) training segments per class."""
-    K = counts.shape[1]
+    """(C, K) log-probabilities of the smoothed histograms, (C, K) bool 95% highest-density
+    regions (all False for a class with fewer than ``MIN_TRAIN_SEGMENTS`` segments: no
+    region), and (C,) training segments per class.
+
+    A region is the first m bins of the stable descending sort of p, m the fewest whose
+    mass reaches ``HDR_MASS``: its mass is in [0.95, 0.95 + the last bin's p)."""
+    C, K = counts.shape
     n = counts.sum(1)
     p = (counts + 1.0 / K) / (n + 1.0).unsqueeze(1)
-    srt, _ = torch.sort(p, dim=1, descending=True)
+    srt, order = torch.sort(p, dim=1, descending=True, stable=True)
     cum = torch.cumsum(srt, 1)
-    idx = (cum < HDR_MASS).sum(1).clamp(max=K - 1)
-    level = srt.gather(1, idx.unsqueeze(1)).squeeze(1)
-    return p.log(), level.log(), n
+    m = ((cum < HDR_MASS).sum(1) + 1).clamp(max=K)  # (C,)
+    ranks = torch.arange(K).expand(C, K)
+    region = torch.zeros(C, K, dtype=torch.bool)
+    region.scatter_(1, order, ranks < m.unsqueeze(1))
+    region &= (n >= MIN_TRAIN_SEGMENTS).unsqueeze(1)
+    return p.log(), region, n
 
 
 @lru_cache(maxsize=8)
@@ -185,8 +199,9 @@ class SemanticScorer(Scorer):
         return f"bin inside the class's {HDR_MASS:.0%} highest-density region"
 
     def init_state(self) -> dict[str, Tensor]:
+        # per class: scored segments, in-law ones, log-likelihood sum, undefined segments
         return {"key": torch.zeros(0, dtype=torch.int64),
-                "rows": torch.zeros(0, 3 * self.num_classes, dtype=torch.float64)}
+                "rows": torch.zeros(0, 4 * self.num_classes, dtype=torch.float64)}
 
     def update(self, ctx: ScoreContext) -> None:
         assert ctx.mask is not None
@@ -202,24 +217,27 @@ class SemanticScorer(Scorer):
             d2 = (((med[:, None, :] - mean[cls]) / sd[cls]) ** 2).sum(-1).min(1).values
             ok = (d2 <= TOY_THRESHOLD).to(torch.float64)
             ll = torch.zeros_like(ok)
+            undefined = torch.zeros_like(ok).view(B, C)
         else:
             if getattr(self, "_tables", None) is None:
                 self._tables = prior_tables(self.prior["counts"])
-            logp, level, ntrain = (t.to(med.device) for t in self._tables)
-            scored = scored * (ntrain[cls] > 0)
-            lp = logp[cls, hist_bin(med)]
-            ok = (lp >= level[cls]).to(torch.float64)
-            ll = lp
+            logp, region, ntrain = (t.to(med.device) for t in self._tables)
+            present = scored
+            scored = scored * (ntrain[cls] >= MIN_TRAIN_SEGMENTS)
+            undefined = (present - scored).view(B, C)
+            k = hist_bin(med)
+            ok = region[cls, k].to(torch.float64)
+            ll = logp[cls, k]
         rows = torch.cat([scored.view(B, C), (ok * scored).view(B, C),
-                          (ll * scored).view(B, C)], 1).cpu()
+                          (ll * scored).view(B, C), undefined], 1).cpu()
         self.state["key"] = torch.cat([self.state["key"], image_keys(ctx.ids)])
         self.state["rows"] = torch.cat([self.state["rows"], rows])
 
     def compute(self) -> Scores:
         C = self.num_classes
         _, rows = canonical(self.state["key"], self.state["rows"])
-        s = rows.numpy().sum(0) if rows.shape[0] else np.zeros(3 * C)
-        n, ok, ll = s[:C], s[C:2 * C], s[2 * C:]
+        s = rows.numpy().sum(0) if rows.shape[0] else np.zeros(rows.shape[1])
+        n, ok, ll = s[:C], s[C:2 * C], s[2 * C:3 * C]
         names = [self.class_names[k] if k < len(self.class_names) else str(k) for k in range(C)]
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(n > 0, ok / np.maximum(n, 1), np.nan)
@@ -232,6 +250,9 @@ class SemanticScorer(Scorer):
         if self.law != "toy":
             metrics["semantic_loglik"] = float(ll.sum() / N) if N else float("nan")
             per["semantic_loglik"] = {k: float(v) for k, v in zip(names, mll)}
+            undef = s[3 * C:4 * C]
+            metrics["semantic_undefined_segments"] = int(undef.sum())
+            metrics["semantic_undefined_classes"] = int((undef > 0).sum())
         prov = {"law": self.law, "threshold": self._threshold_text(),
                 "segment_chroma": "per-channel median of sample-0 ab over a ground-truth "
                                   "class of one image; segments under 1/256 of the image "
@@ -239,6 +260,11 @@ class SemanticScorer(Scorer):
         if self.law != "toy" and self.prior is not None:
             prov["prior_fingerprint"] = self.prior["fingerprint"]
             prov["prior"] = (f"{HIST_BINS}x{HIST_BINS} ab histogram of training segment "
-                             "chroma, one pseudo-segment spread over the bins")
+                             "chroma, one pseudo-segment spread over the bins; classes with "
+                             f"under {MIN_TRAIN_SEGMENTS} training segments undefined (their "
+                             "segments not scored, counted in semantic_undefined_segments)")
+            ntrain = self.prior["counts"].sum(1)
+            prov["undefined_classes"] = [names[c] for c in range(C)
+                                         if c < len(ntrain) and ntrain[c] < MIN_TRAIN_SEGMENTS]
         return Scores(metrics=metrics, per_class_metrics=per,
                       provenance={"semantic_convention": prov})
