@@ -7,17 +7,16 @@ import click
 from ..dist import DEVICE_HELP
 from ..errors import PscError
 from .app import cli
-from .options import comma_list, runner_options
+from .options import comma_list, prediction_rows, runner_options
 
 
 def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], predictions: tuple[str, ...],
                   **options) -> None:
     from ..dist import dist_info
-    from ..predictions import PredictionsColorizer
     from ..runner import run_eval
 
     rows: list = comma_list(colorizer)
-    rows += [PredictionsColorizer(d) for d in predictions]
+    rows += prediction_rows(predictions)
     if not rows:
         raise PscError(f"nothing to score, in psc-eval {kind}, pass --colorizer NAME or "
                        "--predictions DIR")
@@ -47,10 +46,9 @@ def diversity_cmd(colorizer, predictions, **options) -> None:
     each gray input; histogram in the run JSON, a figure of example pairs under OUT/figures."""
     from ..dist import dist_info
     from ..experiments.diversity import run_diversity
-    from ..predictions import PredictionsColorizer
 
     rows: list = comma_list(colorizer)
-    rows += [PredictionsColorizer(d) for d in predictions]
+    rows += prediction_rows(predictions)
     if not rows:
         raise PscError("diversity needs a stochastic colorizer, in --colorizer, name one "
                        "(or --predictions DIR holding <id>_0.png and <id>_1.png)")

@@ -14,6 +14,38 @@ def comma_list(values: Iterable[str]) -> list[str]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
+def pairs(values: Iterable[str], option: str) -> dict[str, str]:
+    """Repeated ``NAME=VALUE`` options -> {name: value}."""
+    from ..errors import PscError
+
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise PscError(f"{option} expects NAME=VALUE, got {v!r}, in the options, e.g. "
+                           f"{option} sepia=\"Sepia (ours)\"")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def prediction_rows(values: Iterable[str]) -> list:
+    """``--predictions DIR`` or ``--predictions NAME=DIR`` -> PredictionsColorizer rows (the
+    name is the row's name in results, summaries and the report; default
+    ``predictions-<folder>``). A value that is an existing folder is always a folder."""
+    from pathlib import Path
+
+    from ..predictions import PredictionsColorizer
+
+    rows = []
+    for v in values:
+        name, sep, folder = v.partition("=")
+        if not sep or Path(v).is_dir() or not name.strip():
+            rows.append(PredictionsColorizer(v))
+        else:
+            rows.append(PredictionsColorizer(folder, name=name.strip()))
+    return rows
+
+
 def dataset_options(default_split: str | None = None):
     """--dataset/--root/--split/--size/--allow-partial, shared by every command that reads data."""
 
@@ -100,7 +132,8 @@ def runner_options(kind: str):
                 click.option("--predictions", "predictions", multiple=True,
                              type=click.Path(file_okay=False),
                              help="Folder of colorized images saved by any tool, <id>.png "
-                                  "per image: scored as one more row (repeatable).")]
+                                  "per image: scored as one more row (repeatable); "
+                                  "NAME=DIR names the row.")]
         opts += [option(f) for f in eval_fields(kind)]
         for o in reversed(opts):
             fn = o(fn)

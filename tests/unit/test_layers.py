@@ -30,7 +30,8 @@ LAYERS = (
     ("the paper's model and the baselines (plug-ins of the protocols)",
      {"models", "baselines"}),
     ("evaluation: runner, cache, results", {"runner", "cache", "results", "summary"}),
-    ("experiments, report, study", {"experiments", "report", "study"}),
+    ("experiments, report, study, testing",
+     {"experiments", "report", "study", "testing"}),
     ("command line", {"cli"}),
 )
 RANK = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
