@@ -55,6 +55,9 @@ from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 from . import common
 
 NAME = "larsson2016"
+# autocolorize train/solver_vgg16.prototxt: max_iter 2,000,000 of batch 8; the paper config
+# gives the epochs that make as many updates on VOC train_aug.
+REFERENCE_UPDATES = 2_000_000
 
 
 @dataclass
@@ -171,6 +174,25 @@ def histogram_targets(rgb: Tensor, K: int, patch: int) -> tuple[Tensor, Tensor, 
     return hist(h), hist(c), c
 
 
+def patch_histograms(v: Tensor, iy: Tensor, ix: Tensor, K: int, patch: int) -> Tensor:
+    """:func:`histogram_targets`' histogram of ``v`` (B,H,W) in [0,1] at pixels (iy, ix)
+    (B,P) only: (B,K,1,P), the one-hot bins averaged over the in-image part of the patch
+    (``avg_pool2d(count_include_pad=False)``'s window), without building (B,K,H,W)."""
+    B, H, W = v.shape
+    bins = (v * K).long().clamp(0, K - 1).flatten(1)  # (B,H*W)
+    hist = torch.zeros(B, K, iy.shape[1], device=v.device)
+    count = torch.zeros(B, 1, iy.shape[1], device=v.device)
+    r = patch // 2
+    for dy in range(-r, patch - r):
+        for dx in range(-r, patch - r):
+            y, x = iy + dy, ix + dx
+            ok = ((y >= 0) & (y < H) & (x >= 0) & (x < W)).float()[:, None]  # (B,1,P)
+            k = bins.gather(1, (y.clamp(0, H - 1) * W + x.clamp(0, W - 1)))  # (B,P)
+            hist.scatter_add_(1, k[:, None], ok)
+            count += ok
+    return (hist / count)[:, :, None]
+
+
 def kl_div(target: Tensor, logits: Tensor) -> Tensor:
     """KL(target || softmax(logits)) over dim 1 (0 log 0 = 0)."""
     logp = F.log_softmax(logits.float(), dim=1)
@@ -226,18 +248,18 @@ class LarssonMethod(TrainMethod):
         c = self.cfg
         rgb, L = batch["rgb"].float(), batch["L"]
         B, _, H, W = rgb.shape
-        y_h, y_c, chroma = histogram_targets(rgb, c.bins, c.patch)
+        hue, chroma = rgb_to_hue_chroma(rgb)
         # random pixels (the loop's per-step generator), as integer positions
         iy = torch.randint(0, H, (B, c.n_pixels), generator=generator).to(rgb.device)
         ix = torch.randint(0, W, (B, c.n_pixels), generator=generator).to(rgb.device)
         grid = torch.stack([(ix + 0.5) / W * 2 - 1, (iy + 0.5) / H * 2 - 1], -1)[:, None]
         hl, cl = model(L, grid.float())
-        flat = iy * W + ix  # (B,P)
-
-        def at(t: Tensor) -> Tensor:  # (B,C,H,W) -> (B,C,1,P)
-            return t.flatten(2).gather(2, flat[:, None].expand(-1, t.shape[1], -1))[:, :, None]
-
-        return larsson_loss(hl, cl, at(y_h), at(y_c), at(chroma[:, None])[:, 0], c.lambda_hue)
+        # the targets at the sampled pixels only (the sparse histogram extractor's work),
+        # equal to histogram_targets' full-resolution maps read there
+        y_h = patch_histograms(hue, iy, ix, c.bins, c.patch)
+        y_c = patch_histograms(chroma, iy, ix, c.bins, c.patch)
+        at_c = chroma.flatten(1).gather(1, iy * W + ix)[:, None]  # (B,1,P)
+        return larsson_loss(hl, cl, y_h, y_c, at_c, c.lambda_hue)
 
 
 class Larsson2016(common.BaselineColorizer):

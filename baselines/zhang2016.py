@@ -10,9 +10,10 @@ the release (``model1`` .. ``model8``, ``model_out``), so the published state di
 Output space (Sec. 2.1): ab quantised on a grid of 10 Lab units; the bins are the grid
 cells the sRGB gamut reaches, computed here (:func:`gamut_bins`: every 8-bit-like sRGB
 colour of a dense cube, converted with ``psc_eval.color``, rounded to the nearest grid
-point). Note: for sRGB D65 that computation gives **Q = 262** cells (229 cell centres
-are themselves in gamut), not the paper's 313; the released ``pts_in_hull.npy`` is not
-reproducible from the gamut alone, so it is not used. The published weights keep their
+point). Note: for sRGB D65 the 96-level cube used here gives **Q = 262** cells; the full
+8-bit cube (256^3 colours) gives 261: the 96-level cube holds colours between 8-bit
+levels that reach one more cell (measured; both far from the paper's 313). The released
+``pts_in_hull.npy`` is not reproducible from the gamut alone, so it is not used. The published weights keep their
 313-channel output (their ``model_out`` holds the centres, see below).
 
 Loss (Eq. 2-4): multinomial cross-entropy against soft-encoded targets: each ground-truth
@@ -33,7 +34,8 @@ also accepts the released PyTorch state dict (``colorization_release_v2``, keys
 inference exactly (``colorizers/util.py``, ``eccv16.py``): L resized to 256x256 (the
 release resizes the RGB image with PIL bicubic before taking L; here L itself is resized,
 bicubic with antialiasing), normalised ``(L - 50) / 100``, softmax, the 1x1
-``model_out`` times 110, ``upsample4`` (bilinear, align_corners False) to 256x256 and a
+``model_out`` times 110 (the caffe deploy prototxt's ``Scale 2.606`` on the logits, the
+annealed mean's 1 / T, is not in the PyTorch release, so it is not applied here either), ``upsample4`` (bilinear, align_corners False) to 256x256 and a
 second bilinear resize to the input size when it differs.
 
 Paper-scale settings (``configs/zhang2016-paper.toml``): 256x256 input (ImageNet crops
@@ -42,7 +44,13 @@ Adam lr 3e-5 with betas (0.9, 0.99) and weight decay 1e-3, batch 40, about 450k
 iterations. Deviations: no ImageNet data or pretraining (nothing is downloaded: trained
 on the dataset given to ``psc-eval train``), the prior comes from that training set, the
 learning rate is constant (the paper drops it at 200k and 375k iterations), and the toy
-config (``zhang2016-toy.toml``) narrows the widths and uses a 64 px input.
+config (``zhang2016-toy.toml``) narrows the widths and uses a 64 px input. Against the
+caffe training layers (``resources/caffe_traininglayers.py``, the train prototxt): 5
+soft-encoding neighbours (the paper's; the code's NNEncLayer uses 10, ``neighbours``);
+the target is the area mean of each 4 x 4 block (the prototxt point-samples it,
+``data_ab_ss``); no NonGrayMaskLayer (the code zeroes the weights of an image with no
+pixel at |ab| > 5; colourless images are skipped by the data layer here). The table with
+the reasons is docs/baselines.md.
 """
 
 from __future__ import annotations
@@ -66,6 +74,9 @@ from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 from . import common
 
 NAME = "zhang2016"
+# The paper's schedule in updates (Sec. 3: ~450k iterations of batch 40); the paper config
+# gives the epochs that make as many on VOC train_aug (tests/unit/test_paper_schedules.py).
+REFERENCE_UPDATES = 450_000
 GRID = 10.0  # Lab units between bin centres (Sec. 2.1)
 PUBLISHED_BINS = 313  # output channels of the released network
 RELEASE_SIZE = 256  # the release's input resize
@@ -194,19 +205,35 @@ class ZhangModel(nn.Module):
         bins = gamut_bins()
         self.register_buffer("bins", bins.clone(), persistent=False)
         self.register_buffer("prior", torch.full((len(bins),), 1.0 / len(bins)))
+        # 1 once the training-set prior is counted (stored, so a resumed run skips the pass)
+        self.register_buffer("prior_ready", torch.zeros((), dtype=torch.bool))
+        self._weights: Tensor | None = None  # rebalance_weights(prior), cached
         self.net = ECCVNet(tuple(cfg.widths), len(bins))
         self.net.model_out.weight.data.copy_((bins / AB_NORM).T[:, :, None, None])
         self.net.model_out.requires_grad_(False)
 
     def set_prior(self, counts: Tensor) -> None:
-        self.prior.copy_(smoothed_prior(counts, self.bins, self.cfg.prior_sigma))
+        self.prior.copy_(smoothed_prior(counts.to(self.bins.device), self.bins,
+                                        self.cfg.prior_sigma))
+        self.prior_ready.fill_(True)
+        self._weights = None
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._weights = None  # a loaded prior invalidates the cached weights
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def class_weights(self) -> Tensor:
+        """Eq. 4's per-bin weights of the current prior, computed once per prior."""
+        if self._weights is None or self._weights.device != self.prior.device:
+            self._weights = rebalance_weights(self.prior, self.cfg.rebalance_lambda)
+        return self._weights
 
     def forward(self, L: Tensor, ab: Tensor) -> dict[str, Tensor]:
         """The training loss terms (Eq. 2) of a batch."""
         logits = self.net(L)
         ab_small = F.adaptive_avg_pool2d(ab.float(), logits.shape[-2:])  # area downsampling
         z = soft_encode(ab_small, self.bins, self.cfg.neighbours, self.cfg.sigma)
-        w = rebalance_weights(self.prior, self.cfg.rebalance_lambda)[z.argmax(1)]  # (B,h,w)
+        w = self.class_weights()[z.argmax(1)]  # (B,h,w)
         ce = -(z * F.log_softmax(logits.float(), dim=1)).sum(1)  # (B,h,w)
         return {"total": (w * ce).mean(), "ce": ce.mean().detach()}
 
@@ -232,21 +259,22 @@ def bin_counts(ds, bins: Tensor, factor: int = 4, limit: int = 0) -> Tensor:
 class ZhangMethod(TrainMethod):
     model_config = ZhangConfig
 
-    def __init__(self, model: ZhangModel, t: TrainConfig):
-        self.model, self.t = model, t
+    def __init__(self, model: ZhangModel, t: TrainConfig, train_ds: Any = None):
+        self.model, self.t, self.train_ds = model, t, train_ds
 
     @classmethod
     def build(cls, name: str, cfg: Config, train_ds: Any) -> ZhangMethod:
-        """The prior is counted on the training set before the loop starts."""
-        model = build_model(cfg.model)
-        model.set_prior(bin_counts(train_ds, model.bins))
-        return cls(model, cfg.train)
+        """The prior is counted on the training set at the first step (a resumed run
+        reads it from its checkpoint instead of counting it again)."""
+        return cls(build_model(cfg.model), cfg.train, train_ds)
 
     def configure_optimizers(self, total_steps: int):
         params = [p for p in self.model.parameters() if p.requires_grad]
         return [make_optimizer(params, self.t)]
 
     def training_step(self, model, batch, *, opt_index, generator):
+        if not bool(self.model.prior_ready):
+            self.model.set_prior(bin_counts(self.train_ds, self.model.bins.cpu()))
         return model(batch["L"], batch["ab"])
 
 

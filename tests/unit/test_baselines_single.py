@@ -315,3 +315,63 @@ def test_trains_one_tiny_epoch_through_the_cli_and_resumes(tmp_path, name):
         prior = ck["model"]["prior"]
         assert float(prior.sum()) == pytest.approx(1.0, abs=1e-5)
         assert float(prior.max() / prior.min()) > 2.0
+
+
+def test_larsson_targets_at_sampled_pixels_equal_the_full_resolution_maps():
+    """Training builds the 7 x 7 patch histograms at the 128 sampled pixels only; they equal
+    the full-resolution maps of histogram_targets read at those pixels (image edges
+    included, where the window is cut)."""
+    from psc_eval.baselines.larsson2016 import (
+        histogram_targets,
+        patch_histograms,
+        rgb_to_hue_chroma,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.rand(3, 3, 20, 17, generator=g)
+    rgb[:, :, 5:9] = rgb[:, :, 5:6]  # flat rows: many equal bins
+    y_h, y_c, _ = histogram_targets(rgb, 32, 7)
+    hue, chroma = rgb_to_hue_chroma(rgb)
+    iy = torch.randint(0, 20, (3, 50), generator=g)
+    ix = torch.randint(0, 17, (3, 50), generator=g)
+    iy[:, :4], ix[:, :4] = torch.tensor([0, 19, 0, 19]), torch.tensor([0, 16, 16, 0])
+    flat = iy * 17 + ix
+
+    def at(t):
+        return t.flatten(2).gather(2, flat[:, None].expand(-1, t.shape[1], -1))[:, :, None]
+
+    assert torch.allclose(patch_histograms(hue, iy, ix, 32, 7), at(y_h), atol=1e-6)
+    assert torch.allclose(patch_histograms(chroma, iy, ix, 32, 7), at(y_c), atol=1e-6)
+
+
+def test_zhang_prior_is_counted_once_and_weights_cached():
+    """The prior is counted at the first step and stored (a resumed run reads it); the
+    rebalancing weights are computed once per prior, equal to Eq. 4's."""
+    from psc_eval.baselines.zhang2016 import ZhangConfig, ZhangMethod, rebalance_weights
+
+    from psc_eval.training import Config, TrainConfig
+
+    cfg = Config(ZhangConfig(input_size=16, widths=(4,) * 8), TrainConfig())
+    calls = []
+
+    class DS(list):
+        def __getitem__(self, i):
+            calls.append(i)
+            return super().__getitem__(i)
+
+    g = torch.Generator().manual_seed(0)
+    ds = DS([{"ab": torch.randn(2, 16, 16, generator=g) * 30} for _ in range(3)])
+    m = ZhangMethod.build("zhang2016", cfg, ds)
+    assert not calls  # nothing counted at build (a resume would load the prior)
+    batch = {"L": torch.full((2, 1, 16, 16), 50.0), "ab": torch.stack([ds[0]["ab"]] * 2)}
+    calls.clear()
+    m.training_step(m.model, batch, opt_index=0, generator=g)
+    assert calls == [0, 1, 2] and bool(m.model.prior_ready)
+    m.training_step(m.model, batch, opt_index=0, generator=g)
+    assert calls == [0, 1, 2]  # not counted again
+    w = m.model.class_weights()
+    assert w is m.model.class_weights()
+    assert torch.equal(w, rebalance_weights(m.model.prior, 0.5))
+    fresh = ZhangMethod.build("zhang2016", cfg, ds).model
+    fresh.load_state_dict(m.model.state_dict())
+    assert bool(fresh.prior_ready) and torch.equal(fresh.class_weights(), w)
