@@ -67,6 +67,9 @@ from psc_eval.training import Config, Optim, TrainConfig, TrainMethod
 from . import common
 
 NAME = "cao2017"
+# COLORGAN main_wgan.py: 100 passes over LSUN bedroom (3M images); in updates that would be
+# ~28k passes over VOC, so the paper config keeps the passes (dataset-size scaling stated).
+REFERENCE_EPOCHS = 100
 NOISE_KINDS = ("global", "spatial")
 
 

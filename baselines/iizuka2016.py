@@ -53,6 +53,9 @@ from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 from . import common
 
 NAME = "iizuka2016"
+# Sec. 3.4: about 200k iterations of batch 128 (11 epochs of Places' 2.3M images); the
+# paper config gives the epochs that make as many updates on VOC train_aug.
+REFERENCE_UPDATES = 200_000
 AB_OFFSET, AB_RANGE = 128.0, 256.0  # chroma to the sigmoid's [0,1]
 
 
