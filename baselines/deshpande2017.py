@@ -12,58 +12,63 @@ vae_skipconn.py``, ``vae/arch/network.py``, ``mdn/mdn.py``):
    S/16, is multiplied by the S/16 gray features, then each stage convolves, upsamples
    by 2 (bilinear) and concatenates the gray features of that size; a last 5x5
    convolution, batch norm and tanh give ab in [-1, 1].
-   Loss (paper Sec. 3.2; units: normalised ab, ``psc_eval.color``), per image and
-   averaged over the batch, with e = C - C_hat and D = 2 S^2 chroma values:
+   Loss: divcolor's code (``vae/arch/vae_skipconn.py`` ``loss``), per image and averaged
+   over the batch, ab normalised by ``psc_eval.color`` (divcolor: (v - 128) / 128 of
+   OpenCV's 8-bit Lab, the same scale within 0.4%), e = C - C_hat:
 
-   - specificity, Mahalanobis loss on the PCA of the training colour fields
-     (top ``pca_components`` eigenvectors v_k with variances s_k^2; the rest of the
-     error with the last kept variance s_P^2):
-     ``L_mah = [sum_k (e.v_k)^2 / s_k^2 + (|e|^2 - sum_k (e.v_k)^2) / s_P^2] / D``;
-   - colourfulness, a histogram-weighted L2: ``L_hist = mean_pixels w(C_i) |e_i|^2``
-     with w the inverse (smoothed) frequency of the true colour's bin of
-     ``hist_bin`` Lab units in the training set (w = 1 / ((1 - lambda) p + lambda / Q),
-     normalised so that E_p[w] = 1; Zhang et al. 2016's rebalancing form);
-   - gradient: ``L_grad = mean_pixels sum_ab [(dx C - dx C_hat)^2 + (dy C - dy C_hat)^2]``
-     (forward differences);
-   - KL of the posterior to N(0, I), summed over the code, divided by D, weighted by
-     beta ramped linearly from 0 to ``kl_weight`` over the VAE stage (divcolor ramps
-     its KL weight per epoch).
-   ``vae_total = w_mah L_mah + w_hist L_hist + w_grad L_grad + beta KL / D``.
-   The PCA and the histogram weights are computed from the training set when training
-   starts (``stats_images`` images at most) and stored as buffers in the checkpoint.
+   - colourfulness: ``L_hist = sqrt(sum_{pixels, ab} w(C_i) e_i^2)``, w = 1 / p of the true
+     colour's bin (the nearest centre of the 10-unit ab grid of Zhang et al.'s bins) on the
+     training set (divcolor: ``1 / prior_probs`` of Zhang et al.'s ImageNet prior, not
+     normalised, no lambda; ``hist_lambda`` > 0 mixes in the uniform as Zhang's Eq. 4);
+   - gradient: ``L_grad = sqrt(sum (dv C - dv C_hat)^2 + (dh C - dh C_hat)^2)`` over the
+     (H-1) x (W-1) corner, weight ``w_grad`` = 1e-3;
+   - KL of the posterior to N(0, I), summed over the code, weight beta rising per epoch,
+     ``kl_weight * epoch / vae_epochs`` (divcolor ``network.py``: 1e-2 x epoch / epochs).
+     divcolor sums the KL over its batch of 32 against batch means of the other terms;
+     per image that is ``kl_weight`` = 32 x 1e-2 = 0.32 (Adam is invariant to the
+     overall scale, so this is divcolor's balance at any batch size);
+   - optional (``w_mah`` > 0, default 0): the paper's Mahalanobis term on the PCA of the
+     training colour fields (``pca_components``), per value; divcolor's code has none.
+   ``vae_total = L_hist + w_grad L_grad + beta KL [+ w_mah L_mah]``.
+   The PCA and the histogram weights (their log: 1 / p overflows float16) are computed
+   from the training set when training starts (``stats_images`` images at most) and
+   stored as buffers in the checkpoint.
 
 2. **MDN from gray to the code.** A CNN on L predicts a mixture of ``n_mix`` spherical
    Gaussians with fixed sigma (``mdn_sigma`` = 0.1, divcolor's constant) over the
-   code; its target is the VAE encoder's posterior mean of the true chroma. Loss
-   ``mdn_loss = "closest"`` (divcolor ``compute_gmm_loss``): the component nearest to
-   the target, ``|z - mu_k|^2 / (2 sigma^2) - log pi_k``; ``"nll"``: the exact mixture
-   NLL ``-log sum_k pi_k N(z; mu_k, sigma^2 I)``.
+   code; its target is a sample of the frozen encoder's posterior, ``mean + eps * sd``
+   with a fresh eps per step (divcolor ``zhangfeats_loader.py``; the encoder in eval
+   mode, as divcolor stores its test-mode mean and sd). Loss ``mdn_loss = "closest"``
+   (divcolor ``compute_gmm_loss``): the component nearest to the target,
+   ``|z - mu_k|^2 / (2 sigma) - log pi_k`` (divcolor divides by sigma, not sigma^2);
+   ``"nll"``: the exact mixture NLL ``-log sum_k pi_k N(z; mu_k, sigma^2 I)``.
 
-The core loop trains both stages as one run with two optimisers (``vae``, ``mdn``):
-the first ``vae_epochs`` epochs step only the VAE, the rest only the MDN (each
-optimiser's learning rate is 0 outside its stage, through its schedule, so a resumed
-run continues in the right stage; the inactive optimiser's step returns a zero loss,
-logged as 0). ``log.csv`` has ``train_vae_*`` and ``train_mdn_*`` columns; validation
-reports the VAE terms (posterior mean code), the MDN loss and ``mdn_ab_l1``, the mean
-absolute chroma error (Lab units) of decoding the most probable component's mean.
+The core loop trains both stages as one run with two optimisers (``vae``, ``mdn``) and
+stages (``active_optimizers``): the first ``vae_epochs`` epochs step only the VAE, the
+rest only the MDN; the idle optimiser is never stepped, so the MDN's Adam starts fresh.
+``log.csv`` has ``train_vae_*`` columns in the VAE epochs and ``train_mdn_*`` after;
+validation reports the VAE terms (posterior mean code, full KL weight), the MDN loss
+(posterior mean target) and ``mdn_ab_l1``, the mean absolute chroma error (Lab units) of
+decoding the most probable component's mean.
 
 Sampling (``colorize(L, n, generator=g)``): for each sample, a component
 k ~ Categorical(pi) and z = mu_k + sigma * eps are drawn from ``g`` (on the CPU), and
 the decoder turns z and the gray features into ab at S x S, upsampled to L's size.
 
-Deviations: the MDN reads L through its own small CNN trained from scratch (divcolor
-feeds it conv7 features of Zhang et al.'s pretrained colorization network, which this
-offline benchmark does not ship); divcolor divides the squared distance by sigma, not
-2 sigma^2 (a constant rescaling of the distance term against -log pi); samples are
-drawn from the mixture (divcolor shows the means of its top components: a
-deterministic set, not the stochastic protocol's draws); the released code uses the
-weighted L2 and the gradient term but no Mahalanobis term, the paper's Eq. adds it:
-both are here, with weights in the config (not stated for the paper's final model:
-1 : 1 : 1 here); the 4x4 kernels of divcolor's last encoder / first decoder layers are
-5x5 here; Adam (lr 1e-4, eps 1e-6: divcolor's epsilon) for both stages (divcolor
-trains the MDN with plain SGD, lr 1e-5, batch 1). Sizes: the paper config has
-divcolor's widths (128-256-512-1024 encoder, 64-d code, 8 components) at 64 px, its
-resolution; the toy config is 8x narrower.
+Remaining deviations (docs/baselines.md has the table): the MDN reads L through its own
+small CNN trained from scratch (divcolor feeds it conv7 features of Zhang et al.'s
+pretrained network, which this offline benchmark does not ship) and is trained with
+Adam at the VAE's settings on batches (divcolor: plain SGD, lr 1e-5, batch 1); samples
+are drawn from the mixture (divcolor shows the means of its top components: a
+deterministic set, not the stochastic protocol's draws); the weights of the colourfulness
+term come from the training set's own histogram (divcolor: Zhang et al.'s ImageNet
+prior); a bin the training set never reaches gets the rarest seen bin's weight; the 4x4
+kernels of divcolor's last encoder / first decoder layers are 5x5 here; PyTorch's
+default initialisation (divcolor: N(0, 1e-3) weights, biases 1e-3) and so the VAE's
+learning rate is not divcolor's 1e-6 (paper config 1e-4, toy 1e-3: divcolor's rate is
+sized to its tiny initial weights). Sizes: the paper config has divcolor's widths
+(128-256-512-1024 encoder, 64-d code, 8 components) at 64 px, its resolution, and its
+schedule (``REFERENCE_UPDATES``); the toy config is 8x narrower.
 """
 
 from __future__ import annotations
@@ -84,6 +89,10 @@ from psc_eval.training import Config, Optim, TrainConfig, TrainMethod
 from . import common
 
 NAME = "deshpande2017"
+# divcolor on LFW: the VAE 10 epochs x 380 updates of batch 32 (vae/train.py), the MDN 5
+# passes over the data (mdn.py, batch 1: passes, not updates, carry over to batch 32).
+REFERENCE_UPDATES = 3_800  # the VAE stage
+REFERENCE_EPOCHS = 5  # the MDN stage
 MDN_LOSSES = ("closest", "nll")
 
 
@@ -102,13 +111,14 @@ class DeshpandeModelConfig:
     mdn_sigma: float = 0.1
     mdn_loss: str = "closest"
     vae_epochs: int = 3
-    kl_weight: float = 1e-2
-    w_mah: float = 1.0
-    w_hist: float = 1.0
-    w_grad: float = 1.0
+    # KL weight per image against the per-image reconstruction terms: divcolor's 1e-2 on
+    # the KL summed over its batch of 32 (vae_skipconn.py loss) = 0.32 per image
+    kl_weight: float = 0.32
+    w_mah: float = 0.0  # the paper's Mahalanobis term; divcolor's code has none
+    w_grad: float = 1e-3  # vae_skipconn.py: recon_loss + 1e-3 * grad_loss
     pca_components: int = 20
-    hist_bin: float = 10.0
-    hist_lambda: float = 0.5
+    hist_bin: float = 10.0  # the 10-unit ab grid of Zhang et al.'s bins (divcolor's weights)
+    hist_lambda: float = 0.0  # 0: divcolor's 1 / p; > 0: Zhang et al.'s mixture with uniform
     stats_images: int = 2000
 
     def check(self, where: str) -> None:
@@ -140,26 +150,37 @@ def mahalanobis_loss(err: Tensor, components: Tensor, variances: Tensor, resid_v
     return ((inside + resid / resid_var) / err.shape[1]).mean()
 
 
+def hist_grid(bin_size: float) -> int:
+    """Bins per ab axis: centres at the multiples of ``bin_size`` covering [-128, 128]."""
+    return 2 * math.ceil(-AB_MIN / bin_size) + 1
+
+
 def hist_bin_index(ab_norm: Tensor, n_bins: int, bin_size: float) -> Tensor:
-    """(B,2,H,W) normalised ab -> (B,H,W) flat bin index on the (n_bins, n_bins) grid."""
+    """(B,2,H,W) normalised ab -> (B,H,W) flat index of the nearest grid centre (multiples
+    of ``bin_size`` Lab units: divcolor reads its weights at the nearest of Zhang et al.'s
+    bin centres, ``lab_imageloader.py`` ``__get_lossweights``)."""
     from psc_eval.color import denormalize_ab
 
-    idx = ((denormalize_ab(ab_norm) - AB_MIN) / bin_size).floor().long().clamp(0, n_bins - 1)
+    half = n_bins // 2
+    idx = torch.round(denormalize_ab(ab_norm) / bin_size).long().clamp(-half, half) + half
     return idx[:, 0] * n_bins + idx[:, 1]
 
 
 def hist_weighted_l2(pred: Tensor, target: Tensor, weights: Tensor, bin_size: float) -> Tensor:
-    """Colourfulness: mean over pixels of w(bin of the true colour) * |pred - target|^2."""
+    """Colourfulness (divcolor ``vae_skipconn.py`` ``recon_loss``): per image
+    ``sqrt(sum_{pixels, ab} w(bin of the true colour) * (pred - target)^2)``, batch mean."""
     n_bins = weights.shape[0]
     w = weights.flatten()[hist_bin_index(target, n_bins, bin_size)]  # (B,H,W)
-    return (w * (pred - target).square().sum(1)).mean()
+    return (w[:, None] * (pred - target).square()).flatten(1).sum(1).sqrt().mean()
 
 
 def gradient_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean over pixels of the squared difference of forward differences (x and y)."""
-    dx = (target[..., :, 1:] - target[..., :, :-1]) - (pred[..., :, 1:] - pred[..., :, :-1])
-    dy = (target[..., 1:, :] - target[..., :-1, :]) - (pred[..., 1:, :] - pred[..., :-1, :])
-    return dx.square().sum(1).mean() + dy.square().sum(1).mean()
+    """divcolor's ``grad_loss``: forward differences on the common (H-1) x (W-1) corner,
+    per image ``sqrt(sum (dv C - dv C_hat)^2 + (dh C - dh C_hat)^2)``, batch mean."""
+    t, p = target, pred
+    dv = ((t[..., 1:, :-1] - t[..., :-1, :-1]) - (p[..., 1:, :-1] - p[..., :-1, :-1])).square()
+    dh = ((t[..., :-1, 1:] - t[..., :-1, :-1]) - (p[..., :-1, 1:] - p[..., :-1, :-1])).square()
+    return (dv + dh).flatten(1).sum(1).sqrt().mean()
 
 
 def kl_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
@@ -170,13 +191,14 @@ def kl_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
 def mdn_loss(z: Tensor, mu: Tensor, logits: Tensor, sigma: float, mode: str = "nll") -> Tensor:
     """Mixture of spherical Gaussians N(mu_k, sigma^2 I) with weights softmax(logits).
     z (B,d), mu (B,K,d), logits (B,K). ``nll``: -log sum_k pi_k N(z; mu_k, sigma^2 I);
-    ``closest``: |z - mu_k*|^2 / (2 sigma^2) - log pi_k* for the nearest component k*."""
+    ``closest`` (divcolor ``mdn.py`` ``compute_gmm_loss``, its division by sigma, not
+    sigma^2, kept): ``|z - mu_k*|^2 / (2 sigma) - log pi_k*`` for the nearest k*."""
     d = z.shape[-1]
     sq = (z[:, None, :] - mu).square().sum(-1)  # (B,K)
     log_pi = logits.log_softmax(-1)
     if mode == "closest":
         k = sq.argmin(1, keepdim=True)
-        return (sq.gather(1, k) / (2 * sigma**2) - log_pi.gather(1, k)).mean()
+        return (sq.gather(1, k) / (2 * sigma) - log_pi.gather(1, k)).mean()
     log_n = -sq / (2 * sigma**2) - d * math.log(sigma) - 0.5 * d * math.log(2 * math.pi)
     return -(log_pi + log_n).logsumexp(1).mean()
 
@@ -215,11 +237,12 @@ class DeshpandeNet(nn.Module):
                                  nn.Tanh(), nn.Dropout(cfg.mdn_dropout),
                                  nn.Linear(cfg.mdn_hidden, cfg.n_mix * (d + 1)))
         D, P = 2 * S * S, cfg.pca_components
-        n_bins = math.ceil(256 / cfg.hist_bin)
+        n_bins = hist_grid(cfg.hist_bin)
         self.register_buffer("pca_components", torch.zeros(P, D))
         self.register_buffer("pca_var", torch.ones(P))
         self.register_buffer("resid_var", torch.ones(()))
-        self.register_buffer("hist_weights", torch.ones(n_bins, n_bins))
+        # log of the weights: 1 / p reaches 1e6 for a colour seen once, beyond float16
+        self.register_buffer("hist_log_weights", torch.zeros(n_bins, n_bins))
 
     # --- parts
     def encode(self, x_ab: Tensor) -> tuple[Tensor, Tensor]:
@@ -257,23 +280,31 @@ class DeshpandeNet(nn.Module):
         mean, logvar = self.encode(x_ab)
         z = mean if noise is None else mean + noise * (0.5 * logvar).exp()
         pred = self.decode(z, self.gray_features(x_L))
-        err = (x_ab - pred).flatten(1)
         terms = {
-            "L_mah": mahalanobis_loss(err, self.pca_components, self.pca_var, self.resid_var),
-            "L_hist": hist_weighted_l2(pred, x_ab, self.hist_weights, c.hist_bin),
+            "L_hist": hist_weighted_l2(pred, x_ab, self.hist_log_weights.exp(),
+                                       c.hist_bin),
             "L_grad": gradient_loss(pred, x_ab),
             "KL": kl_standard_normal(mean, logvar),
         }
-        terms["total"] = (c.w_mah * terms["L_mah"] + c.w_hist * terms["L_hist"]
-                          + c.w_grad * terms["L_grad"] + beta * terms["KL"] / err.shape[1])
+        total = terms["L_hist"] + c.w_grad * terms["L_grad"] + beta * terms["KL"]
+        if c.w_mah > 0:
+            err = (x_ab - pred).flatten(1)
+            terms["L_mah"] = mahalanobis_loss(err, self.pca_components, self.pca_var,
+                                              self.resid_var)
+            total = total + c.w_mah * terms["L_mah"]
+        terms["total"] = total
         return terms
 
-    def mdn_terms(self, x_L: Tensor, x_ab: Tensor) -> dict[str, Tensor]:
+    def mdn_terms(self, x_L: Tensor, x_ab: Tensor, noise: Tensor | None) -> dict[str, Tensor]:
+        """The MDN's loss against the frozen encoder's posterior: a sample ``mean + noise *
+        sd`` (divcolor ``zhangfeats_loader.py``: a fresh draw per batch); noise None: the
+        mean (validation)."""
         was = self.enc.training
-        self.enc.eval()  # the frozen VAE's posterior mean is the target (no BN updates)
+        self.enc.eval()  # divcolor stores the test-mode encoder's (mean, sd); no BN updates
         with torch.no_grad():
-            target, _ = self.encode(x_ab)
+            mean, logvar = self.encode(x_ab)
         self.enc.train(was)
+        target = mean if noise is None else mean + noise * (0.5 * logvar).exp()
         mu, logits = self.mixture(x_L)
         return {"total": mdn_loss(target, mu, logits, self.cfg.mdn_sigma, self.cfg.mdn_loss)}
 
@@ -282,12 +313,7 @@ class DeshpandeNet(nn.Module):
         x_L, x_ab = normalize_L(L), normalize_ab(ab).clamp(-1.0, 1.0)
         if stage == "vae":
             return self.vae_terms(x_L, x_ab, beta, noise)
-        if stage == "mdn":
-            return self.mdn_terms(x_L, x_ab)
-        # an inactive optimiser's step: zero loss on its parameters (no update: lr 0 or
-        # zero gradient with zero Adam state)
-        params = self.mdn.parameters() if stage == "idle-mdn" else self.enc.parameters()
-        return {"total": sum(p.sum() for p in params) * 0.0}
+        return self.mdn_terms(x_L, x_ab, noise)
 
     def sample_codes(self, x_L: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         """n codes per image from the MDN: (B*n, d), sample i of image b at b*n + i."""
@@ -316,13 +342,10 @@ def set_statistics(net: DeshpandeNet, dataset: Any) -> dict[str, float]:
         fields.append(normalize_ab(s["ab"].float()).clamp(-1.0, 1.0))
     X = torch.stack(fields).double()  # (N,2,S,S)
     N = X.shape[0]
-    n_bins = net.hist_weights.shape[0]
+    n_bins = net.hist_log_weights.shape[0]
     counts = torch.bincount(hist_bin_index(X.float(), n_bins, c.hist_bin).flatten(),
                             minlength=n_bins * n_bins).double()
-    p = counts / counts.sum()
-    Q = int((p > 0).sum())
-    w = 1.0 / ((1.0 - c.hist_lambda) * p + c.hist_lambda / Q)
-    w = w / (p * w).sum()
+    w = histogram_weights(counts, c.hist_lambda)
     Xf = X.flatten(1)
     Xc = Xf - Xf.mean(0)
     P = min(c.pca_components, N - 1)
@@ -335,8 +358,22 @@ def set_statistics(net: DeshpandeNet, dataset: Any) -> dict[str, float]:
     net.pca_components.copy_(comps.float())
     net.pca_var.copy_(variances.float())
     net.resid_var.fill_(float(var[-1]))
-    net.hist_weights.copy_(w.view(n_bins, n_bins).float())
+    net.hist_log_weights.copy_(w.log().view(n_bins, n_bins).float())
     return {"images": N, "explained": float(var.sum() / (Xc.square().sum() / max(N - 1, 1)))}
+
+
+def histogram_weights(counts: Tensor, lam: float) -> Tensor:
+    """divcolor's colourfulness weights (``lab_imageloader.py``: ``1 / prior_probs``, not
+    normalised) with ``lam`` = 0; ``lam`` > 0 mixes the prior with the uniform as Zhang et
+    al.'s Eq. 4. A bin the training set never reaches (divcolor's ImageNet prior has none)
+    gets the weight of the rarest bin seen, so an unseen validation colour stays finite."""
+    p = counts.double() / counts.sum()
+    seen = p > 0
+    Q = int(seen.sum())
+    w = torch.zeros_like(p)
+    w[seen] = 1.0 / ((1.0 - lam) * p[seen] + lam / Q)
+    w[~seen] = w[seen].max()
+    return w
 
 
 # --------------------------------------------------------------------------- training
@@ -351,8 +388,7 @@ class DeshpandeMethod(TrainMethod):
     def __init__(self, net: DeshpandeNet, t: TrainConfig):
         self.model = net
         self.t = t
-        self._scheds: list[Any] = []
-        self.vae_steps = 0
+        self.epoch = 0  # the current epoch, set by the loop through active_optimizers
 
     @classmethod
     def check_config(cls, cfg: Config, where: str) -> None:
@@ -369,39 +405,32 @@ class DeshpandeMethod(TrainMethod):
         return cls(net, cfg.train)
 
     def configure_optimizers(self, total_steps: int) -> list[Optim]:
-        t, c = self.t, self.model.cfg
-        self.vae_steps = c.vae_epochs * (total_steps // max(t.epochs, 1))
-        vs = self.vae_steps
+        t, m = self.t, self.model
 
         def adam(params):
             return torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), eps=t.adam_eps)
 
-        m = self.model
         vae = adam([*m.enc.parameters(), *m.cond.parameters(), *m.dec.parameters(),
                     *m.dec_out.parameters()])
-        mdn = adam(m.mdn.parameters())
-        LambdaLR = torch.optim.lr_scheduler.LambdaLR
-        self._scheds = [LambdaLR(vae, lambda s: 1.0 if s < vs else 0.0),
-                        LambdaLR(mdn, lambda s: 0.0 if s < vs else 1.0)]
-        return [Optim("vae", vae, self._scheds[0]), Optim("mdn", mdn, self._scheds[1])]
+        return [Optim("vae", vae), Optim("mdn", adam(m.mdn.parameters()))]
 
-    def step_index(self, opt_index: int) -> int:
-        """Optimiser steps done before this one: the schedule's own counter (restored on
-        resume; each schedule is stepped right after its optimiser, so read its own)."""
-        return int(self._scheds[opt_index].last_epoch) if self._scheds else 0
+    def active_optimizers(self, step: int, epoch: int) -> list[int]:
+        """The VAE for the first ``vae_epochs`` epochs, then the MDN alone (divcolor trains
+        them as two programs; the idle one is never stepped)."""
+        self.epoch = epoch
+        return [0] if epoch < self.model.cfg.vae_epochs else [1]
+
+    def beta(self, epoch: int) -> float:
+        """divcolor ``network.py``: the KL weight rises per epoch, ``w * epoch / E``."""
+        c = self.model.cfg
+        return c.kl_weight * min(epoch, c.vae_epochs) / max(c.vae_epochs, 1)
 
     def training_step(self, model, batch, *, opt_index, generator):
-        s = self.step_index(opt_index)
-        in_vae = s < self.vae_steps
         L, ab = batch["L"], batch["ab"]
+        noise = common.cpu_noise((L.shape[0], self.model.cfg.latent_dim), generator, L.device)
         if opt_index == 0:
-            if not in_vae:
-                return model(L, ab, "idle-vae")
-            beta = self.model.cfg.kl_weight * min(1.0, s / max(self.vae_steps, 1))
-            noise = common.cpu_noise((L.shape[0], self.model.cfg.latent_dim), generator,
-                                     L.device)
-            return model(L, ab, "vae", beta, noise)
-        return model(L, ab, "idle-mdn") if in_vae else model(L, ab, "mdn")
+            return model(L, ab, "vae", self.beta(self.epoch), noise)
+        return model(L, ab, "mdn", 0.0, noise)
 
     @torch.no_grad()
     def validation_step(self, model, batch):

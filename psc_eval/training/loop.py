@@ -7,6 +7,11 @@ several optimisers (a GAN's discriminator and generator) the step is called once
 optimiser in turn, with ``opt_index``. The loop, not the method, calls backward and steps
 the optimisers and schedulers; it owns everything else:
 
+- Stages: ``method.active_optimizers(step, epoch)`` names the optimisers stepped on a
+  batch (default all); an inactive one is not stepped at all (no zero-gradient step, no
+  schedule step), so Adam's moments and step count start fresh when its stage begins.
+  Each optimiser's logged terms are averaged over the images it stepped on.
+
 - Data order: epoch e visits the training set in ``randperm(n, seed * 1000003 + e)``
   (:func:`epoch_order`), a pure function of (seed, epoch); under ``torchrun`` each rank
   reads every ``world``-th index of it. Augmentation randomness comes from the
@@ -52,6 +57,21 @@ from .config import TrainConfig
 from .data import epoch_order, step_generator, to_device
 from .method import TrainMethod
 from .state import LAST, CheckpointState, Running
+
+COUNT_PREFIX = "#images:"  # running-sum key of the images one optimiser stepped on
+
+
+def epoch_means(r: Running, names: Sequence[str]) -> dict[str, float]:
+    """The epoch's mean loss terms: each optimiser's terms over the images it stepped on
+    (``COUNT_PREFIX`` sums; checkpoints without them: every image of the epoch)."""
+    counts = {n: r.sums.get(COUNT_PREFIX + n, float(r.count)) for n in names}
+    out = {}
+    for k, v in r.sums.items():
+        if k.startswith(COUNT_PREFIX):
+            continue
+        owner = next((n for n in names if len(names) > 1 and k.startswith(n + "_")), None)
+        out[k] = v / max(counts[owner] if owner else r.count, 1)
+    return out
 
 
 @dataclass
@@ -155,7 +175,10 @@ class Trainer(CheckpointState):
         """One batch: each optimiser's step terms, backward, clip, step, schedule."""
         gen = step_generator(self.cfg.seed, self.step)
         logged: dict[str, float] = {}
+        active = self.method.active_optimizers(self.step, self.epoch)
         for i, o in enumerate(self.optims):
+            if active is not None and i not in active:
+                continue  # its stage is inactive: not stepped, its schedule not advanced
             with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                 enabled=self.cfg.amp == "bf16"):
                 terms = self.method.training_step(wrapped, batch, opt_index=i, generator=gen)
@@ -172,6 +195,10 @@ class Trainer(CheckpointState):
                 o.scheduler.step()
             prefix = f"{o.name}_" if len(self.optims) > 1 else ""
             logged.update({prefix + k: v for k, v in vals.items()})
+            if len(self.optims) > 1:
+                # images this optimiser saw this epoch: the mean of its terms (a stage may
+                # skip batches) divides by it, not by every batch's images
+                logged[COUNT_PREFIX + o.name] = 1.0
         self.step += 1
         self._update_ema()
         return logged
@@ -197,7 +224,8 @@ class Trainer(CheckpointState):
                 for k, v in vals.items():
                     self.running.sums[k] = self.running.sums.get(k, 0.0) + v * b
                 self.running.count += b
-                bar.set_postfix({k: f"{v:.3g}" for k, v in vals.items()}, refresh=False)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in vals.items()
+                                 if not k.startswith(COUNT_PREFIX)}, refresh=False)
             at_end = self.running.pos * bs >= len(order)
             if not at_end and ((every and self.step % every == 0) or self.step == stop_at):
                 self._save(epoch_end=False)
@@ -267,8 +295,7 @@ class Trainer(CheckpointState):
             te = time.time()
             if not self._train_epoch(wrapped, stop_after_steps):
                 return TrainResult(self.out_dir, last, self.history, time.time() - t0, False)
-            r = self.running
-            train = {k: v / max(r.count, 1) for k, v in r.sums.items()}
+            train = epoch_means(self.running, [o.name for o in self.optims])
             val = self.evaluate()
             self.epoch += 1
             self.running = Running()

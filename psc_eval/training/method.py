@@ -107,6 +107,16 @@ class TrainMethod:
         augmentation."""
         raise NotImplementedError
 
+    def active_optimizers(self, step: int, epoch: int) -> Sequence[int] | None:
+        """Indices of the optimisers stepped on the batch of loop step ``step`` (0-based,
+        in epoch ``epoch``, 0-based); None: all. Called once before each batch's steps.
+        An inactive optimiser is left alone: no step, no zero-gradient update, no
+        schedule step, so its Adam moments and bias correction start fresh when its
+        stage begins (a method with stages, e.g. deshpande2017's VAE then MDN, or a
+        GAN's several critic steps per generator step). Must be a pure function of
+        (step, epoch) and the config, so a resumed run takes the same stages."""
+        return None
+
     def validation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Loss terms on a validation batch (default: the first optimiser's step terms)."""
         return self.training_step(model, batch, opt_index=0,

@@ -31,9 +31,10 @@ def test_mdn_nll_of_one_component_is_a_gaussian_nll():
     want = -torch.distributions.Normal(mu[:, 0], sigma).log_prob(z).sum(-1).mean()
     got = mdn_loss(z, mu, torch.zeros(5, 1), sigma, "nll")
     assert torch.allclose(got, want, atol=1e-5)
-    # divcolor's "closest" loss with one component: the distance term only (-log 1 = 0)
+    # divcolor's "closest" loss with one component: the distance term only (-log 1 = 0),
+    # divided by 2 sigma as compute_gmm_loss does (not 2 sigma^2)
     closest = mdn_loss(z, mu, torch.zeros(5, 1), sigma, "closest")
-    assert torch.allclose(closest, ((z - mu[:, 0]).square().sum(-1) / (2 * sigma**2)).mean())
+    assert torch.allclose(closest, ((z - mu[:, 0]).square().sum(-1) / (2 * sigma)).mean())
 
 
 def test_mdn_closest_picks_the_nearest_component_and_its_weight():
@@ -77,19 +78,23 @@ def test_mahalanobis_loss_by_hand():
 
 
 def test_histogram_weighted_l2_and_gradient_loss_by_hand():
-    from psc_eval.baselines.deshpande2017 import gradient_loss, hist_weighted_l2
+    """divcolor vae_skipconn.py: per image sqrt of the weighted squared error summed over
+    pixels and both channels; the gradient term on the common (H-1) x (W-1) corner."""
+    from psc_eval.baselines.deshpande2017 import gradient_loss, hist_grid, hist_weighted_l2
 
     target = torch.zeros(1, 2, 2, 3)  # ab = 0.5 Lab units: one bin everywhere
     pred = target + torch.tensor([0.1, 0.2])[None, :, None, None]
-    weights = torch.full((26, 26), 3.0)
+    n = hist_grid(10.0)
+    assert n == 27  # centres -130 .. 130: the multiples of 10 around [-128, 128]
+    weights = torch.full((n, n), 3.0)
     got = hist_weighted_l2(pred, target, weights, 10.0)
-    assert math.isclose(float(got), 3.0 * (0.01 + 0.04), rel_tol=1e-5)
-    assert float(gradient_loss(pred, target)) == pytest.approx(0.0, abs=1e-12)  # offset only
+    assert math.isclose(float(got), math.sqrt(3.0 * 6 * (0.01 + 0.04)), rel_tol=1e-5)
+    assert float(gradient_loss(pred, target)) == pytest.approx(0.0, abs=1e-6)  # offset only
     ramp = target.clone()
-    ramp[:, 0, 0, :] = torch.tensor([0.0, 1.0, 2.0])  # channel a, first row: dx = 1
-    # dx: channel a differs by 1 at 2 of the 4 (row, pair) positions; dy: 0, 1, 2 at x=0,1,2
-    want = (2 * 1.0) / 4 + (0.0 + 1.0 + 4.0) / 3
-    assert float(gradient_loss(ramp, target)) == pytest.approx(want)
+    ramp[:, 0, 0, :] = torch.tensor([0.0, 1.0, 2.0])  # channel a, first row
+    # corner 1 x 2 (row 0, x = 0, 1): dh = 1, 1; dv = (0 - 0) - (0 - 0) ... of the ramp:
+    # dv at x = 0, 1: row 1 - row 0 = -0, -1; so sum = 1 + 1 + 0 + 1 = 3
+    assert float(gradient_loss(ramp, target)) == pytest.approx(math.sqrt(3.0))
 
 
 def test_kl_to_the_standard_normal():
@@ -216,6 +221,69 @@ def test_deshpande2017_trains_the_vae_then_the_mdn(tmp_path):
     assert all(torch.equal(e1[k], e2[k]) for k in enc)  # VAE frozen in the MDN stage
     assert any(not torch.equal(e1[k], e2[k]) for k in mdn)  # the MDN learns
     rows = _rows(out / "log.csv")
-    assert float(rows[0]["train_mdn_total"]) == 0.0 and float(rows[0]["train_vae_total"]) > 0
-    assert float(rows[1]["train_mdn_total"]) > 0
+    # stages: the MDN has no training terms in the VAE epoch and the VAE none after
+    assert rows[0]["train_mdn_total"] == "" and float(rows[0]["train_vae_total"]) > 0
+    assert float(rows[1]["train_mdn_total"]) > 0 and rows[1]["train_vae_total"] == ""
     assert float(e1["pca_var"][0]) >= float(e1["pca_var"][-1]) > 0  # statistics stored
+    ck = load_checkpoint(out / "last.pt")
+    vae, mdn = ck["optimizers"]  # each Adam counted only its own stage's steps
+    assert int(vae["state"][0]["step"]) == 2 and int(mdn["state"][0]["step"]) == 2
+
+
+def test_deshpande2017_first_mdn_update_is_a_fresh_adams(tmp_path):
+    """The MDN's Adam is never stepped during the VAE stage (it used to be, with zero
+    gradients at lr 0, spending its bias correction): its first real update equals that of
+    a fresh Adam on the same gradient."""
+    from psc_eval.baselines import deshpande2017 as d
+    from psc_eval.baselines.deshpande2017 import DeshpandeMethod
+
+    from psc_eval.data import get_dataset
+    from psc_eval.training import Trainer, load_config
+
+    cfg = tmp_path / "tiny.toml"  # no dropout: the two forwards must see the same network
+    cfg.write_text(TINY_DESHPANDE.replace("vae_epochs = 1", "vae_epochs = 1\nmdn_dropout = 0.0"))
+
+    conf = load_config(str(cfg), d.METHOD.configs, d.DeshpandeModelConfig)
+    ds = torch.utils.data.Subset(get_dataset("toy", split="train", size=16), range(8))
+    torch.manual_seed(0)
+    method = DeshpandeMethod.build("deshpande2017", conf, ds)
+    trainer = Trainer(method, conf.train, ds, None, tmp_path / "run", config=conf.to_dict(),
+                      progress=False)
+    trainer.fit(stop_after_steps=2)  # the VAE epoch: 2 steps
+    assert trainer.step == 2 and not trainer.optims[1].optimizer.state
+    net = method.model
+    before = {n: p.detach().clone() for n, p in net.mdn.named_parameters()}
+    # the gradient of the MDN's first step, and a fresh Adam's update from it
+    batch = trainer.collate_fn([ds[i] for i in trainer_order(trainer)])
+    shadow = copy_for_grad(net)
+    from psc_eval.training.data import step_generator
+
+    method.active_optimizers(2, 1)
+    shadow.train()
+    terms = method.training_step(shadow, batch, opt_index=1,
+                                 generator=step_generator(conf.train.seed, 2))
+    terms["total"].backward()
+    fresh = torch.optim.Adam(shadow.mdn.parameters(), lr=conf.train.lr,
+                             betas=tuple(conf.train.betas), eps=conf.train.adam_eps)
+    fresh.step()
+    trainer.fit(resume="last", stop_after_steps=3)  # the MDN's first real step
+    for n, p in net.mdn.named_parameters():
+        want = dict(shadow.mdn.named_parameters())[n].detach() - before[n]
+        got = p.detach() - before[n]
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-7), n
+    assert int(trainer.optims[1].optimizer.state[next(iter(net.mdn.parameters()))]["step"]) == 1
+
+
+def trainer_order(trainer) -> list[int]:
+    """The indices of the batch the trainer's next step reads (epoch order, position)."""
+    from psc_eval.training.data import epoch_order
+
+    bs = trainer.cfg.batch_size
+    order = epoch_order(len(trainer.dataset), trainer.cfg.seed, trainer.epoch)
+    return order[trainer.running.pos * bs:(trainer.running.pos + 1) * bs].tolist()
+
+
+def copy_for_grad(net):
+    import copy
+
+    return copy.deepcopy(net)
