@@ -48,6 +48,15 @@ Deviations and choices (config values where they could matter):
   benchmark's size); the toy config 32 channels and 64 px;
 - optimiser: Adam lr 2e-4, betas (0.5, 0.999), DCGAN's settings (not stated);
 - no pretraining, no label smoothing, no gradient penalty.
+
+Against Cao et al.'s code (ccyyatnet/COLORGAN ``wgan/model_wgan.py``, ``main_wgan.py``,
+``train_lsun_wgan.sh``), not yet followed (docs/baselines.md): COLORGAN trains a WGAN
+(no sigmoid, D weights clipped to 0.01, or a gradient penalty of 10 with Adam; five D
+steps per G step; RMSProp, D 2e-4, G 1e-4); its G projects a 100-d uniform z to one
+image-sized channel at layer 0 only (the paper's text describes noise at several layers,
+as here), with 7x7 then 5x5 convolutions 128-64-64-64-32; its D is four 5x5 stride-2
+convolutions 64-128-256-512 and two linear layers; YUV, not Lab. The paper config trains
+COLORGAN's 100 passes (``REFERENCE_EPOCHS``).
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ above, Adadelta (rho 0.95, lr 1.0), batch 128, about 200k iterations on Places (
 images). Deviations: no Places data or pretraining (nothing is downloaded), labels from
 masks as above, and the toy config (``iizuka2016-toy.toml``) divides the widths by 8 and
 uses a 64 px input with Adam (Adadelta at lr 1 learns too slowly in a few CPU epochs).
+Against ``colorize.lua`` (satoshiiizuka/siggraph2016_colorization): the network reads
+Y of YUV in [0, 1] and maps its sigmoid output to ab in [-100, 100]; here L normalised
+by ``psc_eval.color`` and [-128, 128] (the harness's Lab; docs/baselines.md). The paper
+config makes the paper's ~200k updates on VOC train_aug (``REFERENCE_UPDATES``).
 """
 
 from __future__ import annotations

@@ -35,7 +35,12 @@ px training crops (the reference's), K = 32, 128 pixels per image, lambda_H = 5,
 the reference fine-tunes an ImageNet-pretrained VGG-16 with SGD. Deviations: no ImageNet
 pretraining (nothing is downloaded: the trunk starts random), Adam instead of SGD, and
 the toy config (``larsson2016-toy.toml``) is a narrow VGG-style trunk at 64 px with a
-512-wide hypercolumn layer.
+512-wide hypercolumn layer. Against the reference prototxts, not yet followed
+(docs/baselines.md): dropout after fc6 and fc7 (here only after the hypercolumn layer),
+and the template prototxt's decoding of histograms upsampled to full resolution (here
+decoded at stride 4, then ab upsampled). Training targets are built at the sampled pixels
+only, as the sparse histogram extractor does. The paper config makes the solver's 2M
+updates on VOC train_aug (``REFERENCE_UPDATES``).
 """
 
 from __future__ import annotations

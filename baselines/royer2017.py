@@ -40,7 +40,11 @@ normalisation or data-dependent initialisation (PyTorch default init, gated bloc
 output conv scaled by 0.1); the gray input gets no channel of ones before the first
 embedding convolution (PIC pads it; zero padding of normalised L is distinguishable
 enough); Lab normalisation is the project's one (``psc_eval.color``), not PIC's.
-The toy config (``royer2017-toy.toml``) is ``psc-purple``'s toy size with PIC's
+The target chroma is area-downsampled by 4 (from ``psc_eval.models``); PIC's
+``utils.py`` ``downsample_tf`` calls TF1's ``resize_bilinear``, which without half-pixel
+centres reads pixel (4i, 4j) at a factor of 4: a point sample. Kept: royer2017 stays
+psc-purple with PIC's settings (the ablation the paper compares), and the area mean does
+not alias (docs/baselines.md). The toy config (``royer2017-toy.toml``) is ``psc-purple``'s toy size with PIC's
 optimiser settings and flips, learning rate 1e-3 and no dropout: a 5-epoch CPU run
 at PIC's 1.6e-4 and dropout 0.5 learns almost nothing.
 
