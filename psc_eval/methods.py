@@ -142,15 +142,62 @@ def get_method(name: str) -> Method | None:
     return _load().get(name)
 
 
-def label(name: str) -> str:
-    """The display label of a method: its record's, else the name itself."""
+# Rows without a record (a user's module:Class, a --predictions folder): the label and
+# group their runs recorded or a report's --label / --group gave, name -> (label, group).
+_described: dict[str, tuple[str, str]] = {}
+
+
+def check_group(value: str, where: str) -> str:
+    if value not in GROUPS:
+        raise UnknownNameError(f"group {value!r}, in {where}, use one of {', '.join(GROUPS)}")
+    return value
+
+
+def describe(name: str, label: str | None = None, group: str | None = None) -> None:
+    """Give a row without a record a display label and table group (a record's own label
+    and group win: the records are the one home of the registered methods' names)."""
+    if get_method(name) is not None:
+        return
+    old_label, old_group = _described.get(name, (name, "own"))
+    _described[name] = (label or old_label,
+                        check_group(group, f"the group of row {name!r}") if group
+                        else old_group)
+
+
+def forget_described() -> None:
+    """Drop the labels rows were given (a report starts from its own runs)."""
+    _described.clear()
+
+
+def row_identity(colorizer: Any) -> dict[str, str]:
+    """The label and group a colorizer object shows under: its record's, else its class's
+    ``label`` / ``group`` attributes, else its name and ``own`` (recorded in its runs, so
+    the report names a user's row as the class asks)."""
+    name = str(getattr(colorizer, "name", colorizer))
     m = get_method(name)
-    return m.display if m is not None else name
+    if m is not None:
+        return {"label": m.display, "group": m.group}
+    lab = getattr(colorizer, "label", None)
+    grp = getattr(colorizer, "group", None)
+    return {"label": lab if isinstance(lab, str) and lab else _described.get(name, (name,))[0],
+            "group": check_group(grp, f"the group attribute of {name!r}")
+            if isinstance(grp, str) and grp else _described.get(name, (name, "own"))[1]}
+
+
+def label(name: str) -> str:
+    """The display label of a row: its record's, else the one it was given (a class's
+    ``label``, ``report --label``), else the name itself."""
+    m = get_method(name)
+    if m is not None:
+        return m.display
+    return _described.get(name, (name,))[0]
 
 
 def group(name: str) -> str:
     m = get_method(name)
-    return m.group if m is not None else "own"
+    if m is not None:
+        return m.group
+    return _described.get(name, (name, "own"))[1]
 
 
 def names_in(group_name: str) -> list[str]:

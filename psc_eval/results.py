@@ -33,6 +33,7 @@ from typing import Any
 from .errors import PscError
 from .identity import class_path, code_sha256, digest, jsonable
 from .io import atomic_write_json
+from .methods import row_identity
 
 # 2: provenance.colorizer_checkpoint (schema 1 files, without it, are read as they are)
 SCHEMA_VERSION = 2
@@ -139,6 +140,8 @@ def build_provenance(
         "config": jsonable(config),
         "dataset_fingerprint": dataset_fingerprint,
         "colorizer_class": class_path(colorizer),
+        # how the report shows the row (record, else the class's label / group attributes)
+        **{f"colorizer_{k}": v for k, v in row_identity(colorizer).items()},
         "colorizer_code_sha256": code_sha256(colorizer),
         "colorizer_weights_sha256": getattr(colorizer, "weights_sha256", None),
         "colorizer_config": jsonable(getattr(colorizer, "config", None)),

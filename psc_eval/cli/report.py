@@ -8,13 +8,15 @@ import click
 
 from ..dist import DEVICE_HELP
 from .app import cli
-from .options import comma_list
+from .options import comma_list, pairs
 
 
 @cli.command("report", short_help="Tables 3-4, ablation, Figs. 8 and 10 from stored runs.")
 @click.option("--dataset", default="toy", show_default=True, help="toy, voc or cocostuff.")
-@click.option("--runs", default="reports", show_default=True, type=click.Path(file_okay=False),
-              help="The --out folder of the evaluations (holds runs/<dataset>/...).")
+@click.option("--runs", default=("reports",), show_default=True, multiple=True,
+              type=click.Path(file_okay=False),
+              help="The --out folder of the evaluations (holds runs/<dataset>/...); repeat "
+                   "it to put runs of several folders in one table.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Report folder (default reports/<dataset>).")
 @click.option("--study", default=None, type=click.Path(exists=True),
@@ -23,15 +25,21 @@ from .options import comma_list
 @click.option("--judge", default=None, help="Use only runs of this judge (segmenter name).")
 @click.option("--samples", is_flag=True, help="Also draw sample grids (needs the models).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def report_cmd(dataset, runs, out, study, split, judge, samples, device) -> None:
+@click.option("--label", "labels", multiple=True, metavar="NAME=TEXT",
+              help="Display label of a row without a method record (repeatable).")
+@click.option("--group", "groups", multiple=True, metavar="NAME=GROUP",
+              help="Table 3-4 group of such a row: single, own, diverse, ablation, paper.")
+def report_cmd(dataset, runs, out, study, split, judge, samples, device, labels,
+               groups) -> None:
     """Write Table 3, Table 4, the ablation table (Markdown, LaTeX, CSV) and Figs. 8 and 10
     (PNG, PDF) of one dataset, derived only from the stored run JSONs."""
     from ..dist import resolve_device
     from ..report.build import write_report
 
-    click.echo(write_report(dataset, runs, out, study=study, split=split,
-                            judge=judge, samples=samples,
-                            device=resolve_device(device)).text())
+    click.echo(write_report(dataset, list(runs), out, study=study, split=split,
+                            judge=judge, samples=samples, device=resolve_device(device),
+                            labels=pairs(labels, "--label"),
+                            groups=pairs(groups, "--group")).text())
 
 
 @cli.command("reproduce", short_help="The whole toy benchmark: judge, models, metrics, report.")

@@ -20,15 +20,16 @@ Running it twice on the same files writes the same bytes: nothing depends on the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import PscError
 from ..io import atomic_write, ensure_dir
-from ..methods import ablation_rows, names_in
+from ..methods import ablation_rows, describe, forget_described, names_in
 from . import figures
-from .runs import Run, Selection, load_runs, runs_dir, select
+from .runs import Run, Selection, load_runs, run_roots, runs_dir, select
 from .tables import Table, ablation, missing_table, table3, table3_order, table4_human
 
 
@@ -48,7 +49,7 @@ class ReportSummary:
 
 def write_report(
     dataset: str,
-    runs: str | Path = "reports",
+    runs: str | Path | Sequence[str | Path] = "reports",
     out: str | Path | None = None,
     *,
     study: str | Path | None = None,
@@ -57,6 +58,8 @@ def write_report(
     samples: bool = False,
     sample_limit: int = 4,
     device: str = "cpu",
+    labels: Mapping[str, str] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> ReportSummary:
     """Write the report of ``dataset`` from the run JSONs under ``runs``.
 
@@ -64,9 +67,18 @@ def write_report(
     scored, ``provenance.colorizer_checkpoint``). ``study``: a study folder
     (or its tally.json) for Table 4; ``split`` / ``judge``: pick one context when the runs
     hold several; ``samples``: also draw sample grids with the trained models.
+    ``runs``: one folder or several (e.g. the demo's output and one's own runs);
+    ``labels`` / ``groups``: row name -> display label / Table 3-4 group for rows without
+    a method record (their runs' recorded label and group otherwise).
     """
-    all_runs = load_runs(runs, dataset)
-    base = runs_dir(runs, dataset)
+    forget_described()
+    roots = run_roots(runs)
+    all_runs = load_runs(roots, dataset)
+    for name, text in (labels or {}).items():
+        describe(name, label=text)
+    for name, grp in (groups or {}).items():
+        describe(name, group=grp)
+    base = runs_dir(roots[0], dataset)
     out = ensure_dir(Path(out) if out is not None else Path("reports") / dataset)
     summary = ReportSummary(out)
 
@@ -82,7 +94,7 @@ def write_report(
 
     losses, logs = model_losses(sel)
     tab = ablation(sel, losses, dataset)
-    t4 = _table4(study, dataset, Path(runs))
+    t4 = _table4(study, dataset, roots)
     for t in (t3, tab, t4):
         summary.files += t.write(out)
         summary.tables[t.name] = t
@@ -104,7 +116,7 @@ def write_report(
     if logs:
         summary.files += figures.ablation_curves(logs, out, dataset)
         figs.append("ablation_val_losses")
-    curves = sorted((Path(runs) / "experiments" / dataset).glob("fig9-*.json"))
+    curves = sorted(p for r in roots for p in (r / "experiments" / dataset).glob("fig9-*.json"))
     if curves:
         summary.files += figures.fig9(json.loads(curves[-1].read_text()), out)
         figs.append("fig9_seg_curves")
@@ -124,10 +136,11 @@ def _facts_line(sel: Selection) -> str:
     return Table("", "", [], [], sel.facts()).facts_line()
 
 
-def _table4(study: str | Path | None, dataset: str, runs: Path) -> Table:
+def _table4(study: str | Path | None, dataset: str, roots: list[Path]) -> Table:
     title = f"Table 4: naturalness ({dataset})"
     if study is None:
-        proxy = runs / "experiments" / dataset / "naturalness-proxy.json"
+        found = [r / "experiments" / dataset / "naturalness-proxy.json" for r in roots]
+        proxy = next((p for p in found if p.is_file()), found[0])
         if proxy.is_file():
             from .tables import table4_proxy
 

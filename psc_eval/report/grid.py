@@ -73,19 +73,22 @@ def write_sample_grid(
     L = ab_true = None
     tiles: list[torch.Tensor] = []
     titles = ["gray input"]
+    rows: list[str] = []  # each row's own name, as miou and the report call it
     for name in names:
         ref = name in ("gray", "gt")
         col = build_colorizer(name, dataset, None if ref else weights, device,
                               None if ref else options)
         k = n if getattr(col, "stochastic", False) else 1
+        row = str(getattr(col, "name", name))
+        rows.append(row)
         got = colorize_indices(col, ds, first, n_samples=k, seed=seed, device=device,
-                               name=name)
+                               name=row)
         if L is None:
             L, ab_true = got.L, got.ab_true
             tiles.append(to_rgb_u8(L, torch.zeros_like(ab_true)))
         for j in range(k):
             tiles.append(got.rgb_u8(j))
-            titles.append(name if k == 1 else f"{name} #{j + 1}")
+            titles.append(row if k == 1 else f"{row} #{j + 1}")
     if L is None:
         raise PscError("no colorizer given, in --colorizer, name at least one")
     tiles.append(to_rgb_u8(L, ab_true))
@@ -97,7 +100,7 @@ def write_sample_grid(
         u8 = u8.repeat(scale, axis=1).repeat(scale, axis=2)
         columns.append(np.concatenate(list(u8), axis=0))
     grid = _titled(columns, titles)
-    path = ensure_dir(out) / f"{safe_name('+'.join(names))}-{safe_name(dataset)}-grid.png"
+    path = ensure_dir(out) / f"{safe_name('+'.join(rows))}-{safe_name(dataset)}-grid.png"
 
     def save(f):
         from PIL import Image

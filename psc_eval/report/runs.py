@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import methods
 from ..errors import PscError
 from ..results import RunResult, load_result, safe_name
 
@@ -116,9 +117,30 @@ def runs_dir(root: str | Path, dataset: str) -> Path:
                    f"miou --dataset {dataset} --out {root} first (or point --runs at its --out)")
 
 
-def load_runs(root: str | Path, dataset: str) -> list[Run]:
-    """Every run JSON of ``dataset`` under ``root``, sorted by path."""
-    base = runs_dir(root, dataset)
+def run_roots(roots: str | Path | Sequence[str | Path]) -> list[Path]:
+    """``--runs`` given once (a path) or several times (a list), without repeats."""
+    items = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    return list(dict.fromkeys(Path(r) for r in items)) or [Path("reports")]
+
+
+def load_runs(root: str | Path | Sequence[str | Path], dataset: str) -> list[Run]:
+    """Every run JSON of ``dataset`` under ``root`` (one folder or several: e.g. the demo's
+    output and one's own), sorted by path. Rows without a method record get the label and
+    group their runs recorded (``provenance.colorizer_label`` / ``colorizer_group``)."""
+    seen: dict[Path, Run] = {}  # overlapping folders (reports, reports/runs) read once
+    for base in (runs_dir(r, dataset) for r in run_roots(root)):
+        for r in _load_folder(base, dataset):
+            seen.setdefault(r.path.resolve(), r)
+    out = list(seen.values())
+    for r in out:
+        p = r.result.provenance
+        lab, grp = p.get("colorizer_label"), p.get("colorizer_group")
+        methods.describe(r.result.colorizer, lab if isinstance(lab, str) else None,
+                         grp if isinstance(grp, str) else None)
+    return out
+
+
+def _load_folder(base: Path, dataset: str) -> list[Run]:
     out = []
     for p in sorted(base.rglob("*.json")):
         r = load_result(p)  # truncated / newer schema / not a run: one-line error
