@@ -141,7 +141,8 @@ def load_state_dict_checked(module: torch.nn.Module, sd: Any, path: str | Path, 
 
 def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """What an evaluation records of the checkpoint a colorizer loaded (its run JSON's
-    ``provenance.colorizer_checkpoint``): path, epoch, step, the validation losses of that
+    ``provenance.colorizer_checkpoint``): path, source (shipped or trained), epoch, step,
+    the validation losses of that
     epoch and of every epoch before it (the checkpoint's ``history``), so the report's
     ablation reads them from the run instead of searching checkpoints."""
     def num(v: Any) -> Any:
@@ -154,7 +155,9 @@ def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     history = [h for h in ck.get("history") or [] if isinstance(h, dict)]
     epoch, step = num(ck.get("epoch")), num(ck.get("step"))
     row = next((h for h in reversed(history) if num(h.get("epoch")) == epoch), {})
-    return {"path": str(path), "epoch": epoch, "step": step, "val_losses": val(row),
+    # a slim copy made by psc-eval ship carries "shipped"; anything else was trained here
+    return {"path": str(path), "source": "shipped" if ck.get("shipped") else "trained",
+            "epoch": epoch, "step": step, "val_losses": val(row),
             "history": [{"epoch": num(h.get("epoch")), **val(h)} for h in history]}
 
 

@@ -3,7 +3,14 @@
 Layout::
 
     $PSC_HOME/judges/<dataset>/<segmenter>.pt          trained judges (psc-eval train-judge)
-    $PSC_HOME/models/<dataset>/<colorizer>/            colorizer checkpoints (psc-eval train)
+    $PSC_HOME/models/<dataset>/<colorizer>/            the protocol run of a colorizer (a
+                                                       config its record names, as it is):
+                                                       what evaluation reads by default
+    $PSC_HOME/models/<dataset>/<colorizer>/runs/<config>-<key>/
+                                                       any other training of it (overrides,
+                                                       --epochs, a TOML path): keyed on its
+                                                       resolved config, so a short run never
+                                                       lands where the protocol's is read
     $PSC_HOME/cache/                                   colorized-output caches (psc-eval miou)
 """
 
@@ -23,6 +30,12 @@ def judge_weights_path(dataset: str, segmenter: str) -> Path:
 
 def colorizer_dir(dataset: str, colorizer: str) -> Path:
     return psc_home() / "models" / dataset / colorizer
+
+
+def run_dir(dataset: str, colorizer: str, tag: str) -> Path:
+    """The folder of a training run that is not the protocol's (``tag``: the config's
+    name and a digest of its resolved values)."""
+    return colorizer_dir(dataset, colorizer) / "runs" / tag
 
 
 def cache_dir() -> Path:

@@ -109,7 +109,12 @@ def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = 
 
 def trained_or_shipped(home_path: Path, dataset: str, kind: str, name: str) -> Path:
     """``home_path`` (trained under $PSC_HOME) when it exists, else the shipped checkpoint,
-    else ``home_path`` again (the caller's missing-weights error names it)."""
+    else ``home_path`` again (the caller's missing-weights error names it).
+    ``PSC_SHIPPED=first`` (``reproduce --shipped``): the shipped one where both exist."""
+    if os.environ.get("PSC_SHIPPED") == "first":
+        found = shipped(dataset, kind, name)
+        if found is not None:
+            return found
     if home_path.is_file():
         return home_path
     return shipped(dataset, kind, name) or home_path

@@ -23,6 +23,26 @@ def _run_eval_cmd(kind: str, colorizer: tuple[str, ...], predictions: tuple[str,
     summary = run_eval(kind, rows, **options)
     if dist_info().is_main:
         click.echo(summary.text())
+        for line in checkpoint_lines(summary.results):
+            click.echo(line)
+
+
+def checkpoint_lines(results) -> list[str]:
+    """Which checkpoint each row scored (a short training never passes unseen)."""
+    from pathlib import Path
+
+    from ..paths import psc_home
+
+    out = []
+    for r in results:
+        ck = r.provenance.get("colorizer_checkpoint") or {}
+        if ck.get("path"):
+            here = Path(ck["path"]).resolve().is_relative_to(psc_home().resolve())
+            where = ("shipped" if ck.get("source") == "shipped" else
+                     "trained under $PSC_HOME" if here else "trained, given file")
+            out.append(f"{r.colorizer}: checkpoint {ck['path']} ({where}, epoch "
+                       f"{ck.get('epoch')}, step {ck.get('step')})")
+    return out
 
 
 @cli.command("miou", short_help="mIoU of the judge on colorized images (Table 3, Fig. 8).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..dist import DEVICE_HELP
@@ -39,12 +41,14 @@ class TrainCommand(click.Command):
     """``train --help`` lists every trainable method of the records (read only then)."""
 
     def format_help_text(self, ctx, formatter) -> None:
-        from ..training.entry import TRAINABLE
+        from ..training.entry import trainable_defaults
 
         super().format_help_text(ctx, formatter)
         formatter.write_paragraph()
+        formatter.write_text("Trainable methods, their configs and the toy config's "
+                             "defaults (override with the options or --set):")
         with formatter.indentation():
-            formatter.write_text("Trainable methods: " + ", ".join(TRAINABLE) + ".")
+            formatter.write_dl(trainable_defaults())
 
 
 @cli.command("train", cls=TrainCommand,
@@ -63,14 +67,23 @@ class TrainCommand(click.Command):
 @click.option("--resume", is_flag=False, flag_value="last", default=None,
               help="Continue from last.pt of the run folder, or from the checkpoint given.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Checkpoint folder (default $PSC_HOME/models/<dataset>/<colorizer>).")
+              help="Checkpoint folder (default $PSC_HOME/models/<dataset>/<colorizer> for a "
+                   "config the method names, as it is; any other value: .../runs/<config>-"
+                   "<key>, so it never replaces the run evaluation reads).")
 def train_cmd(colorizer, dataset, config, set_items, **kw) -> None:
     """Train a colorizer: the paper's model, an ablation or a baseline, on the one core loop
     (torchrun: several GPUs)."""
+    from ..paths import colorizer_dir
     from ..training.entry import parse_set, train
 
     res = train(colorizer, dataset, config, overrides=parse_set(set_items), **kw)
     click.echo(f"trained {colorizer} on {dataset} in {res.wall_s:.0f} s, checkpoint {res.last}")
+    if kw.get("out_dir") is None and Path(res.out_dir) != colorizer_dir(dataset, colorizer):
+        # a run of another configuration than the protocol's: evaluation does not read it
+        # unless asked, so the protocol's run and the shipped model stay what --colorizer
+        # NAME scores
+        click.echo(f"not the protocol's configuration: its own folder; score it with "
+                   f"psc-eval miou --colorizer {colorizer} --colorizer-weights {res.last}")
 
 
 @cli.command("seg-curves", short_help="Fig. 9: segmentation loss, scratch / pretrained / joint.")

@@ -58,14 +58,72 @@ def _trained(path: Path) -> bool:
     return path.is_file()
 
 
+def _other_config(name: str, dataset: str, last: Path) -> list[str]:
+    """The config keys (moving numbers) in which ``last`` differs from the protocol's."""
+    from ..checkpoint import load_checkpoint
+    from ..training.config import config_diff
+    from ..training.entry import NOT_IN_RUN_KEY, resolve_config
+
+    ck = load_checkpoint(last)
+    proto = resolve_config(name, dataset)[1].to_dict()
+    return [k for k in config_diff(ck.get("config") or {}, proto) if k not in NOT_IN_RUN_KEY]
+
+
+def train_outcome(name: str, dataset: str, *, from_scratch: bool = False, device: str = "cpu",
+                  prefer: str | None = None, dry_run: bool = False) -> str:
+    """reproduce's step for one trainable: "shipped", or its protocol run trained (or
+    resumed) in the folder evaluation reads. A run of another configuration found there
+    (trained before run folders were keyed) is never resumed: one line saying so."""
+    from ..errors import PscError
+    from ..paths import colorizer_dir
+    from ..shipped import shipped
+    from ..training.entry import train
+
+    last = colorizer_dir(dataset, name) / "last.pt"
+    ship = None if from_scratch else shipped(dataset, "colorizer", name)
+    if ship is not None and (prefer == "shipped" or not last.is_file()):
+        return "shipped"
+    if last.is_file():
+        other = _other_config(name, dataset, last)
+        if other:
+            raise PscError(
+                f"the run of {name} that evaluation reads has another configuration than "
+                f"the protocol's ({', '.join(other[:4])}), {last.parent}, move that folder "
+                "away (psc-eval train now keys such runs on their config) or pass --shipped")
+    if dry_run:
+        return "would train"
+    res = train(name, dataset, dataset, device=device,
+                resume="last" if last.is_file() else None, progress=True)
+    return f"trained ({len(res.history)} epochs)"
+
+
 def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch: bool = False,
-              device: str = "cpu", echo: Callable[[str], None] = click.echo
-              ) -> ReproduceSummary:
+              device: str = "cpu", echo: Callable[[str], None] = click.echo,
+              prefer: str | None = None) -> ReproduceSummary:
+    """``prefer``: "shipped" uses the shipped judge and models where both a shipped and a
+    trained one exist (``--shipped``); None / "trained" (``--trained``, the default)
+    uses what was trained under $PSC_HOME."""
+    import os
+
+    before = os.environ.get("PSC_SHIPPED")
+    if prefer == "shipped":
+        os.environ["PSC_SHIPPED"] = "first"  # every step builds its colorizers by name
+    try:
+        return _reproduce(dataset, out, from_scratch, device, echo, prefer)
+    finally:
+        if before is None:
+            os.environ.pop("PSC_SHIPPED", None)
+        else:
+            os.environ["PSC_SHIPPED"] = before
+
+
+def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
+               echo: Callable[[str], None], prefer: str | None) -> ReproduceSummary:
     from ..colorizer import resolve_colorizer_class
     from ..judge import default_segmenter
-    from ..paths import colorizer_dir, judge_weights_path
+    from ..paths import judge_weights_path
     from ..shipped import shipped
-    from ..training.entry import TRAINABLE, train
+    from ..training.entry import TRAINABLE
 
     if dataset != "toy":
         from ..errors import PscError
@@ -77,6 +135,8 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
     summary = ReproduceSummary(dataset, runs_dir=out, report_dir=out / dataset)
 
     def judge_step() -> str:
+        if prefer == "shipped" and shipped(dataset, "judge", judge) is not None:
+            return f"shipped ({judge})"
         if _trained(judge_weights_path(dataset, judge)):
             return f"trained under $PSC_HOME ({judge})"
         if not from_scratch and shipped(dataset, "judge", judge) is not None:
@@ -89,15 +149,8 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
     summary.steps.append(Step(f"judge {judge}", judge_step))
 
     def train_step(name: str) -> Callable[[], str]:
-        def run() -> str:
-            last = colorizer_dir(dataset, name) / "last.pt"
-            if not from_scratch and not last.is_file() \
-                    and shipped(dataset, "colorizer", name) is not None:
-                return "shipped"
-            res = train(name, dataset, dataset, device=device,
-                        resume="last" if last.is_file() else None, progress=True)
-            return f"trained ({len(res.history)} epochs)"
-        return run
+        return lambda: train_outcome(name, dataset, from_scratch=from_scratch, device=device,
+                                     prefer=prefer)
 
     names = list(TRAINABLE)
     for name in names:

@@ -2,9 +2,15 @@
 
 The method record (``psc_eval.methods``) names the method's :class:`TrainMethod` class and
 its config files; this entry reads the config (``psc_eval.training.config.load_config``),
-opens the run's datasets, seeds, builds the method and runs the core loop into
-``$PSC_HOME/models/<dataset>/<name>/`` (or ``out_dir``). Nothing here is specific to one
-method.
+opens the run's datasets, seeds, builds the method and runs the core loop into the run
+folder (:func:`run_folder`, or ``out_dir``). Nothing here is specific to one method.
+
+Run folders are keyed on the configuration: only a config the record names, trained as
+it is, goes to ``$PSC_HOME/models/<dataset>/<name>/`` (where evaluation, ``reproduce`` and
+``ship`` read the method); a run with any other value (``--epochs 1 --n-train 160``,
+``--set``, a TOML path) goes to ``.../<name>/runs/<config>-<digest>/``, so it never
+replaces the protocol's run or hides the shipped model, and the same configuration
+resumes into the same folder.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..colorizer import COLORIZERS
-from ..errors import ConfigError
+from ..errors import ConfigError, PscError
+from ..identity import digest
 from ..methods import all_methods, get_method
-from ..paths import colorizer_dir
+from ..paths import colorizer_dir, run_dir
 from ..registry import Registry
 from .config import Config, load_config
 from .data import MemoryCache, open_train_val, seed_everything
@@ -45,6 +52,52 @@ def resolve_config(name: str, config: str = "toy", overrides: dict[str, Any] | N
     cfg = load_config(config, known, cls.model_config, cls.train_config, overrides,
                       cls.check_config)
     return cls, cfg
+
+
+# Config keys that change no number (where and how fast it runs): not part of a run's key.
+NOT_IN_RUN_KEY = frozenset({"train.device", "train.workers", "train.checkpoint_every",
+                            "train.keep_epochs", "train.cache_in_memory"})
+
+
+def _numbers(cfg: Config) -> dict[str, Any]:
+    d = cfg.to_dict()
+    return {sec: {k: v for k, v in vals.items() if f"{sec}.{k}" not in NOT_IN_RUN_KEY}
+            for sec, vals in d.items()}
+
+
+def run_folder(name: str, dataset: str, config: str, cfg: Config) -> tuple[Path, bool]:
+    """(the run folder of this configuration, whether it is the protocol's).
+
+    The protocol's run: ``config`` is one the method's record names and ``cfg`` equals it
+    resolved without any override (keys that move no number aside). Anything else is keyed
+    on the config's name and a digest of its resolved values."""
+    record = get_method(name)
+    named = record is not None and config in record.configs
+    if named:
+        cls = TRAINABLE.get(name)
+        protocol = load_config(config, dict(record.configs), cls.model_config,
+                               cls.train_config, None, cls.check_config)
+        if _numbers(protocol) == _numbers(cfg):
+            return colorizer_dir(dataset, name), True
+    stem = config if named else Path(config).stem
+    return run_dir(dataset, name, f"{stem}-{digest(_numbers(cfg), 10)}"), False
+
+
+def trainable_defaults(config: str = "toy") -> list[tuple[str, str]]:
+    """(name, "configs ...; epochs E, batch B, lr L, ...") of every trainable, for
+    ``train --help``: the values a plain ``--config toy`` run uses."""
+    rows = []
+    for name in TRAINABLE:
+        record = get_method(name)
+        names = ", ".join(record.configs) if record is not None and record.configs else "-"
+        try:
+            t = resolve_config(name, config)[1].train
+            text = (f"configs {names}; {config}: epochs {t.epochs}, batch {t.batch_size}, "
+                    f"lr {t.lr:g}, {t.optimizer}, seed {t.seed}, n_train {t.n_train or 'all'}")
+        except PscError as e:  # help lists every method, one with a broken config too
+            text = f"configs {names}; {config} config not readable: {e.one_line()[:60]}"
+        rows.append((name, text))
+    return rows
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -84,7 +137,7 @@ def train(name: str, dataset: str = "toy", config: str = "toy", *, root: str | N
                           f"{', '.join(TRAINABLE)} (psc-eval ls)")
     cls, cfg = resolve_config(name, config, overrides)
     t = cfg.train
-    out = Path(out_dir) if out_dir is not None else colorizer_dir(dataset, name)
+    out = Path(out_dir) if out_dir is not None else run_folder(name, dataset, config, cfg)[0]
     train_ds, val_ds = open_train_val(dataset, root, cls.input_size(cfg), t.train_split,
                                       t.val_split, t.n_train, t.n_val)
     cls.prepare(name, cfg, train_ds)

@@ -37,7 +37,11 @@ def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     cfg = home / "tiny.toml"
     cfg.write_text(TINY_TOML)
-    r = run("train", "--colorizer", "ours", "--dataset", "toy", "--config", str(cfg), home=home)
+    # a TOML path is not the protocol's config: its run goes to a folder of its own unless
+    # --out names the one evaluation reads
+    out = home / "models" / "toy" / "ours"
+    r = run("train", "--colorizer", "ours", "--dataset", "toy", "--config", str(cfg),
+            "--out", str(out), home=home)
     assert r.returncode == 0, r.stderr
     assert "trained ours on toy" in r.stdout
     return home, cfg
@@ -48,7 +52,8 @@ def test_train_writes_checkpoints_and_refuses_to_overwrite(trained):
     run_dir = home / "models" / "toy" / "ours"
     assert {p.name for p in run_dir.iterdir()} >= {"epoch-0001.pt", "last.pt", "log.csv"}
     before = (run_dir / "last.pt").read_bytes()
-    r = run("train", "--colorizer", "ours", "--config", str(cfg), home=home)
+    r = run("train", "--colorizer", "ours", "--config", str(cfg), "--out", str(run_dir),
+            home=home)
     assert "checkpoints already exist" in one_line_error(r)
     assert (run_dir / "last.pt").read_bytes() == before
 

@@ -18,8 +18,11 @@ def test_seg_curves_scratch_pretrained_joint(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(tiny_toml(epochs=2, batch_size=4, n_train=8, n_val=4))
-    for v in ("ours", "psc-purple"):
-        train(v, "toy", str(cfg), progress=False, device="cpu")
+    from psc_eval.paths import colorizer_dir
+
+    for v in ("ours", "psc-purple"):  # where Fig. 9 reads them (a TOML path is keyed)
+        train(v, "toy", str(cfg), progress=False, device="cpu",
+              out_dir=colorizer_dir("toy", v))
     path = seg_curves("toy", str(cfg), out=tmp_path / "reports", device="cpu", progress=False)
     res = json.loads(path.read_text())
     c = res["curves"]
