@@ -18,6 +18,7 @@ Table 4, labelled a proxy).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 HELD_OUT_START = 2000  # toy train split: models train on the first 1200 images at most
 N_TRAIN_EACH = 400  # real and fake images for each critic
@@ -146,8 +148,11 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
                                   "fake": [fake_idx[0], fake_idx[-1]], "epochs": EPOCHS,
                                   "seed": seed, "colorizer": name},
                           meta={"variant": f"critic-{name}"}, collate_fn=_collate,
-                          progress=progress)
-        trainer.fit(restart=True)
+                          progress=False)  # its per-epoch lines would not name the method
+        fit = trainer.fit(restart=True)
+        bce = fit.history[-1].get("train_bce") if fit.history else None
+        # a critic still at chance (ln 2 nats) separates nothing: its rate means nothing
+        learned = bce is not None and bce < LEARNED_BCE
         critic.eval()
         with torch.no_grad():
             p_fake = torch.sigmoid(critic(_images(col, val, range(len(val)), seed,
@@ -157,7 +162,13 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
         kr = int((p_real > 0.5).sum())
         rows[name] = {"judged_real": k / n, "n": n, "wilson95": list(wilson_interval(k, n)),
                       "real_images_judged_real": kr / n,
-                      "real_wilson95": list(wilson_interval(kr, n))}
+                      "real_wilson95": list(wilson_interval(kr, n)),
+                      "critic_final_train_bce": bce, "critic_learned": learned}
+        if progress:
+            tqdm.write(f"naturalness proxy: critic of {name}: {len(fit.history)} epochs, "
+                       f"final train bce {bce if bce is None else round(bce, 4)}"
+                       f"{'' if learned else ' (DID NOT LEARN: at chance, ln 2 = 0.693)'}, "
+                       f"{k / n:.1%} of its colorizations judged real")
     result = {"experiment": "naturalness-proxy", "dataset": dataset, "val_split": val.split,
               "val_images": len(val), "seed": seed, "rows": rows, "weights_sha256": ident,
               "params": _params(),
@@ -165,6 +176,11 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
               "label": "PROXY (a CNN critic), not human judgement"}
     atomic_write_json(path, result)
     return path
+
+
+# Below 0.9 ln 2 nats of final training BCE a critic tells real from colorized better than
+# chance; at or above it, it learned nothing (every output near 0.5) and is flagged.
+LEARNED_BCE = 0.9 * math.log(2.0)
 
 
 def _params() -> dict[str, Any]:

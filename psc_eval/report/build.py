@@ -136,10 +136,12 @@ def _facts_line(sel: Selection) -> str:
     return Table("", "", [], [], sel.facts()).facts_line()
 
 
-def _table4(study: str | Path | None, dataset: str, roots: list[Path]) -> Table:
+def _table4(study: str | Path | None, dataset: str,
+            roots: str | Path | Sequence[str | Path]) -> Table:
     title = f"Table 4: naturalness ({dataset})"
     if study is None:
-        found = [r / "experiments" / dataset / "naturalness-proxy.json" for r in roots]
+        found = [r / "experiments" / dataset / "naturalness-proxy.json"
+                 for r in run_roots(roots)]
         proxy = next((p for p in found if p.is_file()), found[0])
         if proxy.is_file():
             from .tables import table4_proxy

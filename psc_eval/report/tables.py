@@ -395,6 +395,10 @@ def table4_proxy(proxy: dict[str, Any], dataset: str, source: str) -> Table:
     notes = [f"PROXY from {source}: {proxy.get('definition', '')}",
              ("Each method has its own critic; the last column is that critic's rate on the "
               "real validation images (its calibration). No human judged these images.")]
+    idle = [methods.label(n) for n in order if proxied[n].get("critic_learned") is False]
+    if idle:
+        notes.append("The critic of " + ", ".join(idle) + " did not learn (final training "
+                     "BCE at chance, ln 2): its rate says nothing about naturalness.")
     facts = {"dataset": dataset, "images": proxy.get("val_images"),
              "seeds": [proxy.get("seed")], "dates": ""}
     facts_text = (f"dataset {dataset}; split {proxy.get('val_split')}; "

@@ -25,6 +25,9 @@ def test_proxy_rates_and_report_table(tmp_path, monkeypatch, one_thread):
         lo, hi = row["wilson95"]
         assert 0.0 <= lo <= row["judged_real"] <= hi <= 1.0
     assert "PROXY" in res["label"]
+    # every critic says whether it learned (final train BCE below 0.9 ln 2), named per row
+    for row in res["rows"].values():
+        assert row["critic_learned"] == (row["critic_final_train_bce"] < naturalness.LEARNED_BCE)
     # a rerun with the same methods, weights and seed reuses the result: no critic retrained
     ck = tmp_path / "home" / "models" / "toy" / "critic-gray" / "last.pt"
     before = ck.stat().st_mtime_ns
