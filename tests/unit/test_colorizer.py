@@ -86,14 +86,19 @@ def test_register_decorator():
     assert float(out.unique()) == 7.0
 
 
-def test_listing_imports_no_model_code():
+def test_importing_imports_no_model_code_and_listing_no_segmenter():
+    """``import psc_eval`` (and the command line's start) imports no model or baseline: the
+    method records are read when a registry is first used. Listing then imports the
+    records' modules (they are declared beside their code) but no segmenter library."""
     code = (
-        "import sys, psc_eval; from psc_eval.colorizer import list_colorizers\n"
+        "import sys, psc_eval, psc_eval.cli\n"
+        "plug = ('psc_eval.models', 'psc_eval.baselines')\n"
+        "print([m for m in sys.modules if m.startswith(plug)])\n"
+        "from psc_eval.colorizer import list_colorizers\n"
         "names = list_colorizers()\n"
         "assert 'ours' in names and 'psc-purple' in names\n"
-        "bad = [m for m in sys.modules if m.startswith(('psc_eval.models', 'psc_eval.baselines',"
-        " 'segmentation_models_pytorch'))]\n"
-        "print(bad)\n"
+        "print([m for m in sys.modules if m.startswith(('segmentation_models_pytorch',"
+        " 'torchvision'))])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.split() == ["[]", "[]"]
