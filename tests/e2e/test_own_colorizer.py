@@ -90,7 +90,8 @@ def test_plain_class_in_sample_several_rows_and_protocol_errors(work):
             "--limit", "2", "--out", "grids")
     assert r.returncode == 0, r.stderr
     (png,) = (work / "grids").glob("*.png")
-    assert ":" not in png.name and png.name == "mycolor_Sepia+gt-toy-grid.png"
+    # named by the row's name, as miou and the report call it (not the module:Class path)
+    assert png.name == "sepia+gt-toy-grid.png"
     rows = run(work, "psnr", "--colorizer", "mycolor:Sepia,gray", *COMMON)
     assert rows.returncode == 0, rows.stderr
     table = rows.stdout.splitlines()
