@@ -142,9 +142,10 @@ def load_state_dict_checked(module: torch.nn.Module, sd: Any, path: str | Path, 
 def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """What an evaluation records of the checkpoint a colorizer loaded (its run JSON's
     ``provenance.colorizer_checkpoint``): path, source (shipped or trained), epoch, step,
-    the validation losses of that
-    epoch and of every epoch before it (the checkpoint's ``history``), so the report's
-    ablation reads them from the run instead of searching checkpoints."""
+    the validation losses (and steps, images seen) of that epoch and of every epoch before
+    it (the checkpoint's ``history``), and the run's protocol record (``run``: converged,
+    epochs, images seen, wall time, parameters), so the report reads them from the run
+    instead of searching checkpoints."""
     def num(v: Any) -> Any:
         return v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
 
@@ -152,13 +153,21 @@ def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
         return {k: float(num(v)) for k, v in row.items()
                 if k.startswith("val_") and isinstance(num(v), (int, float))}
 
+    def seen(row: dict[str, Any]) -> dict[str, int]:
+        v = num(row.get("images_seen"))
+        return {"images_seen": int(v)} if isinstance(v, (int, float)) else {}
+
     history = [h for h in ck.get("history") or [] if isinstance(h, dict)]
     epoch, step = num(ck.get("epoch")), num(ck.get("step"))
     row = next((h for h in reversed(history) if num(h.get("epoch")) == epoch), {})
+    run = ck.get("run")
     # a slim copy made by psc-eval ship carries "shipped"; anything else was trained here
     return {"path": str(path), "source": "shipped" if ck.get("shipped") else "trained",
             "epoch": epoch, "step": step, "val_losses": val(row),
-            "history": [{"epoch": num(h.get("epoch")), **val(h)} for h in history]}
+            # the protocol's record of the run (psc_eval.training.plateau.run_summary)
+            **({"run": run} if isinstance(run, dict) else {}),
+            "history": [{"epoch": num(h.get("epoch")), "step": num(h.get("step")),
+                         **seen(h), **val(h)} for h in history]}
 
 
 def rng_state() -> dict[str, Any]:

@@ -66,6 +66,12 @@ class TrainConfig:
     checkpoint_every: int = field(default=0, metadata=_cli(
         "Also checkpoint every N optimiser steps (0: after every epoch only)."))
     keep_epochs: bool = True  # also write epoch-NNNN.pt after every epoch
+    # The benchmark protocol (psc_eval.training.plateau): train until the method's
+    # validation loss plateaus, ``epochs`` being the cap; off: exactly ``epochs``.
+    until_plateau: bool = False
+    plateau_window: float = 0.25  # the last quarter of the epochs ...
+    plateau_tol: float = 0.01  # ... improved the best before them by less than 1%
+    min_epochs: int = 0
     device: str = field(default="auto", metadata=_cli(
         "auto (CUDA when available, else CPU), cpu, cuda or cuda:N."))
 
@@ -113,6 +119,11 @@ class TrainConfig:
         if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
             raise ConfigError(f"train.grad_clip={self.grad_clip} must be finite and >= 0, "
                               f"in {where}, use 0 (off) or a positive norm")
+        if not (0.0 < self.plateau_window < 1.0 and math.isfinite(self.plateau_tol)
+                and self.plateau_tol >= 0.0 and self.min_epochs >= 0):
+            raise ConfigError(f"train.plateau_window={self.plateau_window} (in (0, 1)), "
+                              f"plateau_tol={self.plateau_tol} (>= 0), min_epochs="
+                              f"{self.min_epochs} (>= 0), in {where}, use e.g. 0.25, 0.01, 8")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp={self.amp!r}, in {where}, use 'none' or 'bf16'")
 

@@ -56,6 +56,7 @@ from ..progress import bar as progress_bar
 from .config import TrainConfig
 from .data import epoch_order, step_generator, to_device
 from .method import TrainMethod
+from .plateau import plateaued, run_summary
 from .state import LAST, CheckpointState, Running
 
 COUNT_PREFIX = "#images:"  # running-sum key of the images one optimiser stepped on
@@ -116,6 +117,7 @@ class Trainer(CheckpointState):
         self.out_dir = Path(out_dir)
         self.config = config
         self.meta = dict(meta or {})
+        self.parameters = sum(p.numel() for p in self.model.parameters())
         self.identity = tuple(identity)
         self.collate_fn = collate_fn
         self.progress = progress and self.info.is_main
@@ -135,6 +137,22 @@ class Trainer(CheckpointState):
         self.epoch = 0  # epochs completed
         self.running = Running()
         self.history: list[dict[str, Any]] = []
+
+    def converged(self) -> bool:
+        """Whether the run has plateaued by the protocol's rule (``until_plateau`` runs)."""
+        c = self.cfg
+        return c.until_plateau and plateaued(self.method.plateau_series(self.history),
+                                             c.plateau_window, c.plateau_tol, c.min_epochs)
+
+    def summary(self) -> dict[str, Any]:
+        """The run so far (epochs, steps, images seen, wall time, parameters, converged)."""
+        c = self.cfg
+        done = self.converged() or self.epoch >= c.epochs
+        return run_summary(self.history, self.parameters, until_plateau=c.until_plateau,
+                           converged=(self.converged() if done else None)
+                           if c.until_plateau else None,
+                           metric=f"val_{self.method.plateau_metric}", window=c.plateau_window,
+                           tol=c.plateau_tol, min_epochs=c.min_epochs, cap=c.epochs)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -291,19 +309,23 @@ class Trainer(CheckpointState):
             wrapped = DDP(self.model,
                           device_ids=[self.device.index] if self.device.type == "cuda" else None,
                           find_unused_parameters=len(self.optims) > 1)
-        while self.epoch < self.cfg.epochs:
+        while self.epoch < self.cfg.epochs and not self.converged():
             te = time.time()
             if not self._train_epoch(wrapped, stop_after_steps):
                 return TrainResult(self.out_dir, last, self.history, time.time() - t0, False)
             train = epoch_means(self.running, [o.name for o in self.optims])
+            images = self.running.count
+            images_seen = int(self.history[-1].get("images_seen", 0)) if self.history else 0
             val = self.evaluate()
             self.epoch += 1
             self.running = Running()
             row: dict[str, Any] = {"epoch": self.epoch, "step": self.step}
             row.update({f"train_{k}": v for k, v in train.items()})
             row.update({f"val_{k}": v for k, v in val.items()})
+            row["images_seen"] = images_seen + images
             row["epoch_s"] = round(time.time() - te, 3)
             self.history.append(row)
+            self.meta["run"] = self.summary()
             self._save(epoch_end=True)
             if self.progress:
                 tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

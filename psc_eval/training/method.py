@@ -68,6 +68,9 @@ class TrainMethod:
     train_config: ClassVar[type[TrainConfig]] = TrainConfig
     # config keys (dotted) that may change on resume: more epochs, another device...
     resumable_keys: frozenset[str] = TrainConfig.RESUMABLE
+    # The validation loss the plateau rule reads (psc_eval.training.plateau), as logged
+    # without its "val_" prefix; a method says why its choice tracks learning.
+    plateau_metric: ClassVar[str] = "total"
     # config overrides under which the method trains in two epochs of a few images (the
     # trainable contract test; a method with stages shortens its first stage here)
     smoke: ClassVar[dict[str, Any]] = {}
@@ -121,6 +124,12 @@ class TrainMethod:
         """Loss terms on a validation batch (default: the first optimiser's step terms)."""
         return self.training_step(model, batch, opt_index=0,
                                   generator=torch.Generator().manual_seed(0))
+
+    def plateau_series(self, history: Sequence[dict[str, Any]]) -> list[float]:
+        """The per-epoch values the plateau rule reads (default: ``val_<plateau_metric>``
+        of every epoch; a staged method may read only its last stage's epochs)."""
+        key = f"val_{self.plateau_metric}"
+        return [float(r[key]) for r in history if key in r]
 
     def skip_batch(self, batch: dict[str, Any]) -> bool:
         """True for a batch with nothing to learn from (every image skipped: no colour)."""
