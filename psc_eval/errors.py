@@ -34,3 +34,11 @@ class ConfigError(PscError):
 
 class ColorizerOutputError(PscError):
     """A colorizer returned NaN, inf or out-of-range chroma."""
+
+
+class ResultFileError(PscError):
+    """A run JSON is damaged or breaks its schema (types, ranges, finiteness)."""
+
+
+class NotARunError(ResultFileError):
+    """A JSON file that is not a psc-eval run at all (no ``schema_version``)."""

@@ -27,10 +27,11 @@ import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from .errors import PscError
+from .errors import NotARunError, PscError, ResultFileError
 from .identity import class_path, code_sha256, digest, jsonable
 from .io import atomic_write_json
 from .methods import row_identity
@@ -231,21 +232,205 @@ def write_result(result: RunResult, out_dir: str | Path = DEFAULT_OUT) -> Path:
 
 
 def load_result(path: str | Path) -> RunResult:
+    """Read and validate one run JSON (``validate_result``): the one reader behind
+    ``report``, ``compare``, ``collect`` and ``regress``, so none of them can show a
+    number the file's schema does not allow."""
     path = Path(path)
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise PscError(f"result file not found, {path}, run psc-eval miou/psnr first") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PscError(f"result file is not valid JSON ({e.msg if hasattr(e, 'msg') else e}), "
-                       f"{path}, delete it and rerun the evaluation") from None
+        raise ResultFileError(f"result file is not valid JSON ({e.msg if hasattr(e, 'msg') else e}), "
+                              f"{path}, delete it and rerun the evaluation") from None
+    except RecursionError:
+        raise ResultFileError(f"result file is nested too deeply to be a run, {path}, "
+                              "delete it and rerun the evaluation") from None
     if not isinstance(obj, dict) or "schema_version" not in obj:
-        raise PscError(f"not a psc-eval result (no schema_version), {path}, "
-                       "point at reports/runs/... files")
-    if int(obj["schema_version"]) > SCHEMA_VERSION:
-        raise PscError(f"result schema {obj['schema_version']} is newer than this psc-eval "
-                       f"({SCHEMA_VERSION}), {path}, upgrade psc-eval")
-    return RunResult.from_json(obj)
+        raise NotARunError(f"not a psc-eval result (no schema_version), {path}, "
+                           "point at reports/runs/... files")
+    return validate_result(obj, path)
+
+
+# --- validation on read -------------------------------------------------------------------
+#
+# Every value a table, a comparison or a regression check shows comes from a run file, which
+# anyone can edit; the reader refuses what the writer could never have written, so a "0.5"
+# string, a 5.0 mIoU or a boolean never reaches a table as a number.
+
+# metric -> (low, high) inclusive; a metric not named here must still be a number or null.
+_FRACTIONS = ("miou", "miou_ci_low", "miou_ci_high", "pixel_accuracy", "mean_accuracy",
+              "semantic_accuracy")
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **{k: (0.0, 1.0) for k in _FRACTIONS},
+    "diversity_msssim": (-1.0, 1.0), "diversity_msssim_median": (-1.0, 1.0),
+    "pollution_spread": (0.0, math.inf), "pollution_boundary": (0.0, math.inf),
+    "pollution_bleed": (0.0, math.inf), "semantic_loglik": (-math.inf, 0.0),
+}
+# metrics that are counts: non-negative integers
+COUNT_METRICS = frozenset({"num_images", "num_skipped", "num_pixels", "psnr_n",
+                           "psnr_n_infinite", "psnr_ab_n_infinite", "diversity_n",
+                           "semantic_segments"})
+# metrics that may be infinite (an image identical to its truth has infinite PSNR)
+_MAY_BE_INFINITE = frozenset({"psnr", "psnr_ab", "psnr_ci_low", "psnr_ci_high",
+                              "pollution_spread", "pollution_boundary", "pollution_bleed"})
+_PER_IMAGE_RANGES = {"psnr": (-math.inf, math.inf), "psnr_ab": (-math.inf, math.inf),
+                     "diversity_msssim": (-1.0, 1.0)}
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _need(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise _Invalid(f"{where} {what}")
+
+
+def _number(x: Any, where: str, lo: float = -math.inf, hi: float = math.inf,
+            infinite: bool = False, null: bool = True) -> None:
+    """A float / int (never bool or str) inside [lo, hi]; NaN and +-inf only where the
+    writer produces them (``null`` / ``infinite``)."""
+    if x is None:
+        _need(null, where, "is null")
+        return
+    _need(_is_num(x), where, f"is {type(x).__name__} {_short(x)}, not a number")
+    v = float(x)
+    if math.isnan(v):
+        _need(null, where, "is NaN")
+    elif math.isinf(v):
+        _need(infinite, where, f"is {v}")
+    else:
+        _need(lo <= v <= hi, where, f"is {v:g}, outside [{lo:g}, {hi:g}]")
+
+
+def _short(x: Any) -> str:
+    r = repr(x)
+    return r if len(r) <= 30 else r[:27] + "..."
+
+
+def _dict(x: Any, where: str) -> dict:
+    _need(isinstance(x, dict), where, f"is {type(x).__name__}, not an object")
+    return x
+
+
+def _list(x: Any, where: str) -> list:
+    _need(isinstance(x, list), where, f"is {type(x).__name__}, not a list")
+    return x
+
+
+def _check_metrics(metrics: Any) -> None:
+    for k, v in _dict(metrics, "metrics").items():
+        where = f"metrics.{k}"
+        if k in COUNT_METRICS:
+            _need(_is_int(v) and v >= 0, where, f"is {_short(v)}, not a count (integer >= 0)")
+        else:
+            lo, hi = METRIC_RANGES.get(k, (-math.inf, math.inf))
+            _number(v, where, lo, hi, infinite=k in _MAY_BE_INFINITE)
+
+
+def _check_histograms(hists: Any) -> None:
+    for name, h in _dict(hists, "histograms").items():
+        where = f"histograms.{name}"
+        h = _dict(h, where)
+        edges = _list(h.get("bin_edges"), f"{where}.bin_edges")
+        counts = _list(h.get("counts"), f"{where}.counts")
+        for i, e in enumerate(edges):
+            _number(e, f"{where}.bin_edges[{i}]", null=False)
+        _need(all(a < b for a, b in pairwise(edges)), f"{where}.bin_edges",
+              "is not increasing")
+        _need(len(counts) == max(len(edges) - 1, 0), f"{where}.counts",
+              f"has {len(counts)} bins for {len(edges)} edges")
+        for i, c in enumerate(counts):
+            _number(c, f"{where}.counts[{i}]", 0.0, null=False)
+
+
+def _check_per_image(per: Any) -> None:
+    per = _dict(per, "per_image")
+    if not per:
+        return
+    # rows are in the order of "key" (a diversity run keeps its values without keys)
+    keys = _list(per["key"], "per_image.key") if "key" in per else None
+    for i, k in enumerate(keys or []):
+        _need(_is_int(k), f"per_image.key[{i}]", f"is {_short(k)}, not an integer")
+    n = len(keys) if keys is not None else 0
+    for name, rows in per.items():
+        if name in ("key", "miou_counts"):
+            continue
+        where = f"per_image.{name}"
+        rows = _list(rows, where)
+        _need(keys is None or len(rows) == n, where, f"has {len(rows)} values for {n} images")
+        lo, hi = _PER_IMAGE_RANGES.get(name, (-math.inf, math.inf))
+        for i, v in enumerate(rows):
+            _number(v, f"{where}[{i}]", lo, hi, infinite=True)
+    if "miou_counts" in per:
+        _check_miou_counts(per["miou_counts"], n)
+
+
+def _check_miou_counts(mc: Any, n: int) -> None:
+    where = "per_image.miou_counts"
+    mc = _dict(mc, where)
+    C = mc.get("num_classes")
+    _need(_is_int(C) and C > 0, f"{where}.num_classes", f"is {_short(C)}, not a class count")
+    rows = _list(mc.get("rows"), f"{where}.rows")
+    _need(bool(rows) or n == 0, f"{where}.rows", f"is empty for {n} images")
+    for j, row in enumerate(rows):
+        w = f"{where}.rows[{j}]"
+        _need(isinstance(row, list) and len(row) == 5 and all(_is_int(x) for x in row), w,
+              f"is {_short(row)}, not [image, class, intersection, truth, prediction] integers")
+        i, c, tp, gt, pr = row
+        _need(0 <= i < n, w, f"names image {i} of {n}")
+        _need(0 <= c < C, w, f"names class {c} of {C}")
+        _need(0 <= tp <= min(gt, pr), w,
+              f"has intersection {tp} outside [0, min(truth {gt}, prediction {pr})]")
+
+
+def validate_result(obj: dict[str, Any], path: str | Path) -> RunResult:
+    """``obj`` (a run file's JSON) checked against the run schema, as a RunResult; any
+    breach is one ``ResultFileError`` line naming the field and the file. The schema is
+    stated in docs/results.md."""
+    try:
+        version = obj["schema_version"]
+        _need(_is_int(version) and 1 <= version, "schema_version", f"is {_short(version)}")
+        if version > SCHEMA_VERSION:
+            raise ResultFileError(f"result schema {version} is newer than this psc-eval "
+                                  f"({SCHEMA_VERSION}), {path}, upgrade psc-eval")
+        for k in ("kind", "dataset", "segmenter", "colorizer", "split"):
+            _need(isinstance(obj.get(k), str) and obj[k] != "", k,
+                  f"is {_short(obj.get(k))}, not a name")
+        _need(_is_int(obj.get("seed")), "seed", f"is {_short(obj.get('seed'))}, not an integer")
+        nonfinite = _dict(obj.get("nonfinite") or {}, "nonfinite")
+        for k, v in nonfinite.items():
+            _need(v in ("nan", "inf", "-inf"), f"nonfinite.{k}", f"is {_short(v)}")
+        try:
+            result = RunResult.from_json(obj)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise _Invalid("nonfinite names a field the file does not have") from None
+        _check_metrics(result.metrics)
+        for k, v in _dict(result.per_class_iou, "per_class_iou").items():
+            _number(v, f"per_class_iou.{k}", 0.0, 1.0)
+        for m, per in _dict(result.per_class_metrics, "per_class_metrics").items():
+            lo, hi = METRIC_RANGES.get(m, (-math.inf, math.inf))
+            for k, v in _dict(per, f"per_class_metrics.{m}").items():
+                _number(v, f"per_class_metrics.{m}.{k}", lo, hi, infinite=m in _MAY_BE_INFINITE)
+        _check_histograms(result.histograms)
+        for i, sk in enumerate(_list(result.skipped, "skipped")):
+            _need(isinstance(sk, dict) and isinstance(sk.get("id"), str), f"skipped[{i}]",
+                  f"is {_short(sk)}, not {{id, reason}}")
+        _dict(result.provenance, "provenance")
+        _check_per_image(result.per_image)
+    except _Invalid as e:
+        raise ResultFileError(f"run file breaks its schema: {e}, {path}, rerun the evaluation "
+                              "that wrote it (run files are not edited by hand)") from None
+    return result
 
 
 ID_COLUMNS = ["dataset", "segmenter", "colorizer", "split", "seed", "kind"]
@@ -272,8 +457,8 @@ def collect(root: str | Path = DEFAULT_OUT):
     for p in sorted(base.rglob("*.json")) if base.is_dir() else []:
         try:
             r = load_result(p)
-        except PscError:
-            continue  # not a run file (e.g. some other JSON in reports/)
+        except NotARunError:
+            continue  # some other JSON in reports/ (a damaged run file is an error)
         m, prov = r.metrics, r.provenance
         cfg = prov.get("config") or {}
         rows.append({

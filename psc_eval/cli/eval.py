@@ -88,12 +88,10 @@ def diversity_cmd(colorizer, predictions, **options) -> None:
 def compare_cmd(a, b, resamples, seed, as_json) -> None:
     """A - B for two run JSONs of the same images (mIoU, PSNR): paired bootstrap 95%
     interval and sign-flip permutation p-value."""
-    import json
-
-    from ..report.confidence import compare_runs, format_comparison
+    from ..report.confidence import compare_runs, comparison_json, format_comparison
 
     c = compare_runs(a, b, resamples=resamples, seed=seed)
-    click.echo(json.dumps(c, indent=1) if as_json else format_comparison(c))
+    click.echo(comparison_json(c) if as_json else format_comparison(c))
 
 
 @cli.command("sample", short_help="Labelled grid: gray input, samples of each method, truth.")

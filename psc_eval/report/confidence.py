@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -68,9 +69,52 @@ def compare_runs(a: RunResult | str | Path, b: RunResult | str | Path,
         out["miou"] = paired_test(ma, mb, miou_from_counts, resamples, seed)
     for key in ("psnr", "psnr_ab"):
         if key in ra.per_image and key in rb.per_image:
-            out[key] = paired_test(_finite_rows(ra.per_image[key]),
-                                   _finite_rows(rb.per_image[key]), mean_finite, resamples, seed)
+            out[key] = _paired_psnr(ra.per_image[key], rb.per_image[key], resamples, seed)
+    for t in out.values():
+        if isinstance(t, dict):
+            _settle(t)
     return out
+
+
+def _paired_psnr(va: Sequence[float | None], vb: Sequence[float | None], resamples: int,
+                 seed: int) -> dict[str, Any]:
+    """PSNR convention of the paired test: an image whose PSNR is infinite (identical to
+    its truth) or missing in EITHER run is left out of both, so the difference is a mean
+    over the same images; how many were left out is part of the result."""
+    a = np.array([np.nan if x is None else x for x in va], np.float64)
+    b = np.array([np.nan if x is None else x for x in vb], np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    if not both.any():
+        t = {"difference": math.nan, "low": math.nan, "high": math.nan, "p_value": None,
+             "resamples": int(resamples), "seed": int(seed), "level": 0.95,
+             "significant": False}
+    else:
+        t = paired_test(_finite_rows(a[both]), _finite_rows(b[both]), mean_finite,
+                        resamples, seed)
+    t["n_images"], t["n_left_out"] = int(both.sum()), int((~both).sum())
+    return t
+
+
+def _settle(t: dict[str, Any]) -> None:
+    """A difference or interval that is not a finite number is undefined: never
+    significant, and its p-value means nothing."""
+    nums = (t.get("difference"), t.get("low"), t.get("high"))
+    t["defined"] = all(isinstance(x, float) and math.isfinite(x) for x in nums)
+    if not t["defined"]:
+        t["significant"] = False
+        t["p_value"] = None
+
+
+def comparison_json(c: dict[str, Any]) -> str:
+    """``compare --json``: valid JSON (a NaN or infinity becomes null)."""
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        return [clean(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+    return json.dumps(clean(c), indent=1, allow_nan=False)
 
 
 def format_comparison(c: dict[str, Any]) -> str:
@@ -80,9 +124,15 @@ def format_comparison(c: dict[str, Any]) -> str:
         if t is None:
             continue
         d = 4 if key == "miou" else 2
+        left = (f"  ({t['n_left_out']} images with an infinite PSNR in either run left out)"
+                if t.get("n_left_out") else "")
+        if not t.get("defined", True):
+            lines.append(f"  {key:<8} undefined (no image scored in both runs){left}; "
+                         "not significant")
+            continue
         lines.append(f"  {key:<8} {t['difference']:+.{d}f}  95% CI [{t['low']:+.{d}f}, "
                      f"{t['high']:+.{d}f}]  p = {t['p_value']:.4f}  "
-                     f"{'significant' if t['significant'] else 'not significant'}")
+                     f"{'significant' if t['significant'] else 'not significant'}{left}")
     t = next((c[k] for k in ("miou", "psnr") if k in c), None)
     if t is not None:
         lines.append(f"paired bootstrap ({t['resamples']} resamples, seed {t['seed']}); "

@@ -92,7 +92,7 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pio.json, "dump", dump_then_fail)
-    with pytest.raises(OSError):
+    with pytest.raises(PscError, match="no space left on the device, in "):
         write_result(make(miou=0.9), tmp_path)
     assert path.read_text() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
