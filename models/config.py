@@ -112,10 +112,65 @@ def generator_config(model: ModelConfig, where: str = "the model config") -> Any
         raise ConfigError(f"bad generator config ({e}), in {where}, fix [model.generator]") from None
 
 
+# Sizes refused before anything is built: a typo such as widths = [100000, ...] or
+# nr_resnet = 100000 would otherwise allocate until the machine runs out of memory, or build
+# modules for minutes without a word. The paper's model has about 1.9e8 parameters.
+MAX_PARAMETERS = 1_000_000_000  # float32 weights + gradients + Adam's moments: 16 GB
+MAX_BLOCKS = 1024  # residual blocks of f, h and g together
+
+
+def estimate_parameters(m: ModelConfig, num_classes: int = 256) -> int:
+    """Parameters of f, h and g from the config alone, without building the network
+    (``num_classes`` an upper bound of the datasets': the ASPP heads and g's condition).
+    Exact for f and h (the layer formulas of network.py); g's count is linear in
+    nr_resnet and read from one- and two-block copies built on the meta device."""
+    import torch
+
+    from .pixelcnn import ConditionalPixelCNNpp
+
+    def stage(w_in: int, w: int, n: int, rows: set[int], i: int) -> int:
+        conv = (9 * w_in * w + w) if 2 * i in rows else 0
+        block = n * (9 * 2 * w * w + w + 9 * 2 * w * 2 * w + 2 * w) if 2 * i + 1 in rows else 0
+        return conv + block
+
+    total, ch = 0, 1
+    all_rows = set(range(2 * len(m.widths)))
+    own = {r for r in all_rows if r >= m.shared_rows}
+    for i, (w, n) in enumerate(zip(m.widths, m.blocks)):
+        total += stage(ch, w, n, all_rows, i) + stage(ch, w, n, own, i)  # f (+trunk), h
+        ch = w
+    total += 9 * ch * m.emb_channels + m.emb_channels
+    total += len(m.aspp_dilations) * (9 * ch * num_classes + num_classes)
+    total += 9 * num_classes * m.film_hidden + 9 * m.film_hidden * 2 * m.emb_channels
+    g = generator_config(m)
+    cond = m.emb_channels + num_classes
+
+    def g_params(n: int) -> int:
+        with torch.device("meta"):
+            net = ConditionalPixelCNNpp(type(g)(**{**g.to_dict(), "nr_resnet": n}), cond)
+        return sum(p.numel() for p in net.parameters())
+
+    one, two = g_params(1), g_params(2)
+    return total + one + (g.nr_resnet - 1) * (two - one)
+
+
 def check_config(cfg: Config, where: str) -> None:
     """The paper model's own checks of a resolved config (after the shared ones)."""
     m = cfg.model
     n = len(m.widths)
+    for k in ("widths", "blocks", "strides", "dilations", "seg_dilations", "aspp_dilations"):
+        low = 0 if k == "blocks" else 1
+        bad = [v for v in getattr(m, k) if v < low]
+        if bad or not getattr(m, k):
+            raise ConfigError(f"model.{k}={list(getattr(m, k))} needs values >= {low}, in "
+                              f"{where}, see models/configs/toy.toml")
+    for k in ("emb_channels", "n_mix", "film_hidden"):
+        if getattr(m, k) < 1:
+            raise ConfigError(f"model.{k}={getattr(m, k)} must be >= 1, in {where}, "
+                              "see models/configs/toy.toml")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError(f"model.dropout={m.dropout} outside [0, 1), in {where}, "
+                          "use 0 (off) or e.g. 0.1")
     for k in ("blocks", "strides", "dilations", "seg_dilations"):
         if len(getattr(m, k)) != n:
             raise ConfigError(
@@ -140,7 +195,18 @@ def check_config(cfg: Config, where: str) -> None:
     if m.input_size < 8:
         raise ConfigError(f"input size {m.input_size} is too small, in {where}, "
                           f"pass --size of at least 8 and divisible by {m.factor}")
-    generator_config(m, where)
+    g = generator_config(m, where)
+    blocks = 2 * sum(m.blocks) + g.nr_resnet * 2
+    if blocks > MAX_BLOCKS:
+        raise ConfigError(f"the model would have {blocks} residual blocks (model.blocks, "
+                          f"model.generator.nr_resnet), over the limit of {MAX_BLOCKS}, in "
+                          f"{where}, use sizes like models/configs/paper.toml's")
+    params = estimate_parameters(m)
+    if params > MAX_PARAMETERS:
+        raise ConfigError(f"the model would have about {params:.3g} parameters "
+                          f"({16 * params / 2**30:.0f} GiB to train), over the limit of "
+                          f"{MAX_PARAMETERS:.0e}, in {where}, use widths and filters like "
+                          "models/configs/paper.toml's")
 
 
 def load_config(name_or_path: str, overrides: dict[str, Any] | None = None,

@@ -24,13 +24,14 @@ import hashlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from .color import AB_MAX, AB_MIN, lab_parts_to_rgb, to_uint8
-from .config import EvalConfig
+from .config import EvalConfig, check_temperature
 from .data import collate
 from .errors import ColorizerOutputError, PscError, UnknownNameError
 from .methods import Method, all_methods
@@ -110,11 +111,17 @@ def get_colorizer(name: str, **kwargs: Any) -> Colorizer:
         )
     try:
         obj = cls(**kwargs)
+    except PscError:
+        raise
     except TypeError as e:
         raise UnknownNameError(
             f"colorizer {name!r} cannot be built with {sorted(kwargs)} ({e}), in --colorizer, "
             "give its __init__ keyword arguments with defaults (or **kwargs)"
         ) from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of a plug-in's code
+        raise UnknownNameError(
+            f"colorizer {name!r} raised {_describe_exception(e)} while being built, in its "
+            "__init__, fix the colorizer and rerun") from None
     if not hasattr(obj, "colorize"):
         raise UnknownNameError(
             f"{name!r} built an object without a colorize() method, in the registry, "
@@ -239,6 +246,43 @@ def run_colorizer(
     return colorizer.colorize(L, n_samples, generator=generator)
 
 
+def call_colorizer(colorizer: Any, L: Tensor, ab_true: Tensor | None, n_samples: int,
+                   generator: torch.Generator | None, ids: Sequence[str], name: str) -> Tensor:
+    """``run_colorizer`` on copies of the harness's tensors, for the evaluation loop and
+    every other command that colorizes. The batch's L and true ab are shared by every row
+    of a run (and scored into the cache), so a colorizer that edits its input in place
+    would change the other rows' numbers: it is refused, as is one that raises or exits."""
+    L_in = L.clone()
+    ab_in = None if ab_true is None else ab_true.clone()
+    where = f"colorizer {name!r} on images {ids[0]!r}..{ids[-1]!r}" if ids else \
+        f"colorizer {name!r}"
+    try:
+        out = run_colorizer(colorizer, L_in, ab_in, n_samples=n_samples, generator=generator,
+                            ids=ids)
+    except PscError:
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of a plug-in's code
+        raise ColorizerOutputError(
+            f"{where} raised {_describe_exception(e)}, in its colorize(), fix the colorizer "
+            "and rerun (earlier batches stay cached)") from None
+    if not torch.equal(L_in, L) or (ab_in is not None and not torch.equal(ab_in, ab_true)):
+        raise ColorizerOutputError(
+            f"{where} changed its input L in place, in its colorize(), work on a copy "
+            "(e.g. L = L.clone()); nothing of this batch was used")
+    return out
+
+
+def _describe_exception(e: BaseException) -> str:
+    """``Type('message') at file:line`` of the innermost frame, in one line."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    at = "" if tb is None else \
+        f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}({msg[:200]!r}){at}"
+
+
 def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = "cpu",
                     options: dict[str, Any] | None = None) -> Any:
     """``get_colorizer`` with the keywords model colorizers take (dataset, weights, device)
@@ -246,6 +290,8 @@ def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = 
     ``__init__`` names fewer keywords (and has no ``**kwargs``) gets only those it names,
     and an explicitly given weights file or option it does not take is an error."""
     options = dict(options or {})
+    if options.get("temperature") is not None:
+        check_temperature(options["temperature"])
     kw: dict[str, Any] = {"dataset": dataset, "weights": weights, "device": device, **options}
     cls = resolve_colorizer_class(name)
     try:
@@ -263,6 +309,24 @@ def build_colorizer(name: str, dataset: str, weights: Any = None, device: str = 
     return get_colorizer(name, **kw)
 
 
+def checkpoint_check(dataset: str) -> Callable[[str, Any], None]:
+    """``check(key, path)`` for ``psc-eval ship``: build the judge (``key`` "judge/<arch>")
+    or colorizer ("colorizer/<name>") from ``path`` on the CPU exactly as an evaluation
+    would, so a file the evaluation would refuse (not a checkpoint, NaN, wrong shapes or
+    dtypes) is refused before it is shipped."""
+    from .judge.build import build_segmenter
+    from .judge.registry import DATASET_NUM_CLASSES
+
+    def check(key: str, path: Any) -> None:
+        kind, _, name = key.partition("/")
+        if kind == "judge":
+            build_segmenter(name, path, DATASET_NUM_CLASSES.get(dataset, 0), "cpu", dataset)
+        else:
+            build_colorizer(name, dataset, weights=str(path), device="cpu")
+
+    return check
+
+
 def check_ab(out: Any, ids: Sequence[str], n_samples: int, name: str) -> Tensor:
     """Refuse colorizer output that is not (B, n, 2, H', W'), finite and in range."""
     B = len(ids)
@@ -274,6 +338,10 @@ def check_ab(out: Any, ids: Sequence[str], n_samples: int, name: str) -> Tensor:
             f"{where} returned shape {shape} for images {ids[0]!r}..{ids[-1]!r}, expected "
             f"({B}, {n_samples}, 2, H, W), fix colorize() to return (B, n_samples, 2, H, W) ab"
         )
+    if out.device.type == "meta":
+        raise ColorizerOutputError(
+            f"{where} returned a tensor on the meta device (no values) for image {ids[0]!r}, "
+            "return ab computed on the CPU or the evaluation device")
     if not out.is_floating_point():
         raise ColorizerOutputError(
             f"{where} returned {out.dtype} chroma for image {ids[0]!r}, "
@@ -353,7 +421,7 @@ def draw_samples(colorizer: Any, L: Tensor, ab_true: Tensor, n_samples: int, see
         gen = torch.Generator(device=torch.device(device)).manual_seed(
             batch_seed(seed, start, stream))
         with torch.inference_mode():
-            raw = run_colorizer(colorizer, L, ab_true, n_samples=k, generator=gen, ids=ids)
+            raw = call_colorizer(colorizer, L, ab_true, k, gen, ids, name)
         out.append(check_ab(raw, ids, k, name))
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 

@@ -16,6 +16,7 @@ recorded but changes nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,15 @@ def _opt(default: Any, help: str, **meta: Any) -> Any:
     option), ``kinds`` (commands that show it), ``type``, ``choices``, ``path`` (dir / file),
     ``min`` / ``max``, ``kind_default`` (the command's scorers, ``EVAL_KINDS``)."""
     return field(default=default, metadata={"help": help, **meta})
+
+
+def check_temperature(t: Any) -> None:
+    """A sampling temperature is a finite number > 0 (inf, NaN or 0 would sample from a
+    degenerate distribution and still print a number)."""
+    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+    if not ok:
+        raise ConfigError(f"--temperature must be a finite number > 0, got {t!r}, in the "
+                          "options, pass e.g. 1.0 (or drop it for the colorizer's own)")
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,8 @@ class EvalConfig:
         if self.n_samples < 1:
             raise PscError(f"--n-samples must be >= 1, got {self.n_samples}, in the options, "
                            "pass 1+")
+        if self.temperature is not None:
+            check_temperature(self.temperature)
 
     @property
     def scorer_names(self) -> tuple[str, ...]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -71,13 +73,30 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if _out_of_space(e, path.parent):
+            raise PscError(f"no space left on the device, in {path.parent}, free space there "
+                           "(or point --out / --cache-dir elsewhere) and rerun; finished work "
+                           "is kept") from None
         raise
     return path
+
+
+def _out_of_space(e: BaseException, folder: Path) -> bool:
+    """A full disk, as OSError (ENOSPC / EDQUOT) or as the RuntimeError torch.save turns
+    a failed buffered write into (then judged by the folder's free space)."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(e, RuntimeError):
+        try:
+            return shutil.disk_usage(folder).free < (1 << 20)
+        except OSError:
+            return False
+    return False
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

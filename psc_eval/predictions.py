@@ -22,8 +22,9 @@ class PredictionsColorizer:
     """Colorized images saved by any framework, scored as a row (``--predictions DIR``).
 
     ``DIR/<id>.<ext>`` per image (``DIR/<id>_<k>.<ext>``, k = 0, 1, ... for several
-    samples per image); the chroma of each file (resized bilinearly to the dataset's size
-    when it differs) is joined with the ORIGINAL L, as for any colorizer. Files are keyed
+    samples per image), each at the evaluation size (``--size``; another size is an error,
+    never resized); its chroma is joined with the ORIGINAL L, as for any colorizer. Every
+    file must be read by the run (a stray extra file is an error). Files are keyed
     by content: ``weights_sha256`` is a digest of every file, so changed outputs are
     never served from the cache.
     """
@@ -73,9 +74,10 @@ class PredictionsColorizer:
 
         missing = [i if n_samples == 1 else f for i in scored
                    for f in self._ids_of(i, n_samples) if f not in self.files]
-        known = set(ids)
-        extra = [s for s in self.files
-                 if s not in known and s.rpartition("_")[0] not in known]
+        # every file must be one the run reads: a stray <id>_1.png beside <id>.png, or a
+        # third sample of one image, would otherwise be ignored without a word
+        used = {f for i in ids for f in self._ids_of(i, n_samples)}
+        extra = [s for s in self.files if s not in used]
         for what, bad in (("missing", missing), ("extra", extra)):
             if bad:
                 shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
@@ -107,9 +109,14 @@ class PredictionsColorizer:
                                     f"{self.files[stem]}, save the colorized RGB image")
                 rgb = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0
                 if rgb.shape[-2:] != (H, W):
-                    rgb = torch.nn.functional.interpolate(rgb, size=(H, W), mode="bilinear",
-                                                          align_corners=False,
-                                                          antialias=True).clamp(0.0, 1.0)
+                    # a resize would score another image's chroma, or this one's distorted:
+                    # which pixel of the file belongs to which pixel of the scored image is
+                    # only certain at the scored size
+                    h, w = rgb.shape[-2:]
+                    raise DataError(
+                        f"prediction is {w}x{h} pixels but image {image_id!r} is scored at "
+                        f"{W}x{H}, {self.files[stem]}, save predictions at the evaluation "
+                        f"size {W}x{H} (or pass the --size they were made at)")
                 samples.append(rgb_to_lab(rgb.to(L.device, L.dtype))[0, 1:])
             out.append(torch.stack(samples))
         return torch.stack(out)  # (B,n,2,H,W)

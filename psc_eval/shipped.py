@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +90,37 @@ def slim(ck: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = None
-         ) -> Path:
+# check(key, path): build what ``key`` names from ``path`` through the loader evaluation
+# uses (a one-line WeightsError when it cannot be used); given by a caller above this layer.
+Check = Callable[[str, Path], None]
+
+
+def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = None, *,
+         check: Check) -> Path:
     """Write slim copies of ``sources`` ({"judge/<arch>" | "colorizer/<name>": (checkpoint,
-    the command that made it)}) and the manifest; returns the manifest path."""
+    the command that made it)}) and the manifest; returns the manifest path. Every source
+    and every slim copy must pass ``check`` (the shipped file is what a fresh clone's
+    evaluation loads); until all pass, the shipped files and the manifest stay as they were."""
     out = Path(out) if out is not None else shipped_dir(dataset)
-    entries = {}
-    for key, (src, made_by) in sorted(sources.items()):
-        ck = load_checkpoint(src)
-        file = key.replace("/", "-") + ".pt"
-        save_checkpoint(out / file, slim(ck))
-        entries[key] = {"file": file, "sha256": sha256_file(out / file),
-                        "source_sha256": sha256_file(src), "made_by": made_by,
-                        "config": ck.get("config"), "bytes": (out / file).stat().st_size}
+    for key, (src, _) in sorted(sources.items()):
+        check(key, Path(src))
+    staged: dict[str, tuple[Path, Path, str, dict[str, Any]]] = {}
+    try:
+        for key, (src, made_by) in sorted(sources.items()):
+            ck = load_checkpoint(src)
+            file = out / (key.replace("/", "-") + ".pt")
+            tmp = save_checkpoint(file.with_suffix(".pt.new"), slim(ck))
+            staged[key] = (tmp, file, made_by, ck)
+            check(key, tmp)  # float16 can overflow what float32 held
+        entries = {}
+        for key, (tmp, file, made_by, ck) in staged.items():
+            os.replace(tmp, file)
+            entries[key] = {"file": file.name, "sha256": sha256_file(file),
+                            "source_sha256": sha256_file(sources[key][0]), "made_by": made_by,
+                            "config": ck.get("config"), "bytes": file.stat().st_size}
+    finally:
+        for tmp, *_ in staged.values():
+            tmp.unlink(missing_ok=True)
     path = out / MANIFEST
     atomic_write_json(path, {"dataset": dataset, "dtype": "float16", "checkpoints": entries})
     return path
@@ -120,8 +139,8 @@ def trained_or_shipped(home_path: Path, dataset: str, kind: str, name: str) -> P
     return shipped(dataset, kind, name) or home_path
 
 
-def ship_trained(dataset: str, judge: str, colorizers: list[str], out: Path | None = None
-                 ) -> Path:
+def ship_trained(dataset: str, judge: str, colorizers: list[str], out: Path | None = None,
+                 *, check: Check) -> Path:
     """``psc-eval ship``: the judge and colorizers trained under $PSC_HOME, slimmed."""
     from .paths import colorizer_dir, judge_weights_path
 
@@ -138,4 +157,4 @@ def ship_trained(dataset: str, judge: str, colorizers: list[str], out: Path | No
                                f"--colorizer {name} --dataset {dataset} --config {dataset}")
         sources[f"colorizer/{name}"] = (
             cp, f"psc-eval train --colorizer {name} --dataset {dataset} --config {dataset}")
-    return ship(dataset, sources, out)
+    return ship(dataset, sources, out, check=check)

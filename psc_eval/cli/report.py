@@ -118,11 +118,13 @@ def regress_cmd(expected, colorizer, predictions, dataset, split, size, limit, u
 def ship_cmd(dataset, judge, colorizers, out) -> None:
     """Copy the judge and colorizers trained under $PSC_HOME into the repository as slim
     float16 checkpoints with a sha256 manifest (what a fresh clone's first run uses)."""
+    from ..colorizer import checkpoint_check
     from ..judge import default_segmenter
     from ..shipped import ship_trained
 
     names = comma_list(colorizers)
-    path = ship_trained(dataset, judge or default_segmenter(dataset), names, out)
+    path = ship_trained(dataset, judge or default_segmenter(dataset), names, out,
+                        check=checkpoint_check(dataset))
     click.echo(f"wrote {path}")
 
 

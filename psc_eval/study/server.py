@@ -31,9 +31,12 @@ interleave lines; the reply is sent only after the line is fsynced (see ``store`
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
+import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -191,12 +194,33 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "psc-eval-study"
         sys_version = ""
-        timeout = 15  # seconds per socket read: a stalled client cannot hold a thread forever
+        timeout = 15  # seconds per socket write (reads are bounded by REQUEST_DEADLINE)
+        deadline = 0.0  # time.monotonic() by which the current request must be read
+
+        def setup(self) -> None:
+            super().setup()
+            # A per-read timeout lets a client that sends one header byte every few
+            # seconds hold its thread forever; this reader bounds the whole request.
+            self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+        def handle_one_request(self) -> None:
+            self.deadline = time.monotonic() + REQUEST_DEADLINE
+            self.server.reading(self, True)
+            try:
+                super().handle_one_request()
+            finally:
+                self.server.reading(self, False)
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()
+            self.server.reading(self, False)  # headers complete: no longer evictable
+            return ok
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # observers' requests are not logged (the answers file is the record)
 
         def _send(self, status: int, body: bytes, ctype: str, cache: str = "no-store") -> None:
+            self.connection.settimeout(self.timeout)
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -264,7 +288,7 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
             # with unread data makes the client see a reset instead of our 413.
             self.close_connection = True
             try:
-                self.connection.settimeout(0.25)
+                self.deadline = min(self.deadline, time.monotonic() + 0.25)
                 left = min(n, 1 << 16)
                 while left > 0:
                     chunk = self.rfile.read(min(left, 8192))
@@ -309,7 +333,32 @@ def make_handler(state: StudyState) -> type[BaseHTTPRequestHandler]:
 
 # Connections served at once; more wait in the listen backlog until a thread is free.
 MAX_CONNECTIONS = 64
+# Seconds a client has to send a whole request (request line, headers and body), counted
+# from when the server starts waiting for it; an idle keep-alive connection ends after it.
+REQUEST_DEADLINE = 10.0
+# When every slot is taken, a new connection ends the one that has waited longest for its
+# request to arrive, if that is at least this old (a real request's headers arrive in
+# milliseconds): slow or idle clients cannot lock the others out.
+EVICT_AFTER = 0.5
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket as a raw stream whose every read waits at most until the handler's
+    ``deadline``; past it, reads raise TimeoutError (the stdlib handler then closes)."""
+
+    def __init__(self, sock: socket.socket, handler: Any):
+        self.sock, self.handler = sock, handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        left = self.handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request not received within the deadline")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buf)
 
 
 class _Server(ThreadingHTTPServer):
@@ -321,9 +370,37 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._waiting: dict[Any, float] = {}  # handler -> when it began waiting for a request
+        self._waiting_lock = threading.Lock()
+
+    def reading(self, handler: Any, waiting: bool) -> None:
+        with self._waiting_lock:
+            if waiting:
+                self._waiting[handler] = time.monotonic()
+            else:
+                self._waiting.pop(handler, None)
+
+    def _evict_slowest(self) -> None:
+        """End the connection that has waited longest for its request (if old enough)."""
+        with self._waiting_lock:
+            now = time.monotonic()
+            old = [(t, h) for h, t in self._waiting.items() if now - t >= EVICT_AFTER]
+            if not old:
+                return
+            _, h = min(old, key=lambda th: th[0])
+            self._waiting.pop(h, None)
+        try:
+            h.connection.shutdown(socket.SHUT_RDWR)  # its blocked read returns; it ends
+        except OSError:
+            pass
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        self._slots.acquire()  # at most MAX_CONNECTIONS threads; the rest wait to be accepted
+        # at most MAX_CONNECTIONS threads; when all are taken, the slowest client in the
+        # middle of sending a request makes room, else the rest wait to be accepted
+        while not self._slots.acquire(blocking=False):
+            self._evict_slowest()
+            if self._slots.acquire(timeout=EVICT_AFTER / 5):
+                break
         try:
             super().process_request(request, client_address)
         except BaseException:

@@ -151,17 +151,25 @@ def read_responses(path: str | Path) -> ResponseLog:
     seen: set[tuple[str, str]] = set()
     bad = dup = 0
     with open(path, "rb") as f:
-        for raw in f:
+        for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             try:
                 rec = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 bad += 1
                 continue
             if not valid_record(rec):
                 bad += 1
                 continue
+            # The server writes "natural" as the boolean of "answer"; a line where they
+            # disagree was edited or written by something else, and neither can be trusted.
+            natural = rec.get("natural", ANSWERS[rec["answer"]])
+            if natural is not ANSWERS[rec["answer"]]:
+                raise PscError(
+                    f"line {lineno} answers {rec['answer']!r} but records natural = "
+                    f"{natural!r}, in {path}, fix or delete that line (the server writes "
+                    "the two in agreement)")
             key = (rec["observer"], rec["trial"])
             if key in seen:
                 dup += 1

@@ -50,7 +50,7 @@ import torch
 from .. import __version__
 from ..errors import PscError
 from ..io import atomic_write_json, sha256_file
-from .store import TALLY, Study, load_study, read_responses
+from .store import ANSWERS, TALLY, Study, load_study, read_responses
 
 TALLY_SCHEMA = "psc-eval/study-tally/1"
 EXPECTED = {"vigilance-real": True, "vigilance-wrong": False}
@@ -131,7 +131,7 @@ def _observer_table(study: Study, records: list[dict], threshold: float) -> dict
         o["answers"] += 1
         if t.kind in EXPECTED:
             o["vigilance_answers"] += 1
-            o["vigilance_correct"] += int(bool(r["natural"]) == EXPECTED[t.kind])
+            o["vigilance_correct"] += int(ANSWERS[r["answer"]] == EXPECTED[t.kind])
     has_vig = any(t.kind in EXPECTED for t in study.trials.values())
     for o in obs.values():
         n = o["vigilance_answers"]
@@ -179,7 +179,7 @@ def tally_study(
     by_method: dict[str, dict[str, Any]] = {}
     for m in methods:
         rows = [(obs_index[r["observer"]], img_index[study.trials[r["trial"]].image_id],
-                 float(bool(r["natural"])))
+                 float(ANSWERS[r["answer"]]))
                 for r in records
                 if r["observer"] in inc_set and study.trials[r["trial"]].method == m]
         arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
@@ -201,7 +201,7 @@ def tally_study(
 
     vig: dict[str, dict[str, Any]] = {}
     for kind in EXPECTED:
-        ys = [bool(r["natural"]) for r in records
+        ys = [ANSWERS[r["answer"]] for r in records
               if r["observer"] in inc_set and study.trials[r["trial"]].kind == kind]
         k, n = sum(ys), len(ys)
         vig[kind] = {"n": n, "n_natural": k, "natural_rate": k / n if n else None,

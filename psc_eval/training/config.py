@@ -27,6 +27,9 @@ from typing import Any
 from ..errors import ConfigError
 
 AMP_MODES = ("none", "bf16")
+# Upper bounds no real run reaches (the paper trains for tens of epochs); beyond them a
+# typo such as epochs = 100000000000000000 would train forever.
+MAX_COUNTS = {"epochs": 100_000, "batch_size": 65_536}
 OPTIMIZERS = ("adam", "adadelta", "adamw", "sgd")
 
 
@@ -89,6 +92,9 @@ class TrainConfig:
             if getattr(self, k) < 1:
                 raise ConfigError(f"train.{k}={getattr(self, k)} must be >= 1, in {where}, "
                                   "use a positive value")
+            if getattr(self, k) > MAX_COUNTS[k]:
+                raise ConfigError(f"train.{k}={getattr(self, k)} is over the limit of "
+                                  f"{MAX_COUNTS[k]}, in {where}, use a value a run can finish")
         for k in ("workers", "checkpoint_every", "n_train", "n_val"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"train.{k}={getattr(self, k)} is negative, in {where}, "
@@ -252,6 +258,9 @@ def config_from_tables(raw: Mapping[str, Any], where: str, model_cls: type,
     for k in raw:
         if k not in ("model", "train"):
             raise ConfigError(f"unknown config table {k!r}, in {where}, use [model] and [train]")
+    if not raw:  # an empty or truncated file would train with every default, unannounced
+        raise ConfigError(f"config sets nothing (no [model] or [train] key), in {where}, "
+                          "give its values or pass a declared config (--config toy)")
     model_d, train_d = dict(raw.get("model", {})), dict(raw.get("train", {}))
     for key, value in (overrides or {}).items():
         if value is None:

@@ -131,6 +131,7 @@ class CheckpointState:
             why = "is damaged" if errors else ("is missing" if not last.is_file()
                                                else "is older")
             tqdm.write(f"psc-eval: {last} {why}; resuming from {p}")
+            self._last_fallback = why
             return p, ck
         if ck_last is not None:
             return last, ck_last
@@ -199,4 +200,15 @@ class CheckpointState:
             raise WeightsError(f"checkpoint's step {step} / epoch {epoch} is negative, {path}, "
                                f"{hint}")
         self.step, self.epoch, self.running, self.history = step, epoch, running, history
+        why = getattr(self, "_last_fallback", None)
+        if why is not None and self.info.is_main:
+            # A run already at its last epoch trains no further, so nothing else would
+            # rewrite last.pt: restore it now from the state just resumed, keeping a
+            # damaged file beside it for inspection.
+            self._last_fallback = None
+            last = self.out_dir / LAST
+            if why == "is damaged" and last.is_file():
+                last.replace(last.with_name(LAST + ".damaged"))
+            self._save(epoch_end=False)
+            tqdm.write(f"psc-eval: {last} restored from {path}")
 

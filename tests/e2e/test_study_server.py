@@ -340,11 +340,14 @@ def test_connections_are_capped_and_disconnects_print_nothing(study_dir, monkeyp
         got = {}
         t = threading.Thread(target=lambda: got.update(r=request(srv, "GET", "/api/config")))
         t.start()
-        t.join(1.0)
+        t.join(0.1)
         assert t.is_alive() and not got  # waits for a free slot, no thread of its own
-        idle.close()
+        # the idle client, waiting longest for its request, is ended to make room
         t.join(10)
         assert got["r"][0] == 200
+        idle.settimeout(5)
+        assert idle.recv(1) == b""
+        idle.close()
         # a client that vanishes while the server writes: nothing on the console
         try:
             raise BrokenPipeError(32, "Broken pipe")
