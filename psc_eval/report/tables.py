@@ -60,6 +60,13 @@ def fmt_interval(digits: int, scale: float = 1.0) -> Callable[[Any], str]:
     return f
 
 
+def count(v: Any) -> str:
+    """An integer count with thousands separators (a 'low-high' range as it is)."""
+    if isinstance(v, int):
+        return f"{v:,}"
+    return text(v)
+
+
 def text(v: Any) -> str:
     return DASH if v is None or v == "" else str(v)
 
@@ -230,8 +237,29 @@ def interval(runs: Sequence[Run], key: str) -> tuple[float, float] | None:
     return None if lo is None or hi is None else (float(lo), float(hi))
 
 
+def training_facts(runs: Sequence[Run]) -> dict[str, Any]:
+    """What the checkpoints the runs scored say of their training (the protocol's ``run``
+    record, psc_eval.training.plateau): parameters, epochs, images seen, converged.
+    Several checkpoints (training seeds): the range of each count, converged only if all
+    converged. Runs without the record (reference rows, older runs) give None."""
+    recs = [((r.result.provenance.get("colorizer_checkpoint") or {}).get("run") or {})
+            for r in runs]
+    recs = [x for x in recs if x]
+    if not recs:
+        return {"parameters": None, "epochs": None, "images_seen": None, "converged": None}
+
+    def span(key: str) -> Any:
+        vals = sorted({int(x[key]) for x in recs if isinstance(x.get(key), (int, float))})
+        return None if not vals else vals[0] if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
+
+    conv = [x.get("converged") for x in recs]
+    converged = None if any(c is None for c in conv) else "yes" if all(conv) else "no"
+    return {"parameters": span("parameters"), "epochs": span("epochs"),
+            "images_seen": span("images_seen"), "converged": converged}
+
+
 def _metric_row(label: str, runs: Sequence[Run]) -> dict[str, Any]:
-    return {"method": label, "miou": mean_metric(runs, "miou"),
+    return {"method": label, **training_facts(runs), "miou": mean_metric(runs, "miou"),
             "miou_ci": interval(runs, "miou"), "miou_sd": std_metric(runs, "miou"),
             "psnr": mean_metric(runs, "psnr"), "psnr_ci": interval(runs, "psnr"),
             "psnr_sd": std_metric(runs, "psnr"),
@@ -282,8 +310,17 @@ def table3(sel: Selection, dataset: str) -> Table:
     has_ci = any(r["miou_ci"] or r["psnr_ci"] for r in rows)
     has_sd = any(r["miou_sd"] is not None for r in rows)
     here = "measured here"
-    cols = [Column("method", "Method", align="l", group=""),
-            Column("miou", "mIoU (%)", fmt(1, 100), here)]
+    cols = [Column("method", "Method", align="l", group="")]
+    if any(r["parameters"] is not None for r in rows):
+        trained = "training (the scored checkpoint)"
+        cols += [Column("parameters", "parameters", count, trained),
+                 Column("images_seen", "images seen", count, trained),
+                 Column("converged", "converged", text, trained)]
+        notes.append("Training columns: from the run record of the checkpoint each row "
+                     "scored (psc_eval.training.plateau): converged = its validation loss "
+                     "plateaued by the protocol's rule before the epoch cap; a dash: "
+                     "trained before the protocol, or no training.")
+    cols.append(Column("miou", "mIoU (%)", fmt(1, 100), here))
     if has_ci:
         cols.append(Column("miou_ci", "95% CI", fmt_interval(1, 100), here))
     if has_sd:

@@ -220,3 +220,32 @@ def test_table4_from_a_human_tally(runs, tmp_path):
     (study / "tally.json").write_text(json.dumps(tally))
     with pytest.raises(PscError, match="no answers yet"):
         write_report("toy", runs, out, study=study)
+
+
+def test_table3_training_columns_from_the_checkpoint_run_record(runs, tmp_path):
+    """Parameters, images seen and converged come from the run record of the checkpoint
+    each run scored (two checkpoints of one method are two rows, never averaged)."""
+    def ck(images, converged, params=896458):
+        return {"path": "/x/last.pt", "epoch": 9, "step": 90, "val_losses": {},
+                "history": [], "run": {"epochs": 9, "steps": 90, "images_seen": images,
+                                       "parameters": params, "converged": converged}}
+
+    write(run("ours", 0.5, 19.0, seed=0, weights="1" * 64, checkpoint=ck(27000, True)), runs,
+          mtime=1_700_000_300.0)
+    write(run("ours", 0.6, 19.5, seed=1, weights="2" * 64, checkpoint=ck(30000, False)), runs,
+          mtime=1_700_000_300.0)
+    write(run("zhang2016", 0.375, 21.125, code="c9", checkpoint=ck(12000, True, 2410214)),
+          runs, mtime=1_700_000_300.0)
+    out = tmp_path / "rep"
+    write_report("toy", runs, out)
+    t3 = rows(out / "table3.csv")
+    assert t3["zhang2016"]["parameters"] == "2410214" and t3["zhang2016"]["converged"] == "yes"
+    assert t3["zhang2016"]["images_seen"] == "12000"
+    assert t3["gray"]["parameters"] == "" and t3["gray"]["converged"] == ""
+    md = (out / "table3.md").read_text()
+    assert "| Zhang et al. (2016) | 2,410,214 | 12,000 | yes |" in md
+    ours = [r for r in csv.DictReader(io.StringIO((out / "table3.csv").read_text()))
+            if r["colorizer"] == "ours"]
+    assert {(r["images_seen"], r["converged"]) for r in ours} >= {("27000", "yes"),
+                                                                  ("30000", "no")}
+    assert "plateaued by the protocol's rule" in md
