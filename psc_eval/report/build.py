@@ -116,6 +116,10 @@ def write_report(
     if logs:
         summary.files += figures.ablation_curves(logs, out, dataset)
         figs.append("ablation_val_losses")
+    learning = figures.learning_series(sel)
+    if learning:
+        summary.files += figures.learning_curves(learning, out, dataset)
+        figs.append("learning_curves")
     curves = sorted(p for r in roots for p in (r / "experiments" / dataset).glob("fig9-*.json"))
     if curves:
         summary.files += figures.fig9(json.loads(curves[-1].read_text()), out)

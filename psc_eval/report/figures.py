@@ -146,6 +146,45 @@ def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
     return paths
 
 
+def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
+    """Row label -> [(images seen, validation value)] of the loss the plateau rule read,
+    from the run record of the checkpoint each row scored (rows trained before the
+    protocol have no images_seen and are left out)."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for name in sel.colorizers():
+        for key, runs in sel.configs(name):
+            ck = runs[0].result.provenance.get("colorizer_checkpoint") or {}
+            metric = ((ck.get("run") or {}).get("plateau") or {}).get("metric")
+            pts = [(int(h["images_seen"]), float(h[metric])) for h in ck.get("history") or []
+                   if metric and "images_seen" in h and h.get(metric) is not None]
+            if len(pts) >= 2:
+                out[f"{_label(key)}: {metric.removeprefix('val_')}"] = pts
+    return out
+
+
+def learning_curves(series: dict[str, list[tuple[int, float]]], out: Path,
+                    dataset: str) -> list[Path]:
+    """Each method's validation loss (the one its plateau rule reads) against images seen,
+    normalised per method to [0, 1] between its highest and lowest value, so every method
+    fits one plot; a flat tail is a plateau."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, pts) in enumerate(series.items()):
+        x, y = zip(*pts)
+        lo, hi = min(y), max(y)
+        ax.plot(x, [(v - lo) / (hi - lo) if hi > lo else 0.0 for v in y], marker="o",
+                markersize=2.5, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=name)
+    ax.set_xlabel("training images seen")
+    ax.set_ylabel("validation loss, normalised per method")
+    ax.legend(fontsize=6, frameon=False, loc="upper right")
+    ax.set_title(f"Learning curves ({dataset}): the loss each method's plateau rule reads",
+                 fontsize=9)
+    fig.tight_layout()
+    paths = save(fig, out, "learning_curves")
+    plt.close(fig)
+    return paths
+
+
 def _label(key: str) -> str:
     name = key.split(" (", 1)[0]
     return method_label(name) + key[len(name):]

@@ -249,3 +249,24 @@ def test_table3_training_columns_from_the_checkpoint_run_record(runs, tmp_path):
     assert {(r["images_seen"], r["converged"]) for r in ours} >= {("27000", "yes"),
                                                                   ("30000", "no")}
     assert "plateaued by the protocol's rule" in md
+    assert not (out / "learning_curves.png").exists()  # no history with images seen
+
+
+def test_learning_curves_from_the_scored_checkpoints_history(runs, tmp_path):
+    from psc_eval.report.figures import learning_series
+    from psc_eval.report.runs import load_runs, select
+
+    hist = [{"epoch": e, "step": 10 * e, "images_seen": 160 * e, "val_L_gen_bpd": 5.0 / e,
+             "val_L_seg": 0.1} for e in (1, 2, 3)]
+    ck = {"path": "/x/last.pt", "epoch": 3, "step": 30, "val_losses": {}, "history": hist,
+          "run": {"epochs": 3, "images_seen": 480, "parameters": 10, "converged": False,
+                  "plateau": {"metric": "val_L_gen_bpd"}}}
+    write(run("ours", 0.5, 19.0, weights="3" * 64, checkpoint=ck), runs, mtime=1_700_000_400.0)
+    sel = select(load_runs(runs, "toy"), judged=True, what="t")
+    series = learning_series(sel)
+    (label, pts), = series.items()
+    assert label.startswith("Ours (PSC)") and label.endswith(": L_gen_bpd")
+    assert pts == [(160, 5.0), (320, 2.5), (480, 5.0 / 3)]
+    out = tmp_path / "rep"
+    write_report("toy", runs, out)
+    assert (out / "learning_curves.png").is_file()
