@@ -25,30 +25,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_error, cli
 from PIL import Image
 
-from psc_eval.cli import main
 from psc_eval.errors import PscError
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = REPO / "reports" / "runs" / "toy" / "deeplabv3plus-resnet18"
 SHIPPED = REPO / "reports" / "toy" / "checkpoints"
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
-def assert_one_line(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("psc-eval: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 @pytest.fixture
@@ -86,8 +70,8 @@ class _MutatesL:
 def test_colorizer_editing_L_in_place_is_refused_and_the_cache_stays_clean(tmp_path, home):
     from psc_eval.runner import run_eval
 
-    opts = dict(size=16, limit=4, batch_size=2, progress=False, device="cpu",
-                cache_dir=tmp_path / "cache")
+    opts = {"size": 16, "limit": 4, "batch_size": 2, "progress": False, "device": "cpu",
+                "cache_dir": tmp_path / "cache"}
     with pytest.raises(PscError, match="changed its input L in place"):
         run_eval("psnr", _MutatesL(), "toy", out=tmp_path / "bad", **opts)
     shared = run_eval("psnr", "gray", "toy", out=tmp_path / "after", **opts)
@@ -123,7 +107,7 @@ def test_compare_never_calls_an_undefined_difference_significant(tmp_path, capsy
 
 
 def test_compare_pairs_psnr_over_images_finite_in_both_runs(tmp_path, capsys):
-    code, out, err = cli(capsys, "compare", _run_file("gt"), _run_file("gray"),
+    _code, out, _err = cli(capsys, "compare", _run_file("gt"), _run_file("gray"),
                          "--resamples", "200", "--json")
     c = json.loads(out)
     gt = json.loads(_run_file("gt").read_text())
@@ -151,14 +135,14 @@ def test_compare_refuses_a_broken_run_file_in_one_line(tmp_path, capsys, case):
     fn, needle = BAD_RUN_FILES[case]
     bad = _edit(_run_file("gray"), tmp_path / "gray.json", fn)
     code, _, err = cli(capsys, "compare", _run_file("gt"), bad, "--resamples", "100")
-    assert_one_line(code, err, needle, str(bad))
+    assert_error(code, err, needle, str(bad))
 
 
 def test_compare_refuses_deeply_nested_json_in_one_line(tmp_path, capsys):
     bad = tmp_path / "deep.json"
     bad.write_text("[" * 200_000 + "]" * 200_000)
     code, _, err = cli(capsys, "compare", bad, _run_file("gray"))
-    assert_one_line(code, err, "nested too deeply", str(bad))
+    assert_error(code, err, "nested too deeply", str(bad))
 
 
 # ----------------------------------------------------- 3. report trusts nothing it reads
@@ -185,7 +169,7 @@ def test_report_refuses_values_a_run_cannot_hold_and_writes_nothing(tmp_path, ca
     bad = _edit(_run_file("gt"), runs / "gt" / _run_file("gt").name, fn)
     out = tmp_path / "out"
     code, _, err = cli(capsys, "report", "--runs", tmp_path / "runs", "--out", out)
-    assert_one_line(code, err, needle, str(bad))
+    assert_error(code, err, needle, str(bad))
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -236,7 +220,7 @@ def _answers(study_dir: Path, natural_of) -> None:
 
 @pytest.mark.parametrize("natural_of,needle", [
     (lambda r: "no" if r["answer"] == "not_natural" else True, "natural = 'no'"),
-    (lambda r: not (r["answer"] == "natural"), "but records natural"),
+    (lambda r: r["answer"] != "natural", "but records natural"),
 ], ids=["string no", "contradicts answer"])
 def test_tally_refuses_a_natural_field_that_is_not_the_answer(tmp_path, capsys, base_study,
                                                                natural_of, needle):
@@ -244,7 +228,7 @@ def test_tally_refuses_a_natural_field_that_is_not_the_answer(tmp_path, capsys, 
     shutil.copytree(base_study, study_dir)
     _answers(study_dir, natural_of)
     code, _, err = cli(capsys, "study", "tally", study_dir, "--n-boot", "100")
-    assert_one_line(code, err, needle, "responses")
+    assert_error(code, err, needle, "responses")
 
 
 def test_tally_skips_a_deeply_nested_line_and_counts_it(tmp_path, capsys, base_study):
@@ -255,7 +239,7 @@ def test_tally_skips_a_deeply_nested_line_and_counts_it(tmp_path, capsys, base_s
     _answers(study_dir, lambda r: r["natural"])
     with open(study_dir / RESPONSES, "ab") as f:
         f.write(b"[" * 100_000 + b"\n")
-    code, out, err = cli(capsys, "study", "tally", study_dir, "--n-boot", "100")
+    code, _out, err = cli(capsys, "study", "tally", study_dir, "--n-boot", "100")
     assert code == 0, err
     tally = json.loads((study_dir / "tally.json").read_text())
     assert tally["responses"]["ignored_malformed_lines"] == 1
@@ -270,7 +254,7 @@ def _ship_home(home: Path, colorizer_ck) -> None:
     judge = home / "judges" / "toy" / "deeplabv3plus-resnet18.pt"
     judge.parent.mkdir(parents=True)
     shutil.copy(SHIPPED / "judge-deeplabv3plus-resnet18.pt", judge)
-    last = home / "models" / "toy" / "cao2017" / "last.pt"
+    last = home / "models" / "toy" / "ours" / "last.pt"
     last.parent.mkdir(parents=True)
     colorizer_ck(last)
 
@@ -279,7 +263,7 @@ def _tampered(edit):
     def write(dst: Path) -> None:
         from psc_eval.checkpoint import load_checkpoint, save_checkpoint
 
-        ck = load_checkpoint(SHIPPED / "colorizer-cao2017.pt")
+        ck = load_checkpoint(SHIPPED / "colorizer-ours.pt")
         save_checkpoint(dst, edit(ck))  # a fresh digest: only the loader can tell
     return write
 
@@ -328,19 +312,19 @@ def test_ship_refuses_checkpoints_evaluation_could_not_use(tmp_path, home, capsy
     write, needle = SHIP_CASES[case]
     _ship_home(home, write)
     out = tmp_path / "shipped"
-    code, _, err = cli(capsys, "ship", "--colorizer", "cao2017", "--out", out)
-    assert_one_line(code, err, needle)
+    code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out)
+    assert_error(code, err, needle)
     assert not (out / "manifest.json").exists()
     assert not list(out.glob("*.pt*")) if out.exists() else True
 
 
 def test_ship_of_a_usable_checkpoint_still_works(tmp_path, home, capsys):
-    _ship_home(home, lambda dst: shutil.copy(SHIPPED / "colorizer-cao2017.pt", dst))
+    _ship_home(home, lambda dst: shutil.copy(SHIPPED / "colorizer-ours.pt", dst))
     out = tmp_path / "shipped"
-    code, _, err = cli(capsys, "ship", "--colorizer", "cao2017", "--out", out)
+    code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out)
     assert code == 0, err
     m = json.loads((out / "manifest.json").read_text())
-    assert set(m["checkpoints"]) == {"judge/deeplabv3plus-resnet18", "colorizer/cao2017"}
+    assert set(m["checkpoints"]) == {"judge/deeplabv3plus-resnet18", "colorizer/ours"}
     assert not list(out.glob("*.new"))
 
 
@@ -357,7 +341,7 @@ def test_resume_from_an_epoch_file_restores_a_damaged_last_pt(tmp_path, home, ca
     (last,) = home.rglob("last.pt")
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2])  # truncated
-    code, out, err = cli(capsys, *args, "--resume", "last")
+    code, _out, err = cli(capsys, *args, "--resume", "last")
     assert code == 0, err
     ck = load_checkpoint(last)  # whole again: an evaluation can use it
     assert int(ck["epoch"]) == 2
@@ -388,7 +372,7 @@ def test_predictions_of_another_size_are_refused_not_resized(tmp_path, home, cap
     d = _predictions(tmp_path, {a: (16, 16), b: size})
     code, _, err = cli(capsys, "psnr", "--predictions", d, "--size", "16", "--limit", "2",
                        "--quiet", "--out", tmp_path / "out", "--no-cache")
-    assert_one_line(code, err, f"is {size[0]}x{size[1]} pixels", "scored at 16x16", b)
+    assert_error(code, err, f"is {size[0]}x{size[1]} pixels", "scored at 16x16", b)
 
 
 def test_a_prediction_file_the_run_would_not_read_is_refused(tmp_path, home, capsys):
@@ -396,27 +380,27 @@ def test_a_prediction_file_the_run_would_not_read_is_refused(tmp_path, home, cap
     d = _predictions(tmp_path, {a: (16, 16), b: (16, 16), f"{a}_1": (16, 16)})
     code, _, err = cli(capsys, "psnr", "--predictions", d, "--size", "16", "--limit", "2",
                        "--quiet", "--out", tmp_path / "out", "--no-cache")
-    assert_one_line(code, err, "extra", f"{a}_1")
+    assert_error(code, err, "extra", f"{a}_1")
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
 def test_temperature_must_be_finite_and_positive(tmp_path, home, capsys, value):
     code, _, err = cli(capsys, "psnr", "--colorizer", "ours", "--temperature", value,
                        "--size", "64", "--limit", "2", "--quiet", "--out", tmp_path / "o")
-    assert_one_line(code, err, "--temperature must be a finite number > 0")
+    assert_error(code, err, "--temperature must be a finite number > 0")
 
 
 PLUGINS = {
-    "exits 0": ("def colorize(self, L, n_samples=1, *, generator=None):\n"
-                "        raise SystemExit(0)\n", "raised SystemExit"),
-    "raises": ("def colorize(self, L, n_samples=1, *, generator=None):\n"
-               "        raise ValueError('boom')\n", "raised ValueError('boom') at adv_plugin.py"),
-    "meta tensor": ("def colorize(self, L, n_samples=1, *, generator=None):\n"
-                    "        return torch.zeros(L.shape[0], 1, 2, *L.shape[2:], device='meta')\n",
+    "exits 0": (("def colorize(self, L, n_samples=1, *, generator=None):\n"
+                "        raise SystemExit(0)\n"), "raised SystemExit"),
+    "raises": (("def colorize(self, L, n_samples=1, *, generator=None):\n"
+               "        raise ValueError('boom')\n"), "raised ValueError('boom') at adv_plugin.py"),
+    "meta tensor": (("def colorize(self, L, n_samples=1, *, generator=None):\n"
+                    "        return torch.zeros(L.shape[0], 1, 2, *L.shape[2:], device='meta')\n"),
                     "meta device"),
-    "raises when built": ("def __init__(self):\n        raise RuntimeError('no GPU here')\n"
+    "raises when built": (("def __init__(self):\n        raise RuntimeError('no GPU here')\n"
                           "    def colorize(self, L, n_samples=1, *, generator=None):\n"
-                          "        return None\n", "raised RuntimeError('no GPU here')"),
+                          "        return None\n"), "raised RuntimeError('no GPU here')"),
 }
 
 
@@ -429,7 +413,7 @@ def test_a_failing_colorizer_is_one_line_naming_it(tmp_path, home, capsys, monke
     monkeypatch.syspath_prepend(str(mod.parent))
     code, _, err = cli(capsys, "psnr", "--colorizer", "adv_plugin:Bad", "--size", "16",
                        "--limit", "2", "--quiet", "--out", tmp_path / "out", "--no-cache")
-    assert_one_line(code, err, "adv_plugin:Bad", needle)
+    assert_error(code, err, "adv_plugin:Bad", needle)
     sys.modules.pop("adv_plugin", None)
 
 
@@ -447,7 +431,7 @@ def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, home, capsys, monke
     monkeypatch.setattr(psc_io.os, "fsync", full)
     code, _, err = cli(capsys, "psnr", "--colorizer", "gray", "--size", "16", "--limit", "2",
                        "--quiet", "--out", out, "--no-cache")
-    assert_one_line(code, err, "no space left", str(out))
+    assert_error(code, err, "no space left", str(out))
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
@@ -477,7 +461,7 @@ def test_a_config_that_cannot_train_is_refused_before_building(tmp_path, case):
                         "--config", str(cfg), "--n-train", "2", "--n-val", "2",
                         "--device", "cpu"], env=env, capture_output=True, text=True,
                        timeout=120, preexec_fn=_limit_memory, check=False)
-    assert_one_line(r.returncode, r.stderr, needle, str(cfg))
+    assert_error(r.returncode, r.stderr, needle, str(cfg))
     assert time.monotonic() - t0 < 60
 
 

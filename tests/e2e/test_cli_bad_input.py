@@ -17,30 +17,13 @@ from pathlib import Path
 import fixtures_data as fd
 import numpy as np
 import pytest
+from cli_helpers import assert_error, cli
 from PIL import Image
 
 import psc_eval
 from psc_eval.cli import main
 from psc_eval.data import get_dataset
 from psc_eval.errors import UnknownNameError
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
-def assert_error(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("psc-eval: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def preview(capsys, tmp_path: Path, dataset: str, root: Path, *extra: str):
@@ -271,8 +254,6 @@ def test_real_process_prints_one_line_and_no_traceback(tmp_path):
     (["train-judge", "--lr", "inf"], "train.lr=inf must be finite and > 0"),
 ])
 def test_options_checked_where_they_enter(argv, expect, tmp_path, monkeypatch, capsys):
-    from psc_eval.cli import main
-
     monkeypatch.setenv("PSC_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
@@ -285,8 +266,6 @@ def test_options_checked_where_they_enter(argv, expect, tmp_path, monkeypatch, c
 
 
 def test_toml_not_utf8_is_one_line(tmp_path, monkeypatch, capsys):
-    from psc_eval.cli import main
-
     bad = tmp_path / "latin1.toml"
     bad.write_bytes("# caf\xe9\n[train]\nepochs = 1\n".encode("latin-1"))
     monkeypatch.setenv("PSC_HOME", str(tmp_path))
@@ -303,7 +282,6 @@ def test_decompression_bomb_header_is_one_line_and_fast(side, tmp_path, monkeypa
     import time
     import zlib
 
-    from psc_eval.cli import main
 
     # a PNG whose header claims side x side pixels (the data is never allocated)
     def chunk(kind, data):
