@@ -127,3 +127,32 @@ def naturalness_cmd(colorizer, dataset, out, limit, seed, device) -> None:
     click.echo(f"wrote {path}")
 
 
+@cli.command("select-temperature",
+             short_help="Choose a sampling temperature on held-out TRAIN images (never val).")
+@click.option("--colorizer", required=True, help="A stochastic colorizer (ours, royer2017...).")
+@click.option("--dataset", default="toy", show_default=True)
+@click.option("--temperatures", default="0.3,0.5,0.7,0.85,1.0", show_default=True,
+              help="Comma-separated candidates.")
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="The curve goes to OUT/experiments/<dataset>/decoding-<colorizer>.json.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def select_temperature_cmd(colorizer, dataset, temperatures, out, seed, device) -> None:
+    """mIoU of the judge at each temperature on toy train images [3000, 3200), which no toy
+    model trains on; the best one is selected, the whole curve stored for the report."""
+    from ..dist import resolve_device
+    from ..errors import PscError
+    from ..experiments.decoding import select_temperature
+
+    try:
+        temps = [float(t) for t in comma_list([temperatures])]
+    except ValueError:
+        raise PscError(f"--temperatures {temperatures!r} is not a list of numbers, in the "
+                       "options, e.g. 0.5,0.7,1.0") from None
+    r = select_temperature(colorizer, dataset, temperatures=temps, out=out, seed=seed,
+                           device=resolve_device(device))
+    for c in r["curve"]:
+        click.echo(f"T={c['temperature']:<5g} mIoU {c['miou']:.4f}")
+    click.echo(f"selected T={r['selected']:g} (held-out train images {r['images']}); "
+               f"wrote {r['path']}")
+

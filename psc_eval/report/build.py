@@ -116,6 +116,11 @@ def write_report(
     if logs:
         summary.files += figures.ablation_curves(logs, out, dataset)
         figs.append("ablation_val_losses")
+    decoding = [json.loads(p.read_text()) for r in roots
+                for p in sorted((r / "experiments" / dataset).glob("decoding-*.json"))]
+    if decoding:
+        summary.files += figures.decoding_curves(decoding, out, dataset)
+        figs.append("decoding_temperature")
     learning = figures.learning_series(sel)
     if learning:
         summary.files += figures.learning_curves(learning, out, dataset)

@@ -185,6 +185,31 @@ def learning_curves(series: dict[str, list[tuple[int, float]]], out: Path,
     return paths
 
 
+def decoding_curves(results: Sequence[dict[str, Any]], out: Path, dataset: str) -> list[Path]:
+    """The judge's mIoU against the sampling temperature on held-out TRAINING images
+    (``psc-eval select-temperature``), one line per colorizer, the selected value marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for i, r in enumerate(results):
+        pts = [(c["temperature"], 100 * c["miou"]) for c in r["curve"]
+               if isinstance(c.get("miou"), float)]
+        if not pts:
+            continue
+        ax.plot(*zip(*pts), marker="o", markersize=3, color=f"C{i}",
+                label=f"{method_label(r['colorizer'])} (selected T={r['selected']:g})")
+        sel = [y for x, y in pts if x == r["selected"]]
+        if sel:
+            ax.plot([r["selected"]], sel, marker="*", markersize=10, color=f"C{i}")
+    ax.set_xlabel("sampling temperature")
+    ax.set_ylabel("mIoU (%), held-out train images")
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title(f"Temperature selection ({dataset}): never on val", fontsize=9)
+    fig.tight_layout()
+    paths = save(fig, out, "decoding_temperature")
+    plt.close(fig)
+    return paths
+
+
 def _label(key: str) -> str:
     name = key.split(" (", 1)[0]
     return method_label(name) + key[len(name):]
