@@ -64,6 +64,9 @@ class TrainCommand(click.Command):
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Any config value, e.g. --set model.dropout=0.1 --set train.polyak=0.999 "
                    "(repeatable; recorded in the checkpoint).")
+@click.option("--tensorboard", is_flag=True,
+              help="Also write TensorBoard event files (RUN/tensorboard; needs the "
+                   "'tensorboard' extra).")
 @click.option("--resume", is_flag=False, flag_value="last", default=None,
               help="Continue from last.pt of the run folder, or from the checkpoint given.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),

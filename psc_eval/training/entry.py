@@ -120,7 +120,7 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
 def train(name: str, dataset: str = "toy", config: str = "toy", *, root: str | None = None,
           resume: str | None = None, out_dir: str | Path | None = None, progress: bool = True,
           overrides: Mapping[str, Any] | None = None, stop_after_steps: int | None = None,
-          **options: Any) -> TrainResult:
+          tensorboard: bool = False, **options: Any) -> TrainResult:
     """Train method ``name`` on ``dataset`` with ``config`` (a name its record declares, or
     a TOML path). ``options``: ``size`` and the :class:`TrainConfig` fields the CLI
     exposes (None: the config's value); ``overrides``: any config key ({"model.KEY": v,
@@ -149,6 +149,6 @@ def train(name: str, dataset: str = "toy", config: str = "toy", *, root: str | N
     if t.cache_in_memory and t.workers == 0:
         train_ds, val_ds = MemoryCache(train_ds), MemoryCache(val_ds)
     trainer = Trainer(method, t, train_ds, val_ds, out, config=cfg.to_dict(), meta=meta,
-                      progress=progress)
+                      progress=progress, tensorboard=tensorboard)
     return trainer.fit(resume=resume if resume in (None, "last") else Path(resume),
                        stop_after_steps=stop_after_steps)

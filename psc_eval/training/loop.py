@@ -75,6 +75,16 @@ def epoch_means(r: Running, names: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def open_tensorboard(out_dir: Path) -> Any:
+    """A SummaryWriter for ``out_dir/tensorboard`` (the optional ``tensorboard`` extra)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("TensorBoard is not installed, in --tensorboard, "
+                          "pip install 'psc-eval[tensorboard]' or drop the option") from None
+    return SummaryWriter(log_dir=str(Path(out_dir) / "tensorboard"))
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -105,6 +115,7 @@ class Trainer(CheckpointState):
         identity: Sequence[str] = ("variant", "dataset", "num_classes"),
         collate_fn: Callable = collate,
         progress: bool = True,
+        tensorboard: bool = False,
     ):
         loop.check("the training config")
         self.method = method
@@ -121,6 +132,8 @@ class Trainer(CheckpointState):
         self.identity = tuple(identity)
         self.collate_fn = collate_fn
         self.progress = progress and self.info.is_main
+        # optional TensorBoard event files beside log.csv (out_dir/tensorboard), rank 0
+        self.tb = open_tensorboard(self.out_dir) if tensorboard and self.info.is_main else None
         self.ema: nn.Module | None = None
         if loop.ema_decay is not None:
             self.ema = copy.deepcopy(self.model).eval()
@@ -327,6 +340,11 @@ class Trainer(CheckpointState):
             self.history.append(row)
             self.meta["run"] = self.summary()
             self._save(epoch_end=True)
+            if self.tb is not None:
+                for k, v in row.items():
+                    if k.startswith(("train_", "val_")) and isinstance(v, float):
+                        self.tb.add_scalar(k.replace("_", "/", 1), v, row["images_seen"])
+                self.tb.flush()
             if self.progress:
                 tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                     for k, v in row.items()))
