@@ -20,6 +20,9 @@ Running it twice on the same files writes the same bytes: nothing depends on the
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +82,31 @@ def write_report(
     for name, grp in (groups or {}).items():
         describe(name, group=grp)
     base = runs_dir(roots[0], dataset)
-    out = ensure_dir(Path(out) if out is not None else Path("reports") / dataset)
+    final = ensure_dir(Path(out) if out is not None else Path("reports") / dataset)
+    # Every output is written into a staging folder first and moved into place only when
+    # all of them were written: a failure leaves the previous report whole, never half.
+    stage = Path(tempfile.mkdtemp(prefix=".report-partial-", dir=final))
+    try:
+        summary = _write_all(dataset, roots, all_runs, base, stage, study=study, split=split,
+                             judge=judge, samples=samples, sample_limit=sample_limit,
+                             device=device)
+        moved = {}
+        for p in sorted(q for q in stage.rglob("*") if q.is_file()):
+            dest = final / p.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+            moved[p] = dest
+        summary.out = final
+        summary.files = [moved.get(p, p) for p in summary.files]
+        return summary
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _write_all(dataset: str, roots: Any, all_runs: list[Run], base: Path, out: Path, *,
+               study: str | Path | None, split: str | None, judge: str | None,
+               samples: bool, sample_limit: int, device: str) -> ReportSummary:
+    """Every table, figure, grid and the index of the report, written into ``out``."""
     summary = ReportSummary(out)
 
     sel = select(all_runs, judged=True, split=split, judge=judge, what="Table 3")

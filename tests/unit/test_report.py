@@ -270,3 +270,27 @@ def test_learning_curves_from_the_scored_checkpoints_history(runs, tmp_path):
     out = tmp_path / "rep"
     write_report("toy", runs, out)
     assert (out / "learning_curves.png").is_file()
+
+
+def test_a_failing_report_writes_nothing_and_keeps_the_previous_one(runs, tmp_path,
+                                                                    monkeypatch):
+    from psc_eval.report import figures
+
+    out = tmp_path / "rep"
+    write_report("toy", runs, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    write(run("larsson2016", 0.3, 20.0), runs, mtime=1_700_000_500.0)
+
+    def broken(*a, **k):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(figures, "fig8", broken)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        write_report("toy", runs, out)  # table3 was staged before the figure failed
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # the old report, whole: no new table3 beside old figures
+    assert not [p for p in out.iterdir() if p.name.startswith(".report-partial-")]
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError):
+        write_report("toy", runs, fresh)
+    assert list(fresh.iterdir()) == []
