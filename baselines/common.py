@@ -23,7 +23,7 @@ from psc_eval.errors import WeightsError
 from psc_eval.methods import config_files
 from psc_eval.paths import colorizer_dir
 from psc_eval.shipped import trained_or_shipped
-from psc_eval.training import LAST, dataclass_from_dict, load_config
+from psc_eval.training import LAST, TrainConfig, dataclass_from_dict, load_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -81,6 +81,7 @@ class BaselineColorizer:
 
     name = ""
     model_cls: type = object
+    train_cls: type = TrainConfig  # the [train] table of its config files
     stochastic = True
     oracle = False
     checkpoint_info: dict[str, Any] | None = None  # epoch, step, val losses (run provenance)
@@ -94,7 +95,7 @@ class BaselineColorizer:
         self.device = torch.device(device)
         if weights == RANDOM_WEIGHTS:
             cfg = load_config(str(config), config_files(CONFIG_DIR, f"{self.name}-"),
-                              self.model_cls)
+                              self.model_cls, self.train_cls)
             model_cfg = cfg.model
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)

@@ -67,6 +67,98 @@ def test_gan_losses_signs_and_targets():
     assert float(gan_losses(big, big, for_d=True)["fake"]) > 19.0
 
 
+def test_wgan_losses_are_colorgan_s():
+    from psc_eval.baselines.cao2017 import wgan_losses
+
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    d = wgan_losses(real, fake, for_d=True)  # mean fake - mean real = -0.5 - 2
+    assert math.isclose(float(d["total"]), -2.5) and math.isclose(float(d["real"]), 2.0)
+    assert math.isclose(float(wgan_losses(None, fake, for_d=False)["total"]), 0.5)
+
+
+def test_gradient_penalty_of_a_linear_critic_by_hand():
+    from psc_eval.baselines.cao2017 import gradient_penalty
+
+    w = torch.full((1, 3, 2, 2), 0.5)  # |grad| = sqrt(12 * 0.25) = sqrt(3) everywhere
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(4, 3, 2, 2, generator=g), torch.randn(4, 3, 2, 2, generator=g)
+    gp = gradient_penalty(lambda x: (x * w).flatten(1).sum(1), real, fake,
+                          torch.rand(4, 1, 1, 1, generator=g))
+    assert math.isclose(float(gp), (math.sqrt(3) - 1) ** 2, rel_tol=1e-6)
+
+
+def _cao(config: str = "toy", **train):
+    from psc_eval.baselines.cao2017 import METHOD, CaoMethod
+
+    from psc_eval.training import load_config
+
+    cfg = load_config(config, METHOD.configs, CaoMethod.model_config, CaoMethod.train_config,
+                      {f"train.{k}": v for k, v in train.items()})
+    return CaoMethod.build("cao2017", cfg, None), cfg
+
+
+def test_cao2017_schedule_is_five_d_steps_then_one_g_step():
+    m, _ = _cao()
+    assert [m.active_optimizers(s, 0) for s in range(7)] == [[0]] * 5 + [[1], [0]]
+    assert _cao(d_steps=0)[0].active_optimizers(3, 0) is None  # DCGAN: both
+
+
+def test_cao2017_clips_every_d_parameter_after_a_d_step_and_leaves_g_alone():
+    m, _ = _cao()
+    opt_d = m.configure_optimizers(10)[0].optimizer
+    with torch.no_grad():
+        for p in m.model.parameters():
+            p.add_(0.5)
+    g_before = [p.clone() for p in m.model.G.parameters()]
+    for p in m.model.D.parameters():
+        p.grad = torch.ones_like(p)
+    opt_d.step()
+    assert all(float(p.detach().abs().max()) <= 0.01 for p in m.model.D.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(g_before, m.model.G.parameters()))
+    gp, _ = _cao(objective="wgan-gp", gan_optimizer="adam")
+    opt_d = gp.configure_optimizers(10)[0].optimizer
+    with torch.no_grad():
+        for p in gp.model.D.parameters():
+            p.fill_(0.5)
+            p.grad = torch.zeros_like(p)
+    opt_d.step()
+    assert float(next(gp.model.D.parameters()).detach().max()) == 0.5  # no clipping: a penalty
+
+
+def test_cao2017_rmsprop_starts_as_tf1_s():
+    from psc_eval.baselines.cao2017 import tf_rmsprop
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = tf_rmsprop([p], lr=0.1)
+    g = torch.tensor([0.5, 0.001])
+    p.grad = g.clone()
+    opt.step()
+    ms = 0.9 * 1.0 + 0.1 * g.square()  # TF1: the mean square starts at 1
+    want = torch.tensor([1.0, -2.0]) - 0.1 * g / (ms.sqrt() + 1e-10)
+    assert torch.allclose(p.detach(), want, atol=1e-7)
+
+
+def test_cao2017_paper_networks_are_colorgan_s():
+    m, cfg = _cao("paper")
+    net = m.model
+    convs = [m for m in net.G.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size[0] for c in convs] == [7, 5, 5, 5, 5, 5]
+    assert [c.out_channels for c in convs] == [128, 64, 64, 64, 32, 2]
+    assert [c.in_channels for c in convs] == [2, 129, 65, 65, 65, 33]  # gray at every layer
+    lin = [m for m in net.G.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(x.in_features, x.out_features) for x in lin] == [(100, 128 * 128)]  # z at 0
+    dconv = [m for m in net.D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size[0], c.stride[0], c.out_channels) for c in dconv] == [
+        (5, 2, 64), (5, 2, 128), (5, 2, 256), (5, 2, 512)]
+    dlin = [m for m in net.D.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(x.in_features, x.out_features) for x in dlin] == [(512 * 8 * 8, 64), (64, 1)]
+    t = cfg.train
+    assert (t.objective, t.gan_optimizer, t.d_steps, t.clip_value, t.lr, t.g_lr,
+            t.batch_size) == ("wgan", "rmsprop", 5, 0.01, 2e-4, 1e-4, 64)
+    x = net.G(torch.zeros(2, 1, 128, 128), net.draw_noise(2, torch.Generator(), "cpu"))
+    assert x.shape == (2, 2, 128, 128) and net.D(torch.zeros(2, 1, 128, 128), x).shape == (2,)
+
+
 def test_mahalanobis_loss_by_hand():
     from psc_eval.baselines.deshpande2017 import mahalanobis_loss
 
@@ -139,15 +231,17 @@ TINY_CAO = """
 [model]
 input_size = 16
 g_widths = [4, 4]
-noise_layers = [0, 1]
+g_kernels = [3, 3, 3]
 noise_dim = 2
-d_width = 4
-d_layers = 2
+d_widths = [4, 8]
+d_kernel = 3
+d_hidden = 4
 
 [train]
 epochs = 1
 batch_size = 4
 n_train = 8
+d_steps = 1
 n_val = 4
 """
 
@@ -174,14 +268,14 @@ def test_cao2017_trains_through_the_cli_alternating_both_optimisers_and_resumes(
         assert math.isfinite(float(rows[0][k])), k
     ck = load_checkpoint(out / "last.pt")
     assert len(ck["optimizers"]) == 2
-    steps = [int(o["state"][0]["step"]) for o in ck["optimizers"]]  # D, G: one per batch
-    assert steps == [2, 2]
+    steps = [int(o["state"][0]["step"]) for o in ck["optimizers"]]  # d_steps 1: D, G
+    assert steps == [1, 1]
     r = CliRunner().invoke(cli, args + ["--epochs", "2", "--resume"])
     assert r.exit_code == 0, r.output
     rows = _rows(out / "log.csv")
     assert [row["epoch"] for row in rows] == ["1", "2"]
     ck = load_checkpoint(out / "last.pt")
-    assert [int(o["state"][0]["step"]) for o in ck["optimizers"]] == [4, 4]
+    assert [int(o["state"][0]["step"]) for o in ck["optimizers"]] == [2, 2]
     c = build_colorizer("cao2017", "toy", weights=str(out / "last.pt"), device="cpu")
     assert c.colorize(torch.full((1, 1, 16, 16), 50.0), 2).shape == (1, 2, 2, 16, 16)
 
