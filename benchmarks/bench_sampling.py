@@ -18,6 +18,15 @@ the size of the ``[model.generator]`` section of the named config, and condition
     python benchmarks/bench_sampling.py                      # toy config, batch 16, 16x16
     python benchmarks/bench_sampling.py --config paper --naive-pixels 2 --no-check
     python benchmarks/bench_sampling.py --threads 1 --json out.json
+
+``--bound``: the cached sampler against its bound, one teacher-forced forward pass of
+the same generator on the same batch (every position is computed once either way), at
+each of ``--batches``, interleaved rounds, process CPU time; with ``--old DIR`` (a
+checkout of the code before a change, e.g. ``git worktree add DIR <commit>``) the old
+cached sampler runs in the same rounds and its samples are compared with the new ones.
+
+    python benchmarks/bench_sampling.py --bound --threads 1 --batches 16,500 --old /tmp/old
+    python benchmarks/bench_sampling.py --small     # seconds; tests/e2e/test_benchmarks.py
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 
 import torch
@@ -68,7 +78,53 @@ def build(config: str, nr_filters: int | None, nr_resnet: int | None, seed: int)
     return net, gcfg, cond_ch, size
 
 
-def main() -> None:
+def bound(a, net, gcfg, cond_ch: int, size: int) -> dict:
+    """Cached sampling (new, and old with --old) vs one forward pass, per batch size."""
+    old = None
+    if a.old:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from oldcode import load_old
+
+        old = load_old(a.old, "sampling")
+    out = {}
+    for B in [int(b) for b in a.batches.split(",")]:
+        g = torch.Generator().manual_seed(a.seed + 1)
+        cond = torch.randn(B, cond_ch, size, size, generator=g)
+        x = torch.rand(B, 2, size, size, generator=g) * 2 - 1
+        fns = {"forward": lambda x=x, cond=cond: net(x, cond),
+               "cached": lambda cond=cond: sample_cached(
+                   net, cond, generator=torch.Generator().manual_seed(0))}
+        if old is not None:
+            fns["cached_old"] = lambda cond=cond: old.sample_cached(
+                net, cond, generator=torch.Generator().manual_seed(0))
+        times = {k: [] for k in fns}
+        res = {}
+        with torch.inference_mode():
+            for f in fns.values():  # warm-up
+                res[f] = f()
+            for _ in range(a.repeats):
+                for k, f in fns.items():
+                    c = time.process_time()
+                    f()
+                    times[k].append(time.process_time() - c)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        row = {f"{k}_s": med[k] for k in fns} | {f"{k}_all_s": times[k] for k in fns}
+        row["cached_over_forward"] = med["cached"] / med["forward"]
+        if old is not None:
+            row["old_over_forward"] = med["cached_old"] / med["forward"]
+            row["speedup_vs_old"] = med["cached_old"] / med["cached"]
+            row["bit_identical_to_old"] = bool(torch.equal(res[fns["cached"]],
+                                                           res[fns["cached_old"]]))
+        out[str(B)] = row
+        print(f"batch {B}: forward {med['forward'] * 1e3:.1f} ms, cached "
+              f"{med['cached'] * 1e3:.1f} ms = {row['cached_over_forward']:.2f}x the forward"
+              + (f"; old cached {med['cached_old'] * 1e3:.1f} ms = "
+                 f"{row['old_over_forward']:.2f}x, same samples: {row['bit_identical_to_old']}"
+                 if old is not None else ""), flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="toy")
     ap.add_argument("--nr-filters", type=int, default=None, help="override the config's size")
@@ -81,11 +137,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-check", action="store_true", help="skip the full naive run")
     ap.add_argument("--json", default=None, help="also write the results here")
-    a = ap.parse_args()
+    ap.add_argument("--bound", action="store_true",
+                    help="cached sampling vs one forward pass at each of --batches")
+    ap.add_argument("--batches", default="16,500")
+    ap.add_argument("--old", default=None, help="a checkout of the old code (see --bound)")
+    ap.add_argument("--small", action="store_true",
+                    help="a tiny generator and batch, one round (a test runs this)")
+    a = ap.parse_args(argv)
+    if a.small:
+        a.nr_filters, a.nr_resnet, a.batch, a.batches = 8, 1, 2, "2,3"
+        a.repeats, a.cached_runs, a.naive_pixels, a.no_check = 1, 1, 2, True
     if a.threads:
         torch.set_num_threads(a.threads)
 
     net, gcfg, cond_ch, size = build(a.config, a.nr_filters, a.nr_resnet, a.seed)
+    if a.bound:
+        res = {"config": a.config, "generator": gcfg.to_dict(), "canvas": size,
+               "threads": torch.get_num_threads(), "cpu_model": _cpu_name(),
+               "load_avg_1min": os.getloadavg()[0], "torch": torch.__version__,
+               "repeats": a.repeats, "batches": bound(a, net, gcfg, cond_ch, size)}
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(res, f, indent=2)
+        return res
     g = torch.Generator().manual_seed(a.seed + 1)
     cond = torch.randn(a.batch, cond_ch, size, size, generator=g)
     n_naive = a.naive_pixels or size
@@ -144,6 +218,7 @@ def main() -> None:
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)
+    return res
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ Public interface (kept stable)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,22 +48,30 @@ from .pixelcnn import ConditionalPixelCNNpp
 __all__ = ["SAMPLERS", "sample", "sample_cached", "sample_naive"]
 
 SAMPLERS = ("cached", "naive")
+# batch x nr_filters up to which the cached sampler's per-pixel products also produce
+# -y (call overhead dominates below it; measured in reports/perf.md)
+PM_MAX_BATCH_FILTERS = 1024
 
 
 def sample(
     generator_net: ConditionalPixelCNNpp,
     cond: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     temperature: float = 1.0,
     method: str = "cached",
     progress: bool = False,
     num_threads: int | None = 1,
+    split_sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Sample (a, b) in raster order at the full size of ``cond``: (B, 2, H, W) in [-1, 1].
 
     cond: (B, cond_channels, H, W), fixed during sampling.
-    generator: the source of all random numbers (seed it for reproducible samples).
+    generator: the source of all random numbers (seed it for reproducible samples); or
+        one generator per part of the batch, with ``split_sizes`` the parts' image
+        counts: each part's noise comes from its own generator exactly as if it were
+        sampled alone, so many batches (a whole evaluation split) are sampled in one
+        call with the samples of separate calls.
     temperature: see ``sample_discretized_mix_logistic`` (logits / T, scales * T).
     method: ``"cached"`` (fast) or ``"naive"`` (one full pass per pixel, reference).
     num_threads: torch's CPU thread count while sampling on a CPU, restored afterwards;
@@ -78,6 +88,13 @@ def sample(
         )
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if split_sizes is not None:
+        if isinstance(generator, torch.Generator) or generator is None \
+                or len(generator) != len(split_sizes) or sum(split_sizes) != cond.shape[0]:
+            raise ValueError(f"split_sizes {list(split_sizes)} needs one generator per part "
+                             f"and must sum to the batch, {cond.shape[0]}")
+    elif generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError("a sequence of generators needs split_sizes")
     fn = sample_cached if method == "cached" else sample_naive
     was_training = generator_net.training
     old_threads = torch.get_num_threads()
@@ -89,7 +106,7 @@ def sample(
         # many tiny per-pixel ops; the clone gives the caller an ordinary tensor
         with torch.inference_mode():
             x = fn(generator_net, cond, generator=generator, temperature=temperature,
-                   progress=progress)
+                   progress=progress, split_sizes=split_sizes)
         return x.clone()
     finally:
         generator_net.train(was_training)
@@ -100,10 +117,11 @@ def sample_naive(
     net: ConditionalPixelCNNpp,
     cond: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     temperature: float = 1.0,
     progress: bool = False,
     max_pixels: int | None = None,
+    split_sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Reference sampler: a full forward pass per pixel (Eq. 1 taken literally).
 
@@ -111,7 +129,7 @@ def sample_naive(
     rows only: every step is the same full-canvas pass).
     """
     B, _, H, W = cond.shape
-    gumbel, logistic = _noise(net, cond, generator, temperature)
+    gumbel, logistic = _noise(net, cond, generator, temperature, split_sizes)
     x = torch.zeros(B, N_CHANNELS, H, W, dtype=cond.dtype, device=cond.device)
     n = H * W if max_pixels is None else min(max_pixels, H * W)
     for t in progress_bar(range(n), desc="sampling (naive)", disable=not progress, leave=False):
@@ -124,14 +142,22 @@ def sample_naive(
 
 
 def _noise(
-    net: ConditionalPixelCNNpp, cond: Tensor, generator: torch.Generator | None,
-    temperature: float,
+    net: ConditionalPixelCNNpp, cond: Tensor,
+    generator: torch.Generator | Sequence[torch.Generator] | None, temperature: float,
+    split_sizes: Sequence[int] | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
-    """All the sampling noise, (H*W, B, K) and (H*W, B, 2); none at temperature 0."""
+    """All the sampling noise, (H*W, B, K) and (H*W, B, 2); none at temperature 0.
+
+    With ``split_sizes``, part p's noise is what ``generator[p]`` draws for that part
+    alone, joined along the batch axis."""
     if temperature == 0:
         return None, None
     B, _, H, W = cond.shape
-    return draw_mixture_noise((H * W, B), net.cfg.nr_logistic_mix, cond, generator)
+    K = net.cfg.nr_logistic_mix
+    if split_sizes is None:
+        return draw_mixture_noise((H * W, B), K, cond, generator)
+    parts = [draw_mixture_noise((H * W, b), K, cond, g) for b, g in zip(split_sizes, generator)]
+    return (torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1))
 
 
 # ------------------------------------------------------------------ cached sampler
@@ -200,27 +226,35 @@ def sample_cached(
     net: ConditionalPixelCNNpp,
     cond: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     temperature: float = 1.0,
     progress: bool = False,
     max_pixels: int | None = None,
+    split_sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Fast sampler with per-layer caches (Ramachandran et al. 2017), see the module doc.
 
     Computes the network's forward (eval mode) at each new position only, reading
     only positions inside the causal receptive field. Caches: for every spatial
     convolution its last input rows (2 rows for the vertical stack, the row above for
-    the horizontal stack) and, within the current row, the previous pixel's inputs.
+    the horizontal stack); the horizontal stack's inputs of the current row are
+    written, already through concat_elu, into a row buffer whose two slots left of
+    pixel j ARE the window of its 2x2 kernel's last row (a strided view, no copy).
+    ``generator`` / ``split_sizes``: see ``sample``.
     """
     B, _, H, W = cond.shape
     nf = net.cfg.nr_filters
     R = net.cfg.nr_resnet
     dev, dt = cond.device, cond.dtype
+    # Few images x few filters: each per-pixel op is mostly call overhead, so the
+    # per-pixel weights produce [y, -y] (concat_elu's input) in the same call, at twice
+    # the multiply-adds. Otherwise the multiply-adds dominate and -y is one more call.
+    pm = B * nf <= PM_MAX_BATCH_FILTERS
 
     def rows(r: int, c: int) -> Tensor:
         return torch.zeros(B, r, W + 2, c, device=dev, dtype=dt)
 
-    gumbel, logistic = _noise(net, cond, generator, temperature)
+    gumbel, logistic = _noise(net, cond, generator, temperature, split_sizes)
     gumbel_t = gumbel.unbind(0) if gumbel is not None else [None] * (H * W)
     logistic_t = logistic.unbind(0) if logistic is not None else [None] * (H * W)
     # the conditioning projections of every block, once per image, as one product:
@@ -239,27 +273,39 @@ def sample_cached(
     skip_w = [_wmat(b.skip) for b in net.ul_blocks]
     skip_b = [b.skip.bias for b in net.ul_blocks]
     out_w, out_b = _wmat(net.out), net.out.bias
-    # Per-pixel weights of the horizontal stack, producing [y, -y] directly. conv_out
-    # gives [A, -A, B] so that the residual stream is kept as [ul, -ul] as well.
-    ulh_w_pm = _pm(ulh_init.w_last[:N_CHANNELS])  # the 2x1 kernel's last tap, a and b
+    ulh_w_last = ulh_init.w_last[:N_CHANNELS]  # the 2x1 kernel's last tap, a and b
     ulh_w_ones = ulh_init.w_last[N_CHANNELS]  # ... its ones channel (1 inside the image)
-    h_in_w = [_pm(c.w_last) for c in h_in]
-    # conv_out -> [A, -A, B, B]: the gate sigmoid(B) then multiplies both halves at once
-    h_out_w = [torch.cat([_pm(c.w_last[:, :nf]), c.w_last[:, nf:], c.w_last[:, nf:]], dim=1)
-               for c in h_out]
+    if pm:  # ul kept as [ul, -ul]; conv_out -> [A, -A, B, B], so one sigmoid and one
+        # addcmul update both halves of the residual stream
+        ulh_w = _pm(ulh_w_last)
+        h_in_w = [_pm(c.w_last) for c in h_in]
+        h_out_w = [torch.cat([_pm(c.w_last[:, :nf]), c.w_last[:, nf:], c.w_last[:, nf:]],
+                             dim=1) for c in h_out]
+    else:
+        ulh_w = ulh_w_last
+        h_in_w = [c.w_last for c in h_in]
+        h_out_w = [c.w_last for c in h_out]
 
     xb = rows(2, N_CHANNELS + 1)  # x rows i-2, i-1 (with the ones channel)
     v_in_b = [rows(2, 2 * nf) for _ in range(R)]  # concat_elu(u_k), rows i-1, i
     v_mid_b = [rows(2, 2 * nf) for _ in range(R)]
-    h_in_b = [rows(1, 2 * nf) for _ in range(R)]  # concat_elu(ul_k), row i-1
-    h_mid_b = [rows(1, 2 * nf) for _ in range(R)]
+
+    def hrows() -> list[Tensor]:
+        # concat_elu of a horizontal layer's inputs along a row, slot 0 the zero padding
+        # left of the image (elu(0) = 0); two per layer: the row above and this row
+        return [torch.zeros(B, W + 1, 2 * nf, device=dev, dtype=dt) for _ in range(2)]
+
+    h_in_r = [hrows() for _ in range(R)]
+    h_mid_r = [hrows() for _ in range(R)]
     ones = torch.ones(B, W, 1, device=dev, dtype=dt)
-    zero2 = torch.zeros(B, 2 * nf, device=dev, dtype=dt)  # elu(0) = 0: the zero padding
+    elu_out = torch._C._nn.elu  # elu(x, out=...): written straight into the row buffer
+    n2 = 2 * nf
 
     out = torch.zeros(B, N_CHANNELS, H, W, device=dev, dtype=dt)
     n = H * W if max_pixels is None else min(max_pixels, H * W)
     bar = progress_bar(total=n, desc="sampling (cached)", disable=not progress, leave=False)
     for i in range(min(H, -(-n // W))):
+        cur, above = i % 2, 1 - i % 2
         # ---- vertical stack, the whole row i: it depends on rows < i only
         if i == 0:  # down_shift feeds zeros (no bias) into the first row
             u = torch.zeros(B, W, nf, device=dev, dtype=dt)
@@ -268,10 +314,13 @@ def sample_cached(
             u = u_init.row(xb, W)  # the 2x3 conv at row i-1, down-shifted
             ul_row = ulv_init.row(xb[:, 1:], W)  # the 1x3 conv at row i-1, down-shifted
         # ul at (i, j >= 1): ul_row[j] + the 2x1 conv at (i, j-1), right-shifted; all but
-        # its last tap (the sample at (i, j-1)) is known now. (B, W-1, nf), as [y, -y]
+        # its last tap (the sample at (i, j-1)) is known now. (B, W-1, nf)
         ul_base = ul_row[:, 1:] + ulh_init.row_above(xb[:, 1:], W)[:, :-1] + ulh_w_ones
-        ul_base = torch.cat([ul_base, -ul_base], dim=-1).unbind(1)
-        ul_first = torch.cat([ul_row[:, 0], -ul_row[:, 0]], dim=-1)
+        ul_first = ul_row[:, 0]
+        if pm:
+            ul_base = torch.cat([ul_base, -ul_base], dim=-1)
+            ul_first = torch.cat([ul_first, -ul_first], dim=-1)
+        ul_base = ul_base.unbind(1)
         h_add, h_out_add = [], []  # per h-block: everything but the current row's taps
         for k in range(R):
             _push(v_in_b[k], _celu(u))
@@ -280,46 +329,55 @@ def sample_cached(
             c2 = v_out[k].row(v_mid_b[k], W)
             u = u + c2[..., :nf] * torch.sigmoid(c2[..., nf:])
             skip = torch.addmm(skip_b[k], _celu(u).view(B * W, -1), skip_w[k]).view(B, W, nf)
-            add = h_in[k].row_above(h_in_b[k], W) + skip + cul[k][:, i]
-            h_add.append(torch.cat([add, -add], dim=-1).unbind(1))
-            oa = h_out[k].row_above(h_mid_b[k], W)
-            oa_a, oa_b = oa[..., :nf], oa[..., nf:]
-            h_out_add.append(torch.cat([oa_a, -oa_a, oa_b, oa_b], dim=-1).unbind(1))
+            add = h_in[k].row_above(h_in_r[k][above][:, None], W) + skip + cul[k][:, i]
+            oa = h_out[k].row_above(h_mid_r[k][above][:, None], W)
+            if pm:
+                add = torch.cat([add, -add], dim=-1)
+                oa_a, oa_b = oa[..., :nf], oa[..., nf:]
+                oa = torch.cat([oa_a, -oa_a, oa_b, oa_b], dim=-1)
+            h_add.append(add.unbind(1))
+            h_out_add.append(oa.unbind(1))
         # ---- horizontal stack, pixel by pixel. Only the kernels' last row is left: the
-        # left tap (i, j-1), kept from the previous pixel, and the new tap (i, j). Values
-        # are carried as [y, -y], so each window is elu(cat([prev, cur])) and each layer
-        # is one matrix product.
-        prev_in = [zero2] * R
-        prev_mid = [zero2] * R
-        row_in: list[list[Tensor]] = [[] for _ in range(R)]
-        row_mid: list[list[Tensor]] = [[] for _ in range(R)]
+        # left tap (i, j-1) and the new tap (i, j), i.e. slots j and j+1 of the row
+        # buffers, one matrix product per layer.
+        e_in = [r[cur] for r in h_in_r]
+        e_mid = [r[cur] for r in h_mid_r]
+        f_in = [e.view(B, -1) for e in e_in]
+        f_mid = [e.view(B, -1) for e in e_mid]
         row_s: list[Tensor] = []
         s = None
         for j in range(min(W, n - i * W)):
             if j == 0:  # right_shift feeds zeros into the first column
                 ul = ul_first
             else:
-                ul = torch.addmm(ul_base[j - 1], s, ulh_w_pm)
+                ul = torch.addmm(ul_base[j - 1], s, ulh_w)
+            win = slice(j * n2, (j + 2) * n2)
             for k in range(R):
-                x1 = torch.addmm(h_add[k][j], F.elu(torch.cat([prev_in[k], ul], dim=1)),
-                                 h_in_w[k])  # [x1, -x1]
-                c2 = torch.addmm(h_out_add[k][j], F.elu(torch.cat([prev_mid[k], x1], dim=1)),
-                                 h_out_w[k])  # [A, -A, B, B]
-                prev_in[k], prev_mid[k] = ul, x1
-                row_in[k].append(ul)
-                row_mid[k].append(x1)
-                # [ul, -ul] + [A, -A] * sigmoid([B, B]): the gated residual on both halves
-                ul = torch.addcmul(ul, c2[:, : 2 * nf], torch.sigmoid(c2[:, 2 * nf :]))
-            params = torch.addmm(out_b, F.elu(ul[:, :nf]), out_w)  # (B, 6K)
+                if pm:  # ul is [ul, -ul]: elu of it is concat_elu(ul)
+                    elu_out(ul, out=e_in[k][:, j + 1])
+                    x1 = torch.addmm(h_add[k][j], f_in[k][:, win], h_in_w[k])  # [x1, -x1]
+                    elu_out(x1, out=e_mid[k][:, j + 1])
+                    c2 = torch.addmm(h_out_add[k][j], f_mid[k][:, win], h_out_w[k])
+                    # [ul, -ul] + [A, -A] * sigmoid([B, B]): the gated residual, both halves
+                    ul = torch.addcmul(ul, c2[:, :n2], torch.sigmoid(c2[:, n2:]))
+                else:
+                    slot = e_in[k][:, j + 1]
+                    slot[:, :nf] = ul
+                    torch.neg(ul, out=slot[:, nf:])
+                    F.elu_(slot)
+                    slot = e_mid[k][:, j + 1]
+                    torch.addmm(h_add[k][j], f_in[k][:, win], h_in_w[k], out=slot[:, :nf])
+                    torch.neg(slot[:, :nf], out=slot[:, nf:])
+                    F.elu_(slot)
+                    c2 = torch.addmm(h_out_add[k][j], f_mid[k][:, win], h_out_w[k])
+                    ul = torch.addcmul(ul, c2[:, :nf], torch.sigmoid(c2[:, nf:]))
+            params = torch.addmm(out_b, F.elu(ul[:, :nf] if pm else ul), out_w)  # (B, 6K)
             t = i * W + j
             s = sample_rows_with_noise(params, gumbel_t[t], logistic_t[t], temperature)
             row_s.append(s)
             bar.update(1)
-        # ---- the finished row into the buffers that the next rows read
+        # ---- the finished row into the buffer that the next rows' vertical stack reads
         m = len(row_s)
-        for k in range(R):
-            h_in_b[k][:, 0, 1 : m + 1] = F.elu(torch.stack(row_in[k], dim=1))
-            h_mid_b[k][:, 0, 1 : m + 1] = F.elu(torch.stack(row_mid[k], dim=1))
         xs = torch.stack(row_s, dim=1)  # (B, m, 2)
         out[:, :, i, :m] = xs.permute(0, 2, 1)
         if m == W:

@@ -135,3 +135,39 @@ def test_bad_arguments() -> None:
         sample(net, _cond(1, 4, 2, 2))
     with pytest.raises(ValueError, match="temperature"):
         sample(net, _cond(1, 5, 2, 2), temperature=-1.0)
+
+
+@pytest.mark.parametrize("pm_max", [0, 10**9])
+def test_both_per_pixel_layouts_equal_naive(monkeypatch, pm_max) -> None:
+    # the cached sampler keeps [y, -y] from one product for small batch x filters and
+    # negates in a second call otherwise: both must be the naive sampler's draws
+    from psc_eval.models import sampling
+
+    monkeypatch.setattr(sampling, "PM_MAX_BATCH_FILTERS", pm_max)
+    net = _net(8, 2, 3)
+    a, b = _both(net, _cond(3, 5, 5, 6))
+    assert (a - b).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["cached", "naive"])
+def test_split_batch_equals_separate_calls(method) -> None:
+    # a whole split in one call, each part with its own generator, gives each part the
+    # samples of a call of its own
+    net = _net(8, 2, 3)
+    cond = _cond(5, 5, 4, 5)
+    sizes = [3, 2]
+    gens = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
+    whole = sample(net, cond, generator=gens, split_sizes=sizes, method=method)
+    parts = [sample(net, c, generator=torch.Generator().manual_seed(s), method=method)
+             for c, s in zip(cond.split(sizes), (11, 12))]
+    torch.testing.assert_close(whole, torch.cat(parts), atol=1e-6, rtol=0)
+
+
+def test_split_sizes_checked() -> None:
+    net = _net()
+    cond = _cond(3, 5, 2, 2)
+    g = torch.Generator()
+    with pytest.raises(ValueError, match="split_sizes"):
+        sample(net, cond, generator=[g, g], split_sizes=[1, 1])
+    with pytest.raises(ValueError, match="split_sizes"):
+        sample(net, cond, generator=[g, g])
