@@ -4,12 +4,15 @@ Shakhnarovich; ECCV 2016).
 Network (Sec. 2, Fig. 2; gustavla/autocolorize ``train_vgg16.prototxt``): a VGG-16 trunk
 on the gray image (13 3x3 convolutions in five stages 64/128/256/512/512 with max pooling,
 then fc6 as a 7x7 convolution and fc7 as a 1x1 convolution, 4096 wide; BatchNorm after
-each), a **hypercolumn** per pixel (the gray value and every layer's activation,
+each; dropout 0.5 after fc6 and after fc7, in place as the prototxt's, so fc7 and the
+hypercolumn read the dropped activations: ``fc_dropout``), a **hypercolumn** per pixel (the gray value and every layer's activation,
 bilinearly sampled at the pixel), one fully connected layer of 1024 (ReLU, dropout 0.5)
 and two heads of K = 32 logits: a hue and a chroma histogram. Training samples 128
 random pixels per image (the sparse hypercolumn extractor); inference evaluates every
-pixel of a grid of stride ``dense_stride`` (the reference's dense mode: 4) and upsamples
-the result bilinearly.
+pixel of a grid of stride ``dense_stride`` (the reference's dense mode: 4), upsamples the
+hue and chroma histograms bilinearly to full resolution and decodes every pixel
+(``res/autocolorize.prototxt.template``: a fixed bilinear deconvolution, kernel 8,
+stride 4, of the softmax outputs; ``upsample_histograms``).
 
 Colour space (Sec. 3.3, "hue/chroma"): hue is HSV hue in [0,1), chroma is
 ``max(RGB) - min(RGB)`` in [0,1]. Targets (``UniformToHistogram`` + sparse histogram
@@ -35,10 +38,9 @@ px training crops (the reference's), K = 32, 128 pixels per image, lambda_H = 5,
 the reference fine-tunes an ImageNet-pretrained VGG-16 with SGD. Deviations: no ImageNet
 pretraining (nothing is downloaded: the trunk starts random), Adam instead of SGD, and
 the toy config (``larsson2016-toy.toml``) is a narrow VGG-style trunk at 64 px with a
-512-wide hypercolumn layer. Against the reference prototxts, not yet followed
-(docs/baselines.md): dropout after fc6 and fc7 (here only after the hypercolumn layer),
-and the template prototxt's decoding of histograms upsampled to full resolution (here
-decoded at stride 4, then ab upsampled). Training targets are built at the sampled pixels
+512-wide hypercolumn layer. The histograms are upsampled by interpolation, not caffe's
+deconvolution, whose zero padding leaves the border pixels' histograms summing below one.
+Training targets are built at the sampled pixels
 only, as the sparse histogram extractor does. The paper config makes the solver's 2M
 updates on VOC train_aug (``REFERENCE_UPDATES``).
 """
@@ -75,13 +77,17 @@ class LarssonConfig:
     fc_width: int = 4096  # fc6 / fc7
     fc6_kernel: int = 7
     hidden: int = 1024  # the hypercolumn's fully connected layer
-    dropout: float = 0.5
+    dropout: float = 0.5  # after the hypercolumn layer (colorize_fc1)
+    fc_dropout: float = 0.5  # after fc6 and fc7, in place: fc7 and the hypercolumn read it
     bins: int = 32  # K
     lambda_hue: float = 5.0
     n_pixels: int = 128  # sampled per image in training
     patch: int = 7  # target histogram window
     dense_stride: int = 4
     hue_fade: float = 0.96  # chromatic fading threshold on |E exp(i h)|; 0: off
+    # the template prototxt upsamples the grid's histograms to full resolution, then
+    # decodes; False: decode on the grid, then upsample ab
+    upsample_histograms: bool = True
 
 
 def _cbr(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -108,6 +114,7 @@ class LarssonNet(nn.Module):
         dim = 1 + sum(w * n for w, n in zip(c.widths, c.convs)) + 2 * c.fc_width
         self.fc1 = nn.Conv2d(dim, c.hidden, 1)  # a fully connected layer on each hypercolumn
         self.drop = nn.Dropout(c.dropout)
+        self.drop6, self.drop7 = nn.Dropout(c.fc_dropout), nn.Dropout(c.fc_dropout)
         self.hue = nn.Conv2d(c.hidden, c.bins, 1)
         self.chroma = nn.Conv2d(c.hidden, c.bins, 1)
 
@@ -119,9 +126,11 @@ class LarssonNet(nn.Module):
             feats.append(x)
             if i in self.stage_ends:
                 x = F.max_pool2d(x, 2)
-        x = self.fc6(x)
+        # train_vgg16.prototxt's dropout_fc6 / dropout_fc7 are in place (top = bottom), so
+        # fc7 and the hypercolumn extractor both read the dropped activations
+        x = self.drop6(self.fc6(x))
         feats.append(x)
-        feats.append(self.fc7(x))
+        feats.append(self.drop7(self.fc7(x)))
         return feats
 
     def forward(self, L: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
@@ -216,12 +225,16 @@ def larsson_loss(hue_logits: Tensor, chroma_logits: Tensor, y_h: Tensor, y_c: Te
 
 def decode(hue_logits: Tensor, chroma_logits: Tensor, hue_fade: float) -> tuple[Tensor, Tensor]:
     """Chroma median and hue circular expectation (with chromatic fading) -> (h, c)."""
-    K = hue_logits.shape[1]
-    centres = (torch.arange(K, device=hue_logits.device, dtype=torch.float32) + 0.5) / K
-    pc = torch.softmax(chroma_logits.float(), 1)
+    return decode_probs(torch.softmax(hue_logits.float(), 1),
+                        torch.softmax(chroma_logits.float(), 1), hue_fade)
+
+
+def decode_probs(ph: Tensor, pc: Tensor, hue_fade: float) -> tuple[Tensor, Tensor]:
+    """:func:`decode` of (B,K,h,w) hue and chroma histograms."""
+    K = ph.shape[1]
+    centres = (torch.arange(K, device=ph.device, dtype=torch.float32) + 0.5) / K
     idx = (pc.cumsum(1) < 0.5).sum(1).clamp(max=K - 1)
     c = (idx.float() + 0.5) / K
-    ph = torch.softmax(hue_logits.float(), 1)
     ang = 2 * math.pi * centres.view(1, K, 1, 1)
     re, im = (ph * torch.cos(ang)).sum(1), (ph * torch.sin(ang)).sum(1)
     h = (torch.atan2(im, re) / (2 * math.pi)) % 1.0
@@ -281,7 +294,11 @@ class Larsson2016(common.BaselineColorizer):
         c = self.model_cfg
         S = L.shape[-1]
         hl, cl = self.net(L, pixel_grid(S, c.dense_stride, L.shape[0], L.device))
-        h, ch = decode(hl, cl, c.hue_fade)
+        ph, pc = torch.softmax(hl.float(), 1), torch.softmax(cl.float(), 1)
+        if c.upsample_histograms:  # the template prototxt: decode at full resolution
+            ph, pc = (F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False)
+                      for x in (ph, pc))
+        h, ch = decode_probs(ph, pc, c.hue_fade)
         gray = F.interpolate(neutral_gray(L)[:, None], size=h.shape[-2:], mode="area")[:, 0]
         ab = rgb_to_lab(hue_chroma_to_rgb(h, ch, gray))[:, 1:]
         return normalize_ab(ab)

@@ -17,12 +17,16 @@ levels that reach one more cell (measured; both far from the paper's 313). The r
 313-channel output (their ``model_out`` holds the centres, see below).
 
 Loss (Eq. 2-4): multinomial cross-entropy against soft-encoded targets: each ground-truth
-ab (area-downsampled to the logits' size) is spread over its 5 nearest bins with Gaussian
-weights (sigma 5), and each pixel is weighted by class rebalancing
+ab at the logits' size (the pixel at (4i, 4j), as the train prototxt's ``data_ab_ss``, a
+1x1 stride-4 convolution of weight 1; ``model.target = "area"`` takes 4x4 means instead)
+is spread over its 5 nearest bins with Gaussian weights (sigma 5), and each pixel is
+weighted by class rebalancing
 ``w = ((1 - lambda) p~ + lambda / Q)^-1``, normalised so ``E_p~[w] = 1``, with
 ``lambda = 0.5`` and ``p~`` the empirical bin distribution of the TRAINING SET smoothed by
-a Gaussian (sigma 5), read at the bin of the pixel's strongest target weight. The prior
-is computed once before training (one pass over the training split) and saved in the
+a Gaussian (sigma 5), read at the bin of the pixel's strongest target weight; the
+weights of an image whose sampled target has no |a| or |b| above 5 are 0
+(``NonGrayMaskLayer``, ``model.nongray_thresh``). The prior (counted on the sampled
+targets the loss sees) is computed once before training (one pass over the training split) and saved in the
 checkpoint (buffer ``prior``). The loss is the weighted mean over pixels (the paper sums).
 
 Inference (Eq. 5): the annealed mean of the predicted distribution, ``T = 0.38``:
@@ -41,16 +45,15 @@ second bilinear resize to the input size when it differs.
 Paper-scale settings (``configs/zhang2016-paper.toml``): 256x256 input (ImageNet crops
 are 176 in training; the release evaluates at 256), widths 64/128/256/512/512/512/512/256,
 Adam lr 3e-5 with betas (0.9, 0.99) and weight decay 1e-3, batch 40, about 450k
-iterations. Deviations: no ImageNet data or pretraining (nothing is downloaded: trained
-on the dataset given to ``psc-eval train``), the prior comes from that training set, the
-learning rate is constant (the paper drops it at 200k and 375k iterations), and the toy
-config (``zhang2016-toy.toml``) narrows the widths and uses a 64 px input. Against the
-caffe training layers (``resources/caffe_traininglayers.py``, the train prototxt): 5
-soft-encoding neighbours (the paper's; the code's NNEncLayer uses 10, ``neighbours``);
-the target is the area mean of each 4 x 4 block (the prototxt point-samples it,
-``data_ab_ss``); no NonGrayMaskLayer (the code zeroes the weights of an image with no
-pixel at |ab| > 5; colourless images are skipped by the data layer here). The table with
-the reasons is docs/baselines.md.
+iterations, the rate dropped to 1e-5 at 200k and 3e-6 at 375k updates (the paper's
+Sec. 3; ``train.lr_drops``; the repository's ``train/solver.prototxt`` instead steps x0.1
+at 225k of 500k). Deviations: no ImageNet data or pretraining (nothing is downloaded:
+trained on the dataset given to ``psc-eval train``), the prior comes from that training
+set, and the toy config (``zhang2016-toy.toml``) narrows the widths, uses a 64 px input,
+Adam at 1e-3 without weight decay and no rate drops (its 750 updates end long before the
+first). Against the caffe training layers (``resources/caffe_traininglayers.py``): 5
+soft-encoding neighbours (the paper's; the code's NNEncLayer uses 10, ``neighbours``).
+The table with the reasons is docs/baselines.md.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from torch import Tensor, nn
 from psc_eval.checkpoint import load_checkpoint, load_state_dict_checked
 from psc_eval.color import AB_MAX, AB_MIN, normalize_ab, rgb_to_lab
 from psc_eval.colorizer import RANDOM_WEIGHTS
-from psc_eval.errors import WeightsError
+from psc_eval.errors import ConfigError, WeightsError
 from psc_eval.methods import Method, config_files
 from psc_eval.training import Config, TrainConfig, TrainMethod, make_optimizer
 
@@ -81,6 +84,7 @@ GRID = 10.0  # Lab units between bin centres (Sec. 2.1)
 PUBLISHED_BINS = 313  # output channels of the released network
 RELEASE_SIZE = 256  # the release's input resize
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0  # colorizers/base_color.py
+TARGETS = ("point", "area")
 
 
 @dataclass
@@ -95,6 +99,50 @@ class ZhangConfig:
     rebalance_lambda: float = 0.5
     prior_sigma: float = 5.0  # smoothing of the empirical prior
     temperature: float = 0.38  # annealed mean
+    # the target at the logits' resolution: "point" reads pixel (4i, 4j) as the train
+    # prototxt's data_ab_ss (a 1x1 stride-4 convolution of weight 1); "area": 4x4 means
+    target: str = "point"
+    # NonGrayMaskLayer: an image whose target has no |a| or |b| above this gets weight 0
+    # (0: off)
+    nongray_thresh: float = 5.0
+
+    def check(self, where: str) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"model.target={self.target!r}, in {where}, "
+                              f"use one of {', '.join(TARGETS)}")
+
+
+@dataclass
+class ZhangTrainConfig(TrainConfig):
+    """The paper's rate drops (Sec. 3: 3e-5, then 1e-5 and 3e-6 at about 200k and 375k
+    iterations): at update ``lr_drops[i]`` the rate becomes ``lr_drop_values[i]``."""
+
+    lr_drops: tuple[int, ...] = ()
+    lr_drop_values: tuple[float, ...] = ()
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        if len(self.lr_drops) != len(self.lr_drop_values) or list(self.lr_drops) != sorted(
+                set(self.lr_drops)):
+            raise ConfigError(f"train.lr_drops={list(self.lr_drops)} / lr_drop_values="
+                              f"{list(self.lr_drop_values)}, in {where}, give increasing "
+                              "updates and one rate for each")
+
+
+def downsample_target(ab: Tensor, size: tuple[int, int], how: str = "point") -> Tensor:
+    """ab (B,2,H,W) -> (B,2,h,w) at the logits' size: the pixel at the top left of each
+    block (the prototxt's stride-4 sample) or the block's mean."""
+    if how == "area":
+        return F.adaptive_avg_pool2d(ab.float(), size)
+    f = ab.shape[-2] // size[0], ab.shape[-1] // size[1]
+    return ab.float()[..., ::f[0], ::f[1]][..., :size[0], :size[1]]
+
+
+def nongray_mask(ab_small: Tensor, thresh: float) -> Tensor:
+    """(B,) 1 for an image with some |a| or |b| above ``thresh`` (NonGrayMaskLayer)."""
+    if thresh <= 0:
+        return ab_small.new_ones(ab_small.shape[0])
+    return (ab_small.abs() > thresh).flatten(1).any(1).to(ab_small.dtype)
 
 
 @lru_cache(maxsize=1)
@@ -231,9 +279,10 @@ class ZhangModel(nn.Module):
     def forward(self, L: Tensor, ab: Tensor) -> dict[str, Tensor]:
         """The training loss terms (Eq. 2) of a batch."""
         logits = self.net(L)
-        ab_small = F.adaptive_avg_pool2d(ab.float(), logits.shape[-2:])  # area downsampling
+        ab_small = downsample_target(ab, logits.shape[-2:], self.cfg.target)
         z = soft_encode(ab_small, self.bins, self.cfg.neighbours, self.cfg.sigma)
         w = self.class_weights()[z.argmax(1)]  # (B,h,w)
+        w = w * nongray_mask(ab_small, self.cfg.nongray_thresh)[:, None, None]
         ce = -(z * F.log_softmax(logits.float(), dim=1)).sum(1)  # (B,h,w)
         return {"total": (w * ce).mean(), "ce": ce.mean().detach()}
 
@@ -241,16 +290,18 @@ class ZhangModel(nn.Module):
         return annealed_mean(self.net(L), self.bins, self.cfg.temperature)
 
 
-def bin_counts(ds, bins: Tensor, factor: int = 4, limit: int = 0) -> Tensor:
-    """Histogram of the training set's ab (area-downsampled by ``factor``, as the loss
-    sees them) over the nearest bins; images without colour are skipped."""
+def bin_counts(ds, bins: Tensor, factor: int = 4, limit: int = 0, how: str = "point"
+               ) -> Tensor:
+    """Histogram of the training set's ab (downsampled by ``factor`` as the loss sees
+    them, ``how``) over the nearest bins; images without colour are skipped."""
     counts = torch.zeros(len(bins), dtype=torch.float64)
     n = len(ds) if not limit else min(limit, len(ds))
     for i in range(n):
         s = ds[i]
         if s.get("skip") or s.get("ab") is None or not s["ab"].numel():
             continue
-        ab = F.avg_pool2d(s["ab"][None].float(), factor)
+        H, W = s["ab"].shape[-2:]
+        ab = downsample_target(s["ab"][None], (H // factor, W // factor), how)
         d2 = torch.cdist(ab.permute(0, 2, 3, 1).reshape(-1, 2), bins)
         counts += torch.bincount(d2.argmin(1), minlength=len(bins)).double()
     return counts
@@ -258,8 +309,9 @@ def bin_counts(ds, bins: Tensor, factor: int = 4, limit: int = 0) -> Tensor:
 
 class ZhangMethod(TrainMethod):
     model_config = ZhangConfig
+    train_config = ZhangTrainConfig
 
-    def __init__(self, model: ZhangModel, t: TrainConfig, train_ds: Any = None):
+    def __init__(self, model: ZhangModel, t: ZhangTrainConfig, train_ds: Any = None):
         self.model, self.t, self.train_ds = model, t, train_ds
 
     @classmethod
@@ -270,11 +322,26 @@ class ZhangMethod(TrainMethod):
 
     def configure_optimizers(self, total_steps: int):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return [make_optimizer(params, self.t)]
+        o = make_optimizer(params, self.t)
+        if self.t.lr_drops:
+            if o.scheduler is not None:
+                raise ConfigError("train.lr_drops and train.lr_decay both set, in the "
+                                  f"{NAME} config, use one schedule")
+            o.scheduler = torch.optim.lr_scheduler.LambdaLR(o.optimizer, self.lr_factor)
+        return [o]
+
+    def lr_factor(self, step: int) -> float:
+        """The rate at update ``step`` over the base rate (the paper's drops)."""
+        t, lr = self.t, self.t.lr
+        for at, value in zip(t.lr_drops, t.lr_drop_values):
+            if step >= at:
+                lr = value
+        return lr / t.lr
 
     def training_step(self, model, batch, *, opt_index, generator):
         if not bool(self.model.prior_ready):
-            self.model.set_prior(bin_counts(self.train_ds, self.model.bins.cpu()))
+            self.model.set_prior(bin_counts(self.train_ds, self.model.bins.cpu(),
+                                            how=self.model.cfg.target))
         return model(batch["L"], batch["ab"])
 
 
@@ -289,6 +356,7 @@ class Zhang2016(common.BaselineColorizer):
 
     name = NAME
     model_cls = ZhangConfig
+    train_cls = ZhangTrainConfig
     stochastic = False
 
     def __init__(self, dataset: str = "toy", weights: str | Path | None = None,

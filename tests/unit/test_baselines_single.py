@@ -197,10 +197,31 @@ def test_zhang_loss_is_the_weighted_cross_entropy():
     L, ab = torch.rand(2, 1, 16, 16) * 100, (torch.rand(2, 2, 16, 16) - 0.5) * 100
     terms = m(L, ab)
     logits = m.net(L)
-    z = soft_encode(F.adaptive_avg_pool2d(ab, 4), m.bins)
+    z = soft_encode(ab[..., ::4, ::4], m.bins)  # the prototxt's stride-4 point sample
     w = rebalance_weights(m.prior)[z.argmax(1)]
     want = (w * -(z * F.log_softmax(logits, 1)).sum(1)).mean()
     assert float(terms["total"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    # NonGrayMaskLayer: an image whose sampled target has no |a| or |b| above 5 weighs 0
+    # (the pixels between the samples do not count: they are not read)
+    ab[1] = 4.0
+    ab[1, :, 1::4, 1::4] = 60.0
+    w[1] = 0.0
+    z = soft_encode(ab[..., ::4, ::4], m.bins)
+    want = (w * -(z * F.log_softmax(logits, 1)).sum(1)).mean()
+    assert float(m(L, ab)["total"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+
+
+def test_zhang_learning_rate_drops_as_the_paper():
+    from psc_eval.baselines.zhang2016 import METHOD, ZhangMethod
+
+    from psc_eval.training import load_config
+
+    cfg = load_config("paper", METHOD.configs, ZhangMethod.model_config,
+                      ZhangMethod.train_config)
+    m = ZhangMethod.__new__(ZhangMethod)
+    m.t = cfg.train
+    got = [m.lr_factor(s) * cfg.train.lr for s in (0, 199_999, 200_000, 374_999, 375_000)]
+    assert got == pytest.approx([3e-5, 3e-5, 1e-5, 1e-5, 3e-6])
 
 
 # ---------------------------------------------------------------------------- iizuka2016
@@ -248,6 +269,41 @@ def test_hue_chroma_targets_and_roundtrip():
     h, c = rgb_to_hue_chroma(x)
     gray = (x.amax(1) + x.amin(1)) / 2
     assert torch.allclose(hue_chroma_to_rgb(h, c, gray), x, atol=1e-5)
+
+
+def test_larsson_dropout_after_fc6_and_fc7_reaches_the_hypercolumn():
+    """train_vgg16.prototxt's dropout_fc6 / dropout_fc7 are in place: fc7 and the
+    hypercolumn read the dropped activations; evaluation is unaffected."""
+    from psc_eval.baselines.larsson2016 import LarssonConfig, LarssonNet
+
+    torch.manual_seed(0)
+    cfg = LarssonConfig(input_size=32, widths=(4,) * 5, convs=(1,) * 5, fc_width=8,
+                        fc6_kernel=1, hidden=8, fc_dropout=1.0)
+    net = LarssonNet(cfg)
+    L = torch.rand(2, 1, 32, 32) * 100
+    fc6, fc7 = net.train().features(L)[-2:]
+    assert not fc6.any() and not fc7.any()
+    fc6, fc7 = net.eval().features(L)[-2:]
+    assert fc6.any() and fc7.any()
+
+
+def test_larsson_decodes_after_upsampling_the_histograms():
+    """The template prototxt decodes full-resolution histograms: a hue histogram that
+    turns from red to blue between two grid cells gives, between them, the hue of the
+    blended histogram, not a blend of the two decoded hues."""
+    from psc_eval.baselines.larsson2016 import decode_probs
+
+    K = 4
+    ph = torch.zeros(1, K, 1, 2)
+    ph[0, 0, 0, 0] = ph[0, 2, 0, 1] = 1.0  # hue 0.125 and 0.625
+    pc = torch.zeros(1, K, 1, 2)
+    pc[0, 3] = 1.0
+    up = F.interpolate(ph, size=(1, 8), mode="bilinear", align_corners=False)
+    _, c = decode_probs(up, F.interpolate(pc, size=(1, 8), mode="bilinear",
+                                          align_corners=False), hue_fade=0.96)
+    # the middle pixels hold an even mix of opposite hues: no dominant hue, so chromatic
+    # fading greys them, where decoding first would have given a saturated colour
+    assert float(c[0, 0, 3]) < 0.3 and float(c[0, 0, 0]) == pytest.approx(0.875)
 
 
 def test_larsson_loss_and_decoding_by_hand():
@@ -347,11 +403,16 @@ def test_larsson_targets_at_sampled_pixels_equal_the_full_resolution_maps():
 def test_zhang_prior_is_counted_once_and_weights_cached():
     """The prior is counted at the first step and stored (a resumed run reads it); the
     rebalancing weights are computed once per prior, equal to Eq. 4's."""
-    from psc_eval.baselines.zhang2016 import ZhangConfig, ZhangMethod, rebalance_weights
+    from psc_eval.baselines.zhang2016 import (
+        ZhangConfig,
+        ZhangMethod,
+        ZhangTrainConfig,
+        rebalance_weights,
+    )
 
-    from psc_eval.training import Config, TrainConfig
+    from psc_eval.training import Config
 
-    cfg = Config(ZhangConfig(input_size=16, widths=(4,) * 8), TrainConfig())
+    cfg = Config(ZhangConfig(input_size=16, widths=(4,) * 8), ZhangTrainConfig())
     calls = []
 
     class DS(list):
