@@ -122,8 +122,23 @@ def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = 
         for tmp, *_ in staged.values():
             tmp.unlink(missing_ok=True)
     path = out / MANIFEST
-    atomic_write_json(path, {"dataset": dataset, "dtype": "float16", "checkpoints": entries})
+    # the entries of checkpoints not shipped this time stay (their files are untouched)
+    kept = {k: v for k, v in _manifest_entries(path).items()
+            if k not in entries and isinstance(v, dict) and (out / str(v.get("file"))).is_file()}
+    atomic_write_json(path, {"dataset": dataset, "dtype": "float16",
+                             "checkpoints": dict(sorted({**kept, **entries}.items()))})
     return path
+
+
+def _manifest_entries(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    ck = old.get("checkpoints") if isinstance(old, dict) else None
+    return ck if isinstance(ck, dict) else {}
 
 
 def trained_or_shipped(home_path: Path, dataset: str, kind: str, name: str) -> Path:
@@ -139,17 +154,22 @@ def trained_or_shipped(home_path: Path, dataset: str, kind: str, name: str) -> P
     return shipped(dataset, kind, name) or home_path
 
 
-def ship_trained(dataset: str, judge: str, colorizers: list[str], out: Path | None = None,
-                 *, check: Check) -> Path:
-    """``psc-eval ship``: the judge and colorizers trained under $PSC_HOME, slimmed."""
+def ship_trained(dataset: str, judge: str | None, colorizers: list[str],
+                 out: Path | None = None, *, check: Check, default_judge: str = "") -> Path:
+    """``psc-eval ship``: the judge and colorizers trained under $PSC_HOME, slimmed.
+    ``judge`` None: the dataset's judge (``default_judge``) when it was trained under
+    $PSC_HOME, else the shipped judge stays as it is."""
     from .paths import colorizer_dir, judge_weights_path
 
     sources: dict[str, tuple[Path, str]] = {}
-    jp = judge_weights_path(dataset, judge)
-    if not jp.is_file():
+    name = judge or default_judge
+    jp = judge_weights_path(dataset, name) if name else None
+    if jp is not None and jp.is_file():
+        made_by = f"psc-eval train-judge --dataset {dataset} --arch {name}"
+        sources[f"judge/{name}"] = (jp, made_by)
+    elif judge is not None:
         raise WeightsError(f"no trained {judge} judge for {dataset}, {jp}, run: psc-eval "
                            f"train-judge --dataset {dataset} --arch {judge}")
-    sources[f"judge/{judge}"] = (jp, f"psc-eval train-judge --dataset {dataset} --arch {judge}")
     for name in colorizers:
         cp = colorizer_dir(dataset, name) / "last.pt"
         if not cp.is_file():

@@ -110,7 +110,8 @@ def regress_cmd(expected, colorizer, predictions, dataset, split, size, limit, u
 
 @cli.command("ship", short_help="Slim float16 copies of trained toy checkpoints + manifest.")
 @click.option("--dataset", default="toy", show_default=True)
-@click.option("--judge", default=None, help="Judge to ship (default: the dataset's).")
+@click.option("--judge", default=None,
+              help="Judge to ship (default: the dataset's, when trained under $PSC_HOME).")
 @click.option("--colorizer", "colorizers", multiple=True, required=True,
               help="Trained colorizer to ship (repeat, or a comma list).")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
@@ -123,8 +124,8 @@ def ship_cmd(dataset, judge, colorizers, out) -> None:
     from ..shipped import ship_trained
 
     names = comma_list(colorizers)
-    path = ship_trained(dataset, judge or default_segmenter(dataset), names, out,
-                        check=checkpoint_check(dataset))
+    path = ship_trained(dataset, judge, names, out, check=checkpoint_check(dataset),
+                        default_judge=default_segmenter(dataset))
     click.echo(f"wrote {path}")
 
 

@@ -524,3 +524,23 @@ def _closed_by_server(s: socket.socket) -> bool:
         return False
     except OSError:  # reset: closed too
         return True
+
+
+def test_ship_keeps_the_entries_it_does_not_ship(tmp_path, home, capsys):
+    """Shipping one colorizer leaves the other shipped checkpoints and their manifest
+    entries as they were (it used to rewrite the manifest with only what it shipped)."""
+    out = tmp_path / "shipped"
+    out.mkdir()
+    shutil.copy(SHIPPED / "colorizer-royer2017.pt", out / "colorizer-royer2017.pt")
+    old = json.loads((SHIPPED / "manifest.json").read_text())["checkpoints"]
+    (out / "manifest.json").write_text(json.dumps(
+        {"dataset": "toy", "dtype": "float16",
+         "checkpoints": {"colorizer/royer2017": old["colorizer/royer2017"],
+                         "colorizer/gone": {"file": "colorizer-gone.pt"}}}))
+    _ship_home(home, lambda dst: shutil.copy(SHIPPED / "colorizer-ours.pt", dst))
+    code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out)
+    assert code == 0, err
+    m = json.loads((out / "manifest.json").read_text())["checkpoints"]
+    # royer's entry kept as it was; an entry whose file is gone dropped; ours added
+    assert m["colorizer/royer2017"] == old["colorizer/royer2017"]
+    assert "colorizer/gone" not in m and {"colorizer/ours", "judge/deeplabv3plus-resnet18"} <= set(m)
