@@ -348,6 +348,9 @@ class CaoMethod(TrainMethod):
 
     model_config = CaoModelConfig
     train_config = CaoTrainConfig
+    # plateau rule: the generator's L1 to the true chroma. The critic's and the generator's
+    # WGAN losses estimate a distance that need not fall monotonically as G improves.
+    plateau_metric = "ab_l1"
     STEPS = ("D", "G")
     # the contract's four steps: D, G, D, G
     smoke: ClassVar[dict[str, Any]] = {"train.d_steps": 1}

@@ -384,6 +384,14 @@ class DeshpandeMethod(TrainMethod):
 
     model_config = DeshpandeModelConfig
     smoke: ClassVar[dict[str, Any]] = {"model.vae_epochs": 1, "model.stats_images": 4}
+    # plateau rule: the MDN's validation loss over the MDN epochs only (the VAE stage
+    # has its fixed length, vae_epochs; the MDN is what samples are drawn from)
+    plateau_metric = "mdn_total"
+
+    def plateau_series(self, history):
+        vae = self.model.cfg.vae_epochs
+        return [float(r["val_mdn_total"]) for r in history
+                if int(r.get("epoch", 0)) > vae and "val_mdn_total" in r]
 
     def __init__(self, net: DeshpandeNet, t: TrainConfig):
         self.model = net

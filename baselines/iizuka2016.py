@@ -152,6 +152,8 @@ def iizuka_loss(pred: Tensor, logits: Tensor, ab: Tensor, mask: Tensor | None,
 
 class IizukaMethod(TrainMethod):
     model_config = IizukaConfig
+    # plateau rule: the validation total, Eq. 2 (the colour MSE dominates: alpha = 1/300)
+    plateau_metric = "total"
 
     def __init__(self, net: IizukaNet, cfg: IizukaConfig, t: TrainConfig):
         self.model, self.cfg, self.t = net, cfg, t

@@ -251,6 +251,8 @@ def neutral_gray(L: Tensor) -> Tensor:
 
 class LarssonMethod(TrainMethod):
     model_config = LarssonConfig
+    # plateau rule: the validation total, the KL of the hue and chroma histograms
+    plateau_metric = "total"
 
     def __init__(self, net: LarssonNet, cfg: LarssonConfig, t: TrainConfig):
         self.model, self.cfg, self.t = net, cfg, t

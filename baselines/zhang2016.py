@@ -310,6 +310,8 @@ def bin_counts(ds, bins: Tensor, factor: int = 4, limit: int = 0, how: str = "po
 class ZhangMethod(TrainMethod):
     model_config = ZhangConfig
     train_config = ZhangTrainConfig
+    # plateau rule: the validation total, the rebalanced cross-entropy the method minimises
+    plateau_metric = "total"
 
     def __init__(self, model: ZhangModel, t: ZhangTrainConfig, train_ds: Any = None):
         self.model, self.t, self.train_ds = model, t, train_ds

@@ -103,3 +103,24 @@ def test_loop_stops_at_the_plateau_and_records_the_run(tmp_path):
     _trainer(tmp_path / "c", epochs=200, min_epochs=4).fit(stop_after_steps=6)
     again = _trainer(tmp_path / "c", epochs=200, min_epochs=4).fit(resume="last")
     assert [r["val_mse"] for r in again.history] == series
+
+
+@pytest.mark.parametrize("name", ["ours", "royer2017", "cao2017", "deshpande2017",
+                                  "iizuka2016", "larsson2016", "zhang2016"])
+def test_every_trainable_names_a_loss_it_logs(name, tmp_path, monkeypatch):
+    """The plateau rule of each method reads a validation value the method logs (two tiny
+    epochs through the one training entry); Deshpande's reads its MDN epochs only."""
+    from psc_eval.training import TRAINABLE, train
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    cls = TRAINABLE.get(name)
+    res = train(name, "toy", "toy", out_dir=tmp_path / "run", epochs=2, n_train=4, n_val=2,
+                batch_size=2, size=32, device="cpu", progress=False, overrides=cls.smoke)
+    key = f"val_{cls.plateau_metric}"
+    assert all(key in row for row in res.history if name != "deshpande2017")
+    run = load_checkpoint(res.last)["run"]
+    assert run["plateau"]["metric"] == key
+    series = [r[key] for r in res.history if key in r]
+    if name == "deshpande2017":  # epoch 1 is the VAE stage (smoke: vae_epochs = 1)
+        series = [r[key] for r in res.history if r["epoch"] > 1]
+    assert len(series) >= 1 and all(math.isfinite(v) for v in series)
