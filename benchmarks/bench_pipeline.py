@@ -81,6 +81,8 @@ def breakdown(ds, batch_size: int, n_batches: int = 4) -> dict[str, float]:
             stages.clear()  # the first batch warms up
             n = 0
         idx = range(k * batch_size, min((k + 1) * batch_size, len(ds)))
+        if not idx:
+            break
         with clock("load (render/decode + Lab)"):
             b = collate([ds[i] for i in idx])
         with clock("colorize gt + output checks + float16"):
@@ -122,7 +124,7 @@ def cpu_name() -> str:
     return platform.processor() or "?"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=500, help="toy val images (500 = the whole split)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -134,7 +136,11 @@ def main() -> None:
     ap.add_argument("--memory-sizes", default="200,1000",
                     help="dataset sizes for the peak-RSS probe ('' to skip)")
     ap.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    ap.add_argument("--small", action="store_true",
+                    help="8 images, one round, no memory probe (a test runs this)")
+    args = ap.parse_args(argv)
+    if args.small:
+        args.n, args.batch_size, args.repeats, args.memory_sizes = 8, 4, 1, ""
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_probe is not None:
@@ -186,6 +192,7 @@ def main() -> None:
         mem.append(json.loads(out.strip().splitlines()[-1]))
     res["memory"] = mem
     print(json.dumps(res, indent=2))
+    return res
 
 
 def _loadavg() -> float | None:

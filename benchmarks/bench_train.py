@@ -6,12 +6,21 @@
 Times forward + backward + Adam step on one fixed batch of toy images (data loading
 excluded), after ``--warmup`` steps, and prints steps/s and images/s. Results go to
 reports/perf.md ("Training step throughput").
+
+``--profile``: where the time of a ``psc-eval train`` step goes (toy data through the
+loop's loader and in-memory cache, f / h / g forward, the mixture losses, backward,
+Adam, the Polyak average), per phase, medians over ``--steps``; the step's FLOPs
+(``torch.utils.flop_counter``) against a measured matmul rate give its bound.
+
+    python benchmarks/bench_train.py --profile --threads 1 --steps 10
+    python benchmarks/bench_train.py --small          # seconds; tests/e2e/test_benchmarks.py
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import torch
@@ -20,7 +29,108 @@ from psc_eval.models.method import build_net, resolve_train_config
 from psc_eval.data import collate, get_dataset
 
 
-def main() -> None:
+def matmul_rate(n: int = 512, repeats: int = 20) -> float:
+    """Measured FLOP/s of an n x n float32 matrix product (best of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def profile(a, cfg) -> dict:
+    """Per-phase wall ms of the loop's training step of ``ours``, toy data, one thread."""
+    from psc_eval.models.dmol import mixture_nll_bits_per_dim
+    from psc_eval.models.losses import chroma_target, mask_target, seg_loss, weighted_total
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from psc_eval.color import normalize_L
+    from psc_eval.training.data import MemoryCache
+    from psc_eval.training.loop import Trainer
+
+    torch.manual_seed(0)
+    net = build_net(a.variant, cfg, 10)
+    ds = MemoryCache(get_dataset("toy", split="train", size=cfg.model.input_size))
+    loop_cfg = cfg.train
+    loop_cfg.batch_size = a.batch_size
+    method = _method(net, cfg)
+    trainer = Trainer(method, loop_cfg, ds, None, "/nonexistent", config={}, progress=False)
+    opt = trainer.optims[0].optimizer
+    n_batches = a.steps + a.warmup
+    order = list(range(n_batches * a.batch_size))
+    for i in order:  # the cache filled, as from the second epoch on
+        ds[i]
+    phases: dict[str, list[float]] = {}
+    loader = iter(trainer._loader(ds, order))
+    net.train()
+    for step in range(n_batches):
+        t = {}
+        c = time.perf_counter()
+
+        def lap(name, t=t):
+            nonlocal c
+            now = time.perf_counter()
+            t[name] = now - c
+            c = now
+
+        batch = next(loader)
+        batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        lap("data (cached samples, collate)")
+        f = net.cfg.factor
+        x = chroma_target(batch["ab"], f)
+        tr = net.trunk(normalize_L(batch["L"]))
+        lap("f, h shared rows (trunk)")
+        emb = net.f_top(tr)
+        lap("f top rows")
+        logits = net.aspp(net.h_top(tr))
+        lap("h top rows + ASPP")
+        params = net.g(x, net.condition(emb, logits))
+        lap("g forward (teacher forcing)")
+        terms = {"L_emb_bpd": mixture_nll_bits_per_dim(net.emb_params(emb), x),
+                 "L_gen_bpd": mixture_nll_bits_per_dim(params, x),
+                 "L_seg": seg_loss(logits, mask_target(batch["mask"], f))}
+        total = weighted_total(terms, net.loss_weights)
+        float(total.detach())
+        lap("losses (2 mixture NLLs + CE)")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        lap("backward")
+        opt.step()
+        lap("Adam step")
+        trainer.step += 1
+        trainer._update_ema()
+        lap("Polyak average (EMA)")
+        if step >= a.warmup:
+            for k, v in t.items():
+                phases.setdefault(k, []).append(v * 1e3)
+    med = {k: statistics.median(v) for k, v in phases.items()}
+    total_ms = sum(med.values())
+    batch = collate([ds[i] for i in range(a.batch_size)])
+    batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    with FlopCounterMode(display=False) as fc:
+        net(batch)["total"].backward()
+    flops = fc.get_total_flops()
+    rate = matmul_rate()
+    res = {"phases_ms": med, "step_ms": total_ms, "flops_per_step": flops,
+           "matmul_flops_per_s": rate, "bound_ms": flops / rate * 1e3,
+           "load_avg_1min": os.getloadavg()[0], "threads": torch.get_num_threads()}
+    for k, v in med.items():
+        print(f"{k:34s} {v:8.1f} ms  {100 * v / total_ms:5.1f}%")
+    print(f"step {total_ms:.0f} ms; {flops / 1e9:.1f} GFLOP (convolutions, forward + backward) "
+          f"at the measured matmul rate {rate / 1e9:.0f} GFLOP/s = {res['bound_ms']:.0f} ms")
+    return res
+
+
+def _method(net, cfg):
+    from psc_eval.models.method import PSCMethod
+
+    return PSCMethod(net, cfg)
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="toy")
     ap.add_argument("--variant", default="ours")
@@ -31,10 +141,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--amp", choices=["none", "bf16"], default="none")
     ap.add_argument("--channels-last", action="store_true")
-    a = ap.parse_args()
+    ap.add_argument("--profile", action="store_true", help="per-phase profile of the step")
+    ap.add_argument("--small", action="store_true", help="2 images, 1 step (a test runs this)")
+    a = ap.parse_args(argv)
+    if a.small:
+        a.batch_size, a.steps, a.warmup = 2, 1, 1
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = resolve_train_config(a.variant, a.config)
+    if a.profile or a.small:
+        return profile(a, cfg)
     torch.manual_seed(0)
     dev = torch.device(a.device)
     net = build_net(a.variant, cfg, 10).to(dev)

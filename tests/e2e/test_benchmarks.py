@@ -1,0 +1,54 @@
+"""The CPU benchmarks run end to end with --small (the figures in reports/perf.md come
+from the same code at full size); no timing is asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_bench_train_small(one_thread):
+    res = _load("bench_train").main(["--small"])
+    assert res["flops_per_step"] > 0 and res["bound_ms"] > 0
+    assert {"backward", "Adam step", "Polyak average (EMA)"} <= set(res["phases_ms"])
+
+
+@pytest.mark.slow
+def test_bench_sampling_small_against_old_checkout(one_thread, tmp_path):
+    # the benchmark's --old path: the same checkout stands in for the old code
+    root = tmp_path / "old"
+    (root / "models").mkdir(parents=True)
+    for f in (BENCH.parent / "models").glob("*.py"):
+        (root / "models" / f.name).write_text(f.read_text())
+    res = _load("bench_sampling").main(["--small", "--bound", "--old", str(root)])
+    for row in res["batches"].values():
+        assert row["cached_over_forward"] > 0 and row["bit_identical_to_old"]
+    assert _load("bench_sampling").main(["--small"])["cpu"]["speedup_median"] > 0
+
+
+@pytest.mark.slow
+def test_bench_pipeline_small(one_thread, tmp_path, monkeypatch):
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    res = _load("bench_pipeline").main(["--small"])
+    assert res["images"] == 8 and res["ratio"] > 0
+
+
+def test_bench_scripts_answer_help():
+    for name in ("bench_train", "bench_sampling", "bench_pipeline"):
+        out = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "--small" in out
