@@ -58,7 +58,12 @@ def compute(home: Path) -> dict:
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = train("ours", "toy", str(cfg), progress=False)
+        # a TOML-path config trains into a folder keyed on it; the pins score exactly this
+        # run, so it goes where evaluation reads "ours" from
+        from psc_eval.paths import colorizer_dir
+
+        res = train("ours", "toy", str(cfg), progress=False,
+                    out_dir=colorizer_dir("toy", "ours"))
         ds = get_dataset("toy", split="val", size=16)
         out = {"ema_sha256": ema_sha256(res.last)}
         for kind in ("miou", "psnr"):
