@@ -5,6 +5,12 @@ folder on ``sys.path``)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from psc_eval.cli import main
@@ -29,3 +35,28 @@ def assert_error(code: int, err: str, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], (n, lines[0])
     return lines[0]
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(name: str) -> str:
+    """The fenced block of the README between ``<!-- example: NAME -->`` and
+    ``<!-- end example -->``: the files and commands the README shows are what tests run."""
+    m = re.search(rf"<!-- example: {re.escape(name)} -->\s*```[\w-]*\n(.*?)```\s*"
+                  r"<!-- end example -->", README.read_text(), re.DOTALL)
+    assert m, f"README lost its example block {name}"
+    return m.group(1)
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = 900, env: dict | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m psc_eval.cli ARGS`` in ``cwd`` as a user would run it: no PYTHONPATH,
+    ``PSC_HOME=cwd/home``, one thread (``env`` adds to that); ``check``: exit status 0."""
+    e = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    e.update(PSC_HOME=str(Path(cwd) / "home"), OMP_NUM_THREADS="1", **(env or {}))
+    r = subprocess.run([sys.executable, "-m", "psc_eval.cli", *map(str, args)], cwd=cwd,
+                       env=e, capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import readme_block
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FILES = ("tinycolor/pyproject.toml", "tinycolor/tinycolor/toy.toml",
@@ -22,14 +23,7 @@ FILES = ("tinycolor/pyproject.toml", "tinycolor/tinycolor/toy.toml",
 
 
 def readme_files() -> dict[str, str]:
-    text = README.read_text()
-    out = {}
-    for name in FILES:
-        m = re.search(rf"<!-- example: {re.escape(name)} -->\s*```\w+\n(.*?)```\s*"
-                      r"<!-- end example -->", text, re.DOTALL)
-        assert m, f"README lost its example block {name}"
-        out[name] = m.group(1)
-    return out
+    return {name: readme_block(name) for name in FILES}
 
 
 @pytest.mark.slow

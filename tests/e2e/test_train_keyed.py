@@ -7,23 +7,11 @@ the same configuration resumes into the same folder."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 from psc_eval.training.entry import resolve_config, run_folder
-
-
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PSC_HOME=str(cwd / "home"), OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "psc_eval.cli", *args], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=900, check=False)
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def test_run_folders_are_keyed_on_the_configuration(tmp_path, monkeypatch):
@@ -43,21 +31,21 @@ def test_run_folders_are_keyed_on_the_configuration(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_short_training_leaves_the_shipped_model_in_use(tmp_path, monkeypatch):
-    r = cli(tmp_path, "train", "--colorizer", "ours", "--dataset", "toy", "--epochs", "1",
+    r = run_cli(tmp_path, "train", "--colorizer", "ours", "--dataset", "toy", "--epochs", "1",
             "--n-train", "160", "--n-val", "16", "--device", "cpu")
     assert "not the protocol's configuration" in r.stdout
     home = tmp_path / "home" / "models" / "toy" / "ours"
     assert not (home / "last.pt").exists()
     short = next((home / "runs").glob("toy-*/last.pt"))
 
-    r = cli(tmp_path, "miou", "--colorizer", "ours", "--limit", "8", "--quiet", "--out", "o")
+    r = run_cli(tmp_path, "miou", "--colorizer", "ours", "--limit", "8", "--quiet", "--out", "o")
     line = next(x for x in r.stdout.splitlines() if x.startswith("ours: checkpoint"))
     assert "colorizer-ours.pt (shipped, epoch" in line, line
     res = json.loads(next((tmp_path / "o").rglob("ours/*.json")).read_text())
     ck = res["provenance"]["colorizer_checkpoint"]
     assert ck["source"] == "shipped" and ck["path"].endswith("colorizer-ours.pt")
 
-    r = cli(tmp_path, "miou", "--colorizer", "ours", "--limit", "8", "--quiet", "--out", "o",
+    r = run_cli(tmp_path, "miou", "--colorizer", "ours", "--limit", "8", "--quiet", "--out", "o",
             "--colorizer-weights", str(short))
     assert f"ours: checkpoint {short} (trained under $PSC_HOME, epoch 1" in r.stdout
 

@@ -4,27 +4,20 @@ direct evaluation of the colourfulness formula on the images the judge saw (nump
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import readme_block
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def readme_metric() -> str:
-    m = re.search(r"<!-- example: colorfulness.py -->\s*```python\n(.*?)```\s*"
-                  r"<!-- end example -->", README.read_text(), re.DOTALL)
-    assert m, "README lost its metric example"
-    return m.group(1)
-
-
 @pytest.fixture
 def registered(tmp_path, monkeypatch):
-    (tmp_path / "colorfulness.py").write_text(readme_metric())
+    (tmp_path / "colorfulness.py").write_text(readme_block("colorfulness.py"))
     monkeypatch.syspath_prepend(str(tmp_path))
     from psc_eval.metrics import SCORERS
 
