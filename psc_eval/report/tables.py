@@ -319,7 +319,8 @@ def table3(sel: Selection, dataset: str) -> Table:
         notes.append("Training columns: from the run record of the checkpoint each row "
                      "scored (psc_eval.training.plateau): converged = its validation loss "
                      "plateaued by the protocol's rule before the epoch cap; a dash: "
-                     "trained before the protocol, or no training.")
+                     "trained for a fixed number of epochs (no plateau rule), trained before "
+                     "runs recorded it, or no training.")
     cols.append(Column("miou", "mIoU (%)", fmt(1, 100), here))
     if has_ci:
         cols.append(Column("miou_ci", "95% CI", fmt_interval(1, 100), here))
