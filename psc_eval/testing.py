@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .experiments.regress import Outcome, run_regress
+from .experiments.expected import Outcome
+from .experiments.regress import run_regress
 
 
 class MetricsDrift(AssertionError):
