@@ -33,7 +33,8 @@ def _plt():
 
 
 def save(fig: Any, out: Path, stem: str) -> list[Path]:
-    """``stem.png`` (150 dpi) and ``stem.pdf`` with no creation date (byte-stable)."""
+    """``stem.png`` (150 dpi) and ``stem.pdf`` with no creation date (byte-stable); the
+    figure is closed once written."""
     paths = []
     for ext, kw in (("png", {"dpi": 150, "metadata": {"Software": None}}),
                     ("pdf", {"metadata": {"CreationDate": None, "ModDate": None,
@@ -41,6 +42,7 @@ def save(fig: Any, out: Path, stem: str) -> list[Path]:
         p = out / f"{stem}.{ext}"
         atomic_write(p, lambda f, e=ext, k=kw: fig.savefig(f, format=e, **k))
         paths.append(p)
+    _plt().close(fig)
     return paths
 
 
@@ -82,9 +84,7 @@ def fig8(sel: Selection, methods: Sequence[str], out: Path, facts_line: str) -> 
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     fig.text(0.01, 0.005, facts_line, fontsize=5.5, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    paths = save(fig, out, "fig8_per_class_iou")
-    plt.close(fig)
-    return paths
+    return save(fig, out, "fig8_per_class_iou")
 
 
 def fig10(sel: Selection, out: Path, facts_line: str) -> list[Path]:
@@ -115,9 +115,7 @@ def fig10(sel: Selection, out: Path, facts_line: str) -> list[Path]:
               ncol=2)
     fig.text(0.01, 0.005, facts_line, fontsize=5.5, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    paths = save(fig, out, "fig10_msssim")
-    plt.close(fig)
-    return paths
+    return save(fig, out, "fig10_msssim")
 
 
 def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
@@ -141,9 +139,7 @@ def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
     fig.suptitle(f"Ablation variants: validation losses per epoch ({dataset}, training logs)",
                  fontsize=9)
     fig.tight_layout()
-    paths = save(fig, out, "ablation_val_losses")
-    plt.close(fig)
-    return paths
+    return save(fig, out, "ablation_val_losses")
 
 
 def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
@@ -180,9 +176,7 @@ def learning_curves(series: dict[str, list[tuple[int, float]]], out: Path,
     ax.set_title(f"Learning curves ({dataset}): the loss each method's plateau rule reads",
                  fontsize=9)
     fig.tight_layout()
-    paths = save(fig, out, "learning_curves")
-    plt.close(fig)
-    return paths
+    return save(fig, out, "learning_curves")
 
 
 def decoding_curves(results: Sequence[dict[str, Any]], out: Path, dataset: str) -> list[Path]:
@@ -205,9 +199,7 @@ def decoding_curves(results: Sequence[dict[str, Any]], out: Path, dataset: str) 
     ax.legend(fontsize=7, frameon=False)
     ax.set_title(f"Temperature selection ({dataset}): never on val", fontsize=9)
     fig.tight_layout()
-    paths = save(fig, out, "decoding_temperature")
-    plt.close(fig)
-    return paths
+    return save(fig, out, "decoding_temperature")
 
 
 def _label(key: str) -> str:
@@ -236,6 +228,4 @@ def fig9(result: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title(f"Fig. 9 ({result['dataset']}, {result['val_images']} val images)")
     ax.legend(frameon=False)
     fig.tight_layout()
-    paths = save(fig, out, "fig9_seg_curves")
-    plt.close(fig)
-    return paths
+    return save(fig, out, "fig9_seg_curves")

@@ -160,10 +160,12 @@ class Trainer(CheckpointState):
     def summary(self) -> dict[str, Any]:
         """The run so far (epochs, steps, images seen, wall time, parameters, converged)."""
         c = self.cfg
-        done = self.converged() or self.epoch >= c.epochs
+        converged = None  # undecided: no plateau rule, or still training below the cap
+        if c.until_plateau:
+            plateau = self.converged()
+            converged = plateau if plateau or self.epoch >= c.epochs else None
         return run_summary(self.history, self.parameters, until_plateau=c.until_plateau,
-                           converged=(self.converged() if done else None)
-                           if c.until_plateau else None,
+                           converged=converged,
                            metric=f"val_{self.method.plateau_metric}", window=c.plateau_window,
                            tol=c.plateau_tol, min_epochs=c.min_epochs, cap=c.epochs)
 
