@@ -22,9 +22,33 @@ import numpy as np
 import torch
 
 from .errors import WeightsError
+from .identity import digest
 from .io import atomic_write
 
 CHECKPOINT_FORMAT = 1
+
+# Config keys that move no number (where and how a run runs, how it checkpoints): they
+# are not part of a training run's identity (its run folder key, its training group).
+NOT_IN_RUN_KEY = frozenset({"train.device", "train.workers", "train.checkpoint_every",
+                            "train.keep_epochs", "train.cache_in_memory"})
+
+
+def config_numbers(config: dict[str, Any], drop: frozenset[str] = frozenset()) -> dict:
+    """A resolved config without the keys that move no number (and without ``drop``)."""
+    out = NOT_IN_RUN_KEY | drop
+    return {sec: {k: v for k, v in vals.items() if f"{sec}.{k}" not in out}
+            for sec, vals in config.items() if isinstance(vals, dict)}
+
+
+def training_identity(config: Any) -> dict[str, Any]:
+    """The training seed of a checkpoint and the key of its configuration WITHOUT the seed:
+    checkpoints that share the key are the same method trained with other seeds (the
+    report's mean +- sd over training seeds). {} for a checkpoint without a config."""
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        return {}
+    seed = config["train"].get("seed")
+    return {"train_seed": int(seed) if isinstance(seed, (int, float)) else None,
+            "train_config_key": digest(config_numbers(config, frozenset({"train.seed"})), 12)}
 
 
 def content_digest(obj: Any) -> str:
@@ -143,7 +167,8 @@ def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """What an evaluation records of the checkpoint a colorizer loaded (its run JSON's
     ``provenance.colorizer_checkpoint``): path, source (shipped or trained), epoch, step,
     the validation losses (and steps, images seen) of that epoch and of every epoch before
-    it (the checkpoint's ``history``), and the run's protocol record (``run``: converged,
+    it (the checkpoint's ``history``), its training seed and seed-free config key
+    (``training_identity``), and the run's protocol record (``run``: converged,
     epochs, images seen, wall time, parameters), so the report reads them from the run
     instead of searching checkpoints."""
     def num(v: Any) -> Any:
@@ -164,6 +189,7 @@ def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     # a slim copy made by psc-eval ship carries "shipped"; anything else was trained here
     return {"path": str(path), "source": "shipped" if ck.get("shipped") else "trained",
             "epoch": epoch, "step": step, "val_losses": val(row),
+            **training_identity(ck.get("config")),
             # the protocol's record of the run (psc_eval.training.plateau.run_summary)
             **({"run": run} if isinstance(run, dict) else {}),
             "history": [{"epoch": num(h.get("epoch")), "step": num(h.get("step")),

@@ -60,9 +60,9 @@ def _trained(path: Path) -> bool:
 
 def _other_config(name: str, dataset: str, last: Path) -> list[str]:
     """The config keys (moving numbers) in which ``last`` differs from the protocol's."""
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import NOT_IN_RUN_KEY, load_checkpoint
     from ..training.config import config_diff
-    from ..training.entry import NOT_IN_RUN_KEY, resolve_config
+    from ..training.entry import resolve_config
 
     ck = load_checkpoint(last)
     proto = resolve_config(name, dataset)[1].to_dict()

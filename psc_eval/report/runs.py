@@ -14,6 +14,9 @@ configuration (temperature, samples, colorizer weights) that differ only in code
 (the file name's run key changes when the colorizer's source changes): the NEWEST file
 by modification time is used (ties: the larger run key), and the others are listed in the
 table's notes as superseded. Runs of several seeds are averaged; their seeds are stated.
+Checkpoints trained with one configuration and different training seeds
+(``provenance.colorizer_checkpoint.train_config_key``) are one row: the report shows the
+protocol seed's run with its bootstrap interval and the mean +- sd over training seeds.
 """
 
 from __future__ import annotations
@@ -54,12 +57,23 @@ class Run:
         return ctx + ((r.segmenter, p.get("judge_weights_sha256")) if judged else ())
 
     @property
+    def train_seed(self) -> int | None:
+        """The training seed of the checkpoint the run scored (None: no trained checkpoint,
+        or one recorded before the seed was)."""
+        ck = self.result.provenance.get("colorizer_checkpoint") or {}
+        seed = ck.get("train_seed")
+        return int(seed) if isinstance(seed, (int, float)) else None
+
+    @property
     def config_key(self) -> tuple:
-        """What makes two runs of one colorizer different rows (seeds excepted)."""
+        """What makes two runs of one colorizer different rows (seeds excepted): sampling
+        temperature, samples, and the weights; weights trained with the same configuration
+        but another training seed (``train_config_key``) share the row."""
         p = self.result.provenance
         cfg = p.get("config") or {}
-        return (self.result.colorizer, cfg.get("temperature"), cfg.get("n_samples"),
-                p.get("colorizer_weights_sha256"))
+        key = (p.get("colorizer_checkpoint") or {}).get("train_config_key")
+        weights = ("config", key) if key else p.get("colorizer_weights_sha256")
+        return (self.result.colorizer, cfg.get("temperature"), cfg.get("n_samples"), weights)
 
 
 @dataclass
@@ -69,6 +83,9 @@ class Selection:
     runs: dict[str, list[Run]]
     superseded: list[tuple[Run, Run]] = field(default_factory=list)  # (dropped, kept)
     judged: bool = True
+    # row label -> the runs of EVERY training seed of that row (``runs`` keeps only the
+    # first training seed's, so every table and figure shows one trained model per row)
+    train_seeds: dict[str, list[Run]] = field(default_factory=dict)
 
     def colorizers(self) -> list[str]:
         return list(dict.fromkeys(rs[0].result.colorizer for rs in self.runs.values() if rs))
@@ -196,24 +213,31 @@ def select(
             f"runs of {len(ctxs)} different {which} in one {what} ({_describe(a)} vs "
             f"{_describe(b)}), in --runs, pick one with --split / --judge or keep one set "
             "of runs per --runs folder")
-    # newest file per (configuration, seed); ties broken by run key (file name)
+    # newest file per (configuration, seed, training seed); ties broken by run key
     best: dict[tuple, Run] = {}
     superseded: list[tuple[Run, Run]] = []
     for r in sorted(pool, key=lambda r: (r.mtime, r.path.name)):
-        k = (r.config_key, r.result.seed)
+        k = (r.config_key, r.result.seed, r.train_seed)
         if k in best:
             superseded.append((best[k], r))
         best[k] = r
     # a colorizer with several configurations: one row each, labelled by what differs
     by_col: dict[str, dict[tuple, list[Run]]] = {}
-    for (cfg, _seed), r in sorted(best.items(), key=lambda kv: repr(kv[0])):
+    for (cfg, _seed, _train_seed), r in sorted(best.items(), key=lambda kv: repr(kv[0])):
         by_col.setdefault(cfg[0], {}).setdefault(cfg, []).append(r)
     rows: dict[str, list[Run]] = {}
+    every: dict[str, list[Run]] = {}
     for col, cfgs in by_col.items():
         for cfg, rs in cfgs.items():
             label = col if len(cfgs) == 1 else _config_label(cfg, list(cfgs))
-            rows[label] = sorted(rs, key=lambda r: r.result.seed)
-    return Selection(rows, superseded, judged)
+            every[label] = sorted(rs, key=lambda r: (_seed_order(r), r.result.seed))
+            first = _seed_order(every[label][0])
+            rows[label] = [r for r in every[label] if _seed_order(r) == first]
+    return Selection(rows, superseded, judged, every)
+
+
+def _seed_order(r: Run) -> int:
+    return -1 if r.train_seed is None else r.train_seed
 
 
 def _config_label(cfg: tuple, all_cfgs: list[tuple]) -> str:
@@ -224,5 +248,6 @@ def _config_label(cfg: tuple, all_cfgs: list[tuple]) -> str:
     if len({c[2] for c in all_cfgs}) > 1:
         parts.append(f"n={n}")
     if len({c[3] for c in all_cfgs}) > 1:
-        parts.append(f"weights {str(weights)[:8]}")
+        parts.append(f"config {str(weights[1])[:8]}" if isinstance(weights, tuple) else
+                     f"weights {str(weights)[:8]}")
     return f"{col} ({', '.join(parts)})"

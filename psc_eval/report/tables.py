@@ -60,6 +60,17 @@ def fmt_interval(digits: int, scale: float = 1.0) -> Callable[[Any], str]:
     return f
 
 
+def fmt_spread(digits: int, scale: float = 1.0) -> Callable[[Any], str]:
+    """(mean, sd, n) over training seeds -> "47.1 ± 2.3 (n=3)"."""
+    one = fmt(digits, scale)
+
+    def f(v: Any) -> str:
+        if not v or v[0] is None:
+            return DASH
+        return f"{one(v[0])} ± {one(v[1])} (n={v[2]})"
+    return f
+
+
 def count(v: Any) -> str:
     """An integer count with thousands separators (a 'low-high' range as it is)."""
     if isinstance(v, int):
@@ -227,6 +238,40 @@ def std_metric(runs: Sequence[Run], key: str) -> float | None:
     return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
 
 
+def seed_spread(runs: Sequence[Run], key: str) -> tuple[float, float, int] | None:
+    """(mean, sample sd, n) of ``key`` over TRAINING seeds (each seed's value the mean over
+    its evaluation seeds); None with fewer than two training seeds."""
+    by_seed: dict[Any, list[Run]] = {}
+    for r in runs:
+        by_seed.setdefault(r.train_seed, []).append(r)
+    vals = [v for v in (mean_metric(rs, key) for rs in by_seed.values()) if v is not None]
+    if len(vals) < 2 or None in by_seed:
+        return None
+    m = sum(vals) / len(vals)
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)), len(vals)
+
+
+def gap_verdicts(rows: Sequence[dict[str, Any]], key: str = "miou") -> list[str]:
+    """Which gaps between rows with a training-seed spread survive both sources of noise:
+    the image bootstrap (the two rows' 95% intervals are disjoint) and the training seeds
+    (|difference of the seed means| > 2 x its standard error, sqrt(sd_a^2/n_a + sd_b^2/n_b))."""
+    spread = [r for r in rows if r.get(f"{key}_seeds")]
+    out = []
+    for i, a in enumerate(spread):
+        for b in spread[i + 1:]:
+            (ma, sa, na), (mb, sb, nb) = a[f"{key}_seeds"], b[f"{key}_seeds"]
+            ca, cb = a.get(f"{key}_ci"), b.get(f"{key}_ci")
+            boot = None if not (ca and cb) else (ca[1] < cb[0] or cb[1] < ca[0])
+            se = math.sqrt(sa ** 2 / na + sb ** 2 / nb)
+            seeds = abs(ma - mb) > 2 * se
+            word = {True: "yes", False: "no", None: "no interval"}
+            out.append(f"{a['method']} vs {b['method']}: seed means differ by "
+                       f"{100 * (ma - mb):+.1f} points; survives the image bootstrap: "
+                       f"{word[boot]}; survives training seeds: {word[seeds]} "
+                       f"(2 x SE = {200 * se:.1f})")
+    return out
+
+
 def interval(runs: Sequence[Run], key: str) -> tuple[float, float] | None:
     """The run's bootstrap 95% interval (metrics issue), only for a single seed: intervals
     of different seeds are not combined here (the seed sd column shows the spread)."""
@@ -258,8 +303,15 @@ def training_facts(runs: Sequence[Run]) -> dict[str, Any]:
             "images_seen": span("images_seen"), "converged": converged}
 
 
-def _metric_row(label: str, runs: Sequence[Run]) -> dict[str, Any]:
-    return {"method": label, **training_facts(runs), "miou": mean_metric(runs, "miou"),
+def _metric_row(label: str, runs: Sequence[Run],
+                every: Sequence[Run] | None = None) -> dict[str, Any]:
+    """One row: the first training seed's runs, and ``every`` training seed's (for the
+    mean +- sd over training seeds and the training facts)."""
+    every = every or runs
+    return {"method": label, **training_facts(every), "miou": mean_metric(runs, "miou"),
+            "miou_seeds": seed_spread(every, "miou"), "psnr_seeds": seed_spread(every, "psnr"),
+            "train_seeds": " ".join(sorted({str(r.train_seed) for r in every
+                                           if r.train_seed is not None})) or None,
             "miou_ci": interval(runs, "miou"), "miou_sd": std_metric(runs, "miou"),
             "psnr": mean_metric(runs, "psnr"), "psnr_ci": interval(runs, "psnr"),
             "psnr_sd": std_metric(runs, "psnr"),
@@ -302,13 +354,14 @@ def table3(sel: Selection, dataset: str) -> Table:
             notes.append(f"{methods.label(name)}: no run of this method in these runs "
                          f"(psc-eval miou --colorizer {name})")
         for key, runs in sel.configs(name) or [(name, [])]:
-            row = _metric_row(_label(name, key), runs)
+            row = _metric_row(_label(name, key), runs, sel.train_seeds.get(key))
             row["colorizer"] = name
             if dataset == "voc":
                 row["paper_miou"], row["paper_psnr"] = _paper3(name)
             rows.append(row)
     has_ci = any(r["miou_ci"] or r["psnr_ci"] for r in rows)
     has_sd = any(r["miou_sd"] is not None for r in rows)
+    has_seeds = any(r["miou_seeds"] for r in rows)
     here = "measured here"
     cols = [Column("method", "Method", align="l", group="")]
     if any(r["parameters"] is not None for r in rows):
@@ -326,12 +379,18 @@ def table3(sel: Selection, dataset: str) -> Table:
         cols.append(Column("miou_ci", "95% CI", fmt_interval(1, 100), here))
     if has_sd:
         cols.append(Column("miou_sd", "seed sd", fmt(1, 100), here))
+    if has_seeds:
+        cols.append(Column("miou_seeds", "mean ± sd, training seeds", fmt_spread(1, 100), here))
     cols.append(Column("psnr", "PSNR (dB)", fmt(2), here))
     if has_ci:
         cols.append(Column("psnr_ci", "95% CI", fmt_interval(2), here))
     if has_sd:
         cols.append(Column("psnr_sd", "seed sd", fmt(2), here))
+    if has_seeds:
+        cols.append(Column("psnr_seeds", "mean ± sd, training seeds", fmt_spread(2), here))
     cols.append(Column("seeds", "seeds", text, here))
+    if has_seeds:
+        cols.append(Column("train_seeds", "training seeds", text, here))
     if dataset == "voc":
         q = "quoted from paper"
         cols += [Column("paper_miou", "mIoU (%)", fmt(1), q),
@@ -344,6 +403,11 @@ def table3(sel: Selection, dataset: str) -> Table:
                      "them).")
     else:
         notes.append("95% CI: bootstrap over images, stored in each run JSON.")
+    if has_seeds:
+        notes.append("mIoU, PSNR and their 95% CI: the first training seed's model (the "
+                     "shipped one); mean ± sd: over the models of every training seed (sample "
+                     "sd), each scored on the same images.")
+        notes += ["Gap " + v for v in gap_verdicts(rows)]
     notes.append("Ground truth PSNR is finite because the true colour also goes through "
                  "uint8 RGB; it is the ceiling of the measurement, not a method.")
     notes += _supersede_notes(sel)

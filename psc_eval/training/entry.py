@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import config_numbers
 from ..colorizer import COLORIZERS
 from ..errors import ConfigError, PscError
 from ..identity import digest
@@ -54,15 +55,8 @@ def resolve_config(name: str, config: str = "toy", overrides: dict[str, Any] | N
     return cls, cfg
 
 
-# Config keys that change no number (where and how fast it runs): not part of a run's key.
-NOT_IN_RUN_KEY = frozenset({"train.device", "train.workers", "train.checkpoint_every",
-                            "train.keep_epochs", "train.cache_in_memory"})
-
-
 def _numbers(cfg: Config) -> dict[str, Any]:
-    d = cfg.to_dict()
-    return {sec: {k: v for k, v in vals.items() if f"{sec}.{k}" not in NOT_IN_RUN_KEY}
-            for sec, vals in d.items()}
+    return config_numbers(cfg.to_dict())
 
 
 def run_folder(name: str, dataset: str, config: str, cfg: Config) -> tuple[Path, bool]:

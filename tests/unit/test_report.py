@@ -294,3 +294,51 @@ def test_a_failing_report_writes_nothing_and_keeps_the_previous_one(runs, tmp_pa
     with pytest.raises(RuntimeError):
         write_report("toy", runs, fresh)
     assert list(fresh.iterdir()) == []
+
+
+def test_table3_training_seeds_are_one_row_with_mean_and_sd(runs, tmp_path):
+    """Checkpoints of one training configuration and three training seeds are ONE row: the
+    first seed's mIoU and bootstrap interval, and the mean +- sample sd over the seeds
+    (checked against numpy); the gap verdicts apply both noise sources."""
+    import numpy as np
+
+    def ck(seed, key):
+        return {"path": f"/x/{seed}.pt", "epoch": 9, "step": 90, "val_losses": {},
+                "history": [], "train_seed": seed, "train_config_key": key}
+
+    ours = {0: 0.50, 1: 0.56, 2: 0.53}
+    iiz = {0: 0.70, 1: 0.69, 2: 0.72}
+    for s, v in ours.items():
+        write(run("ours", v, 19.0 + s, weights=str(s) * 64, checkpoint=ck(s, "k-ours"),
+                  extra={"miou_ci_low": v - 0.02, "miou_ci_high": v + 0.02}), runs,
+              mtime=1_700_000_500.0)
+    for s, v in iiz.items():
+        write(run("iizuka2016", v, 22.0, weights=chr(97 + s) * 64, checkpoint=ck(s, "k-iiz"),
+                  extra={"miou_ci_low": v - 0.03, "miou_ci_high": v + 0.03}), runs,
+              mtime=1_700_000_500.0)
+    out = tmp_path / "rep"
+    write_report("toy", runs, out)
+    t3 = [r for r in csv.DictReader(io.StringIO((out / "table3.csv").read_text()))]
+    mine = [r for r in t3 if r["colorizer"] == "ours"]
+    # the fixture's run of other weights (no training key) stays a row of its own
+    assert sorted(r["method"] for r in mine) == ["Ours (PSC) (config k-ours)",
+                                                 "Ours (PSC) (weights wwwwwwww)"]
+    row = next(r for r in mine if "k-ours" in r["method"])
+    assert float(row["miou"]) == 0.50 and row["train_seeds"] == "0 1 2"
+    mean, sd, n = (float(x) for x in row["miou_seeds"].split())
+    vals = np.array(list(ours.values()))
+    assert mean == pytest.approx(vals.mean(), abs=1e-12)
+    assert sd == pytest.approx(vals.std(ddof=1), abs=1e-12) and n == 3
+    md = (out / "table3.md").read_text()
+    assert f"{100 * vals.mean():.1f} ± {100 * vals.std(ddof=1):.1f} (n=3)" in md
+    se = np.sqrt(vals.var(ddof=1) / 3 + np.array(list(iiz.values())).var(ddof=1) / 3)
+    gap = 100 * (np.mean(list(iiz.values())) - vals.mean())
+    assert (f"Iizuka et al. (2016) vs Ours (PSC) (config k-ours): seed means differ by {gap:+.1f} points; "
+            f"survives the image bootstrap: yes; survives training seeds: "
+            f"{'yes' if gap / 100 > 2 * se else 'no'} (2 x SE = {200 * se:.1f})") in md
+    # every other consumer sees the first training seed only (one model per row)
+    from psc_eval.report.runs import load_runs, select
+
+    sel = select(load_runs(runs, "toy"), judged=True, what="t")
+    assert [r.train_seed for r in sel.runs["iizuka2016"]] == [0]
+    assert [r.train_seed for r in sel.train_seeds["iizuka2016"]] == [0, 1, 2]
