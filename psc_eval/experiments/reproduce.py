@@ -13,7 +13,17 @@ checkpoints and the score cache):
 4. ``psc-eval diversity`` of every stochastic colorizer (Fig. 10);
 5. ``psc-eval seg-curves`` (Fig. 9: h from scratch, from a pretrained colorizer, joint);
 6. ``psc-eval naturalness`` (Table 4's labelled proxy: a CNN critic per method);
-7. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, sample grids).
+7. the training-seed spread (``SEED_SPREAD``: ``ours`` and the two strongest baselines,
+   two more training seeds each): trained with ``from_scratch`` or when a run of them is
+   already under ``$PSC_HOME`` (then resumed), and scored like step 3 (Table 3's
+   mean +- sd over training seeds); skipped otherwise (their models are not shipped);
+8. the sampling temperature of ``ours`` selected on held-out TRAIN images
+   (``select-temperature``) and, when it is not 1, ``ours`` scored at it: Table 3's
+   labelled second row (the first is the paper's model as described, T = 1);
+9. the judge's mIoU at a few epoch checkpoints of ``CHECKPOINT_CURVE`` (when their runs
+   are here: the epoch copies are not shipped);
+10. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, learning curves, sample
+    grids).
 
 ``from_scratch`` ignores the shipped checkpoints: the judge and every colorizer are
 trained under ``$PSC_HOME`` (those already trained there are reused or resumed).
@@ -27,6 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+# The protocol's training-seed spread: ours and the two strongest baselines of the toy
+# table (Iizuka, Larsson), each trained with these seeds besides its config's own (0).
+SEED_SPREAD = {"ours": (1, 2), "iizuka2016": (1, 2), "larsson2016": (1, 2)}
+# Whose epoch checkpoints the report scores: ours and the strongest baseline.
+CHECKPOINT_CURVE = ("ours", "iizuka2016")
 
 
 @dataclass
@@ -95,6 +111,61 @@ def train_outcome(name: str, dataset: str, *, from_scratch: bool = False, device
     res = train(name, dataset, dataset, device=device,
                 resume="last" if last.is_file() else None, progress=True)
     return f"trained ({len(res.history)} epochs)"
+
+
+def seed_checkpoint(name: str, dataset: str, seed: int) -> Path:
+    """Where the protocol config of ``name`` trained with training seed ``seed`` lives."""
+    from ..training.entry import resolve_config, run_folder
+
+    cfg = resolve_config(name, dataset, {"train.seed": seed})[1]
+    return run_folder(name, dataset, dataset, cfg)[0] / "last.pt"
+
+
+def seed_spread_step(dataset: str, out: Path, *, from_scratch: bool, device: str) -> str:
+    """reproduce's step 7: train (or resume) and score the extra training seeds."""
+    from ..runner import run_eval
+    from ..training.entry import train
+
+    scored, skipped = [], 0
+    for name, seeds in SEED_SPREAD.items():
+        for seed in seeds:
+            last = seed_checkpoint(name, dataset, seed)
+            if not (from_scratch or last.is_file()):
+                skipped += 1
+                continue
+            train(name, dataset, dataset, device=device, seed=seed,
+                  resume="last" if last.is_file() else None, progress=True)
+            run_eval("miou", name, dataset, colorizer_weights=str(last), device=device,
+                     out=str(out), progress=True)
+            scored.append(f"{name} seed {seed}")
+    if not scored:
+        return (f"skipped: no extra training seed under $PSC_HOME ({skipped} runs; "
+                "--from-scratch trains them)")
+    return f"{len(scored)} seed runs scored" + (f", {skipped} absent" if skipped else "")
+
+
+def decoding_step(dataset: str, out: Path, device: str) -> str:
+    """reproduce's step 8: select ours' temperature on held-out train images and score
+    ours at it on val when it is not 1 (the paper's model as described)."""
+    from ..runner import run_eval
+    from .decoding import select_temperature
+
+    r = select_temperature("ours", dataset, out=out, device=device)
+    t = float(r["selected"])
+    if t == 1.0:
+        return "selected T=1 (ours' row as it is)"
+    run_eval("miou", "ours", dataset, temperature=t, device=device, out=str(out),
+             progress=True)
+    return f"selected T={t:g}, ours scored at it"
+
+
+def checkpoint_step(dataset: str, out: Path, device: str) -> str:
+    from .checkpoints import checkpoint_miou
+
+    done = [n for n in CHECKPOINT_CURVE
+            if checkpoint_miou(n, dataset, out=out, device=device) is not None]
+    return (f"{', '.join(done)}: epoch checkpoints scored" if done else
+            "skipped: no epoch checkpoints here (trained elsewhere or shipped)")
 
 
 def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch: bool = False,
@@ -196,6 +267,12 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
         return f"proxy in {path}"
 
     summary.steps.append(Step("naturalness proxy (Table 4)", naturalness_step))
+    summary.steps.append(Step("training seeds (Table 3)", lambda: seed_spread_step(
+        dataset, out, from_scratch=from_scratch, device=device)))
+    summary.steps.append(Step("temperature of ours (Table 3)",
+                              lambda: decoding_step(dataset, out, device)))
+    summary.steps.append(Step("mIoU at epoch checkpoints",
+                              lambda: checkpoint_step(dataset, out, device)))
 
     def report_step() -> str:
         from ..report.build import write_report

@@ -150,7 +150,9 @@ def _write_all(dataset: str, roots: Any, all_runs: list[Run], base: Path, out: P
         figs.append("decoding_temperature")
     learning = figures.learning_series(sel)
     if learning:
-        summary.files += figures.learning_curves(learning, out, dataset)
+        ck_miou = [json.loads(p.read_text()) for r in roots for p in
+                   sorted((r / "experiments" / dataset).glob("checkpoint-miou-*.json"))]
+        summary.files += figures.learning_curves(learning, out, dataset, ck_miou)
         figs.append("learning_curves")
     curves = sorted(p for r in roots for p in (r / "experiments" / dataset).glob("fig9-*.json"))
     if curves:

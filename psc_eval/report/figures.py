@@ -158,13 +158,18 @@ def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def learning_curves(series: dict[str, list[tuple[int, float]]], out: Path,
-                    dataset: str) -> list[Path]:
+def learning_curves(series: dict[str, list[tuple[int, float]]], out: Path, dataset: str,
+                    checkpoints: Sequence[dict[str, Any]] = ()) -> list[Path]:
     """Each method's validation loss (the one its plateau rule reads) against images seen,
     normalised per method to [0, 1] between its highest and lowest value, so every method
-    fits one plot; a flat tail is a plateau."""
+    fits one plot; a flat tail is a plateau. ``checkpoints``: stored
+    ``checkpoint-miou`` results, drawn beside it (the judge's mIoU at a few epochs)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    pts_ck = [c for c in checkpoints if any(isinstance(p.get("miou"), float)
+                                            and p.get("images_seen") for p in c["points"])]
+    fig, axes = plt.subplots(1, 2 if pts_ck else 1, figsize=(11 if pts_ck else 7, 4),
+                             squeeze=False)
+    ax = axes[0][0]
     for i, (name, pts) in enumerate(series.items()):
         x, y = zip(*pts)
         lo, hi = min(y), max(y)
@@ -175,6 +180,23 @@ def learning_curves(series: dict[str, list[tuple[int, float]]], out: Path,
     ax.legend(fontsize=6, frameon=False, loc="upper right")
     ax.set_title(f"Learning curves ({dataset}): the loss each method's plateau rule reads",
                  fontsize=9)
+    if pts_ck:
+        ax2 = axes[0][1]
+        for i, c in enumerate(pts_ck):
+            pts = [(p["images_seen"], 100 * p["miou"], p.get("miou_ci") or [None, None])
+                   for p in c["points"] if isinstance(p.get("miou"), float)
+                   and p.get("images_seen")]
+            x = [p[0] for p in pts]
+            y = [p[1] for p in pts]
+            # the interval's arms; a point without an interval gets none
+            err = [[v - 100 * ci[0] if ci[0] is not None else 0.0 for _, v, ci in pts],
+                   [100 * ci[1] - v if ci[1] is not None else 0.0 for _, v, ci in pts]]
+            ax2.errorbar(x, y, yerr=err, marker="o", markersize=3, capsize=2,
+                         color=f"C{i}", label=method_label(c["colorizer"]))
+        ax2.set_xlabel("training images seen (epoch checkpoints)")
+        ax2.set_ylabel("judge mIoU (%) on val, 95% CI")
+        ax2.legend(fontsize=7, frameon=False)
+        ax2.set_title("mIoU at epoch checkpoints", fontsize=9)
     fig.tight_layout()
     return save(fig, out, "learning_curves")
 

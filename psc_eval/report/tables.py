@@ -403,6 +403,11 @@ def table3(sel: Selection, dataset: str) -> Table:
                      "them).")
     else:
         notes.append("95% CI: bootstrap over images, stored in each run JSON.")
+    if any("T=" in r["method"] for r in rows):
+        notes.append("T=default: the method's own sampling temperature (1 for the paper's "
+                     "model: the model as described); another T: the temperature selected on "
+                     "held-out TRAINING images, never on val (psc-eval select-temperature, "
+                     "decoding_temperature.png).")
     if has_seeds:
         notes.append("mIoU, PSNR and their 95% CI: the first training seed's model (the "
                      "shipped one); mean ± sd: over the models of every training seed (sample "

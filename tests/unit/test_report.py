@@ -342,3 +342,19 @@ def test_table3_training_seeds_are_one_row_with_mean_and_sd(runs, tmp_path):
     sel = select(load_runs(runs, "toy"), judged=True, what="t")
     assert [r.train_seed for r in sel.runs["iizuka2016"]] == [0]
     assert [r.train_seed for r in sel.train_seeds["iizuka2016"]] == [0, 1, 2]
+
+
+def test_table3_selected_temperature_is_a_labelled_second_row(tmp_path):
+    root = tmp_path / "out"
+    ck = {"path": "/x/0.pt", "epoch": 9, "step": 90, "val_losses": {}, "history": [],
+          "train_seed": 0, "train_config_key": "k"}
+    write(run("ours", 0.40, 18.0, weights="1" * 64, checkpoint=ck), root)
+    hot = run("ours", 0.47, 18.5, weights="1" * 64, checkpoint=ck)
+    hot.provenance["config"]["temperature"] = 0.7
+    write(hot, root)
+    out = tmp_path / "rep"
+    write_report("toy", root, out)
+    t3 = {r["method"]: r for r in csv.DictReader(io.StringIO((out / "table3.csv").read_text()))}
+    assert float(t3["Ours (PSC) (T=default)"]["miou"]) == 0.40
+    assert float(t3["Ours (PSC) (T=0.7)"]["miou"]) == 0.47
+    assert "selected on held-out TRAINING images" in (out / "table3.md").read_text()

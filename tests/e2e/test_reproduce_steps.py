@@ -1,0 +1,59 @@
+"""reproduce's protocol steps: the extra training seeds live in their own keyed folders,
+are skipped when absent (their models are not shipped), and the epoch-checkpoint mIoU
+scores the per-epoch copies outside the runs Table 3 reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from psc_eval.experiments.checkpoints import checkpoint_miou, pick_epochs
+from psc_eval.experiments.reproduce import SEED_SPREAD, seed_checkpoint, seed_spread_step
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pick_epochs_spreads_over_the_run_with_first_and_last():
+    assert pick_epochs(list(range(1, 41)), 4) == [1, 14, 27, 40]
+    assert pick_epochs([3, 1, 2], 4) == [1, 2, 3]
+    assert pick_epochs(list(range(1, 13)), 4) == [1, 5, 8, 12]
+
+
+def test_seed_runs_have_their_own_folders_and_are_skipped_when_absent(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    home = tmp_path / "models" / "toy"
+    assert seed_checkpoint("ours", "toy", 0) == home / "ours" / "last.pt"  # the protocol's
+    one, two = seed_checkpoint("ours", "toy", 1), seed_checkpoint("ours", "toy", 2)
+    assert one.parent.parent == home / "ours" / "runs" and one != two
+    assert set(SEED_SPREAD) == {"ours", "iizuka2016", "larsson2016"}
+    out = seed_spread_step("toy", tmp_path / "out", from_scratch=False, device="cpu")
+    assert out.startswith("skipped") and "6 runs" in out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_checkpoint_miou_scores_epoch_copies_outside_table3_runs(tmp_path, monkeypatch):
+    from psc_eval.runner import run_eval
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "home" / "models" / "toy" / "ours"
+    folder.mkdir(parents=True)
+    shipped = ROOT / "reports" / "toy" / "checkpoints" / "colorizer-ours.pt"
+    for e in (1, 2):
+        shutil.copy(shipped, folder / f"epoch-{e:04d}.pt")
+    out = tmp_path / "out"
+    r = checkpoint_miou("ours", "toy", out=out, device="cpu", progress=False, limit=8)
+    assert [p["epoch"] for p in r["points"]] == [1, 2]
+    stored = json.loads((out / "experiments" / "toy" / "checkpoint-miou-ours.json").read_text())
+    assert stored["points"] == r["points"]
+    # the same weights scored directly give the same mIoU; nothing lands in out/runs
+    direct = run_eval("miou", "ours", "toy", colorizer_weights=str(folder / "epoch-0001.pt"),
+                      device="cpu", out=str(tmp_path / "direct"), progress=False, limit=8)
+    want = next(x for x in direct.results if x.colorizer == "ours").metrics["miou"]
+    assert r["points"][0]["miou"] == pytest.approx(want, abs=1e-12)
+    assert r["points"][1]["miou"] == pytest.approx(want, abs=1e-12)
+    assert not (out / "runs").exists()
+    assert checkpoint_miou("iizuka2016", "toy", out=out) is None  # no epoch copies here
