@@ -61,6 +61,14 @@ for _spec in (
         {"cls": "DeepLabV3Plus", "encoder": "resnet18", "decoder_atrous_rates": (1, 2, 3)},
     ),
     SegmenterSpec(
+        "deeplabv3plus-mobilenetv2",
+        "smp DeepLabV3+, MobileNetV2 encoder, 128 decoder channels, ASPP rates 1/2/3: the "
+        "small toy judge (6 MB shipped)",
+        "smp", IMAGENET,
+        {"cls": "DeepLabV3Plus", "encoder": "mobilenet_v2", "decoder_channels": 128,
+         "decoder_atrous_rates": (1, 2, 3)},
+    ),
+    SegmenterSpec(
         "deeplabv3-resnet18",
         "smp DeepLabV3, ResNet-18 encoder, OS 8, ASPP rates 2/4/6 for small inputs",
         "smp", IMAGENET,

@@ -303,6 +303,28 @@ def training_facts(runs: Sequence[Run]) -> dict[str, Any]:
             "images_seen": span("images_seen"), "converged": converged}
 
 
+def not_converged_note(label: str, runs: Sequence[Run]) -> str | None:
+    """Why a row's model did not converge: where it stopped and what its last window of
+    epochs still brought (psc_eval.training.plateau); None when it converged or has no
+    protocol record."""
+    from ..training.plateau import window_gain
+
+    ck = (runs[0].result.provenance.get("colorizer_checkpoint") or {}) if runs else {}
+    rec = ck.get("run") or {}
+    rule = rec.get("plateau") or {}
+    if rec.get("converged") is not False or not rule.get("metric"):
+        return None
+    series = [float(h[rule["metric"]]) for h in ck.get("history") or []
+              if isinstance(h.get(rule["metric"]), (int, float))]
+    gain = window_gain(series, float(rule.get("window", 0.25)))
+    where = (f"stopped at the cap of {rule.get('cap')} epochs" if rec.get("until_plateau")
+             else f"trained for a fixed {rec.get('epochs')} epochs (no plateau rule)")
+    still = ("" if gain is None else f"; its last {math.ceil(rule.get('window', 0.25) * len(series))}"
+             f" epochs still improved {rule['metric'].removeprefix('val_')} by "
+             f"{100 * gain:.1f}% (the rule: < {100 * float(rule.get('tol', 0.01)):g}%)")
+    return f"{label}: not converged: {where}{still}."
+
+
 def _metric_row(label: str, runs: Sequence[Run],
                 every: Sequence[Run] | None = None) -> dict[str, Any]:
     """One row: the first training seed's runs, and ``every`` training seed's (for the
@@ -355,6 +377,9 @@ def table3(sel: Selection, dataset: str) -> Table:
                          f"(psc-eval miou --colorizer {name})")
         for key, runs in sel.configs(name) or [(name, [])]:
             row = _metric_row(_label(name, key), runs, sel.train_seeds.get(key))
+            why = not_converged_note(row["method"], runs)
+            if why:
+                notes.append(why)
             row["colorizer"] = name
             if dataset == "voc":
                 row["paper_miou"], row["paper_psnr"] = _paper3(name)

@@ -23,20 +23,28 @@ RULE = ("stop at the first epoch n >= min_epochs whose last ceil(window * n) epo
         "else stop at the cap (converged: no)")
 
 
+def window_gain(values: Sequence[float], window: float = 0.25) -> float | None:
+    """The relative improvement the last ceil(window * n) epochs brought on the best value of
+    the epochs before them ((best before - best recent) / |best before|); None when the
+    series is too short or not finite."""
+    n = len(values)
+    if n < 2:
+        return None
+    w = max(1, math.ceil(window * n))
+    vals = [float(v) for v in values]
+    if w >= n or not all(math.isfinite(v) for v in vals):
+        return None
+    before, recent = min(vals[: n - w]), min(vals[n - w:])
+    return (before - recent) / abs(before) if before else None
+
+
 def plateaued(values: Sequence[float], window: float = 0.25, tol: float = 0.01,
               min_epochs: int = 0) -> bool:
     """Whether a per-epoch validation series (lower is better) has plateaued (``RULE``)."""
-    n = len(values)
-    if n < max(min_epochs, 2):
+    if len(values) < max(min_epochs, 2):
         return False
-    w = max(1, math.ceil(window * n))
-    if w >= n:
-        return False
-    vals = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in vals):
-        return False
-    before, recent = min(vals[: n - w]), min(vals[n - w:])
-    return recent > before - tol * abs(before)
+    gain = window_gain(values, window)
+    return gain is not None and gain < tol
 
 
 def run_summary(history: Sequence[dict[str, Any]], parameters: int, *, until_plateau: bool,
