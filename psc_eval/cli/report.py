@@ -52,15 +52,17 @@ def report_cmd(dataset, runs, out, study, split, judge, samples, device, labels,
 @click.option("--shipped/--trained", "shipped_first", default=False, show_default=True,
               help="Where both a shipped and a trained judge or model exist: use the shipped "
                    "one (--shipped) or the one trained under $PSC_HOME (--trained).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Trainings run side by side (CPU: one per core, each on one thread).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def reproduce_cmd(dataset, out, from_scratch, shipped_first, device) -> None:
+def reproduce_cmd(dataset, out, from_scratch, shipped_first, jobs, device) -> None:
     """Judge, every model (shipped or trained), mIoU / PSNR / semantic / pollution of all
     rows, diversity, and the report; resumable: finished steps are skipped on a rerun."""
     from ..dist import resolve_device
     from ..experiments.reproduce import reproduce
 
     s = reproduce(dataset, out=out, from_scratch=from_scratch, device=resolve_device(device),
-                  prefer="shipped" if shipped_first else "trained")
+                  prefer="shipped" if shipped_first else "trained", jobs=jobs)
     click.echo(s.text())
 
 

@@ -121,6 +121,29 @@ def seed_checkpoint(name: str, dataset: str, seed: int) -> Path:
     return run_folder(name, dataset, dataset, cfg)[0] / "last.pt"
 
 
+def parallel_step(names: list[str], dataset: str, *, from_scratch: bool, device: str,
+                  prefer: str | None, jobs: int, echo: Callable[[str], None]) -> str:
+    """reproduce --jobs N: the trainings the per-method steps would do (and the extra seeds
+    they would train), N at a time."""
+    from .protocol import Job, job_state, protocol_jobs, train_protocol
+
+    todo = [Job(n, 0) for n in names
+            if train_outcome(n, dataset, from_scratch=from_scratch, device=device,
+                             prefer=prefer, dry_run=True) == "would train"]
+    todo += [j for j in protocol_jobs(names, SEED_SPREAD) if j.seed != 0
+             and (from_scratch or job_state(j, dataset)[0] != "absent")]
+    if not todo:
+        return "nothing to train"
+    res = train_protocol(dataset, todo, workers=jobs, device=device, echo=echo)
+    failed = [k for k, v in res.items() if v.startswith("FAILED")]
+    if failed:
+        from ..errors import PscError
+
+        raise PscError(f"{len(failed)} protocol trainings failed ({'; '.join(failed)}), in "
+                       "the log above, fix the cause and rerun: finished runs are kept")
+    return f"{len(res)} runs trained or finished"
+
+
 def seed_spread_step(dataset: str, out: Path, *, from_scratch: bool, device: str) -> str:
     """reproduce's step 7: train (or resume) and score the extra training seeds."""
     from ..runner import run_eval
@@ -170,17 +193,18 @@ def checkpoint_step(dataset: str, out: Path, device: str) -> str:
 
 def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch: bool = False,
               device: str = "cpu", echo: Callable[[str], None] = click.echo,
-              prefer: str | None = None) -> ReproduceSummary:
+              prefer: str | None = None, jobs: int = 1) -> ReproduceSummary:
     """``prefer``: "shipped" uses the shipped judge and models where both a shipped and a
     trained one exist (``--shipped``); None / "trained" (``--trained``, the default)
-    uses what was trained under $PSC_HOME."""
+    uses what was trained under $PSC_HOME. ``jobs`` > 1: the trainings to do run that
+    many at a time (experiments.protocol) before the per-method steps read them."""
     import os
 
     before = os.environ.get("PSC_SHIPPED")
     if prefer == "shipped":
         os.environ["PSC_SHIPPED"] = "first"  # every step builds its colorizers by name
     try:
-        return _reproduce(dataset, out, from_scratch, device, echo, prefer)
+        return _reproduce(dataset, out, from_scratch, device, echo, prefer, jobs)
     finally:
         if before is None:
             os.environ.pop("PSC_SHIPPED", None)
@@ -189,7 +213,8 @@ def reproduce(dataset: str = "toy", *, out: str | Path = "reports", from_scratch
 
 
 def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
-               echo: Callable[[str], None], prefer: str | None) -> ReproduceSummary:
+               echo: Callable[[str], None], prefer: str | None,
+               jobs: int = 1) -> ReproduceSummary:
     from ..colorizer import resolve_colorizer_class
     from ..judge import default_segmenter
     from ..paths import judge_weights_path
@@ -224,6 +249,10 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
                                      prefer=prefer)
 
     names = list(TRAINABLE)
+    if jobs > 1:
+        summary.steps.append(Step(f"protocol trainings ({jobs} at a time)", lambda: (
+            parallel_step(names, dataset, from_scratch=from_scratch, device=device,
+                          prefer=prefer, jobs=jobs, echo=echo))))
     for name in names:
         summary.steps.append(Step(f"train {name}", train_step(name)))
 
