@@ -1,5 +1,5 @@
 """The benchmark's protocol trainings, run side by side: every trainable's protocol run
-(training seed 0) and the training-seed spread (``reproduce.SEED_SPREAD``), each in its
+(training seed 0) and the training-seed spread (``SEED_SPREAD``), each in its
 own folder under $PSC_HOME, resumed when interrupted, skipped when finished.
 
 ``train_protocol(dataset, jobs=N)`` runs the pending ones in N worker processes, each on
@@ -20,6 +20,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+# The protocol's training-seed spread: ours and the two strongest baselines of the toy
+# table (Iizuka, Larsson), each trained with these seeds besides its config's own (0).
+SEED_SPREAD = {"ours": (1, 2), "iizuka2016": (1, 2), "larsson2016": (1, 2)}
 # Started first (they take longest): the PixelCNN-sized models, then the rest.
 SLOW = ("ours", "psc-film", "psc-purple-blue", "psc-purple", "royer2017")
 
@@ -47,8 +50,6 @@ def protocol_jobs(names: Sequence[str], spread: dict[str, Sequence[int]]) -> lis
 def job_state(job: Job, dataset: str) -> tuple[str, Path]:
     """("absent" | "partial" | "finished", last.pt) of a protocol run."""
     from ..checkpoint import load_checkpoint
-    from .reproduce import seed_checkpoint
-
     last = seed_checkpoint(job.name, dataset, job.seed)
     if not last.is_file():
         return "absent", last
@@ -59,14 +60,20 @@ def job_state(job: Job, dataset: str) -> tuple[str, Path]:
     return ("finished" if done else "partial"), last
 
 
+def seed_checkpoint(name: str, dataset: str, seed: int) -> Path:
+    """Where the protocol config of ``name`` trained with training seed ``seed`` lives."""
+    from ..training.entry import resolve_config, run_folder
+
+    cfg = resolve_config(name, dataset, {"train.seed": seed})[1]
+    return run_folder(name, dataset, dataset, cfg)[0] / "last.pt"
+
+
 def _train_one(job: Job, dataset: str, device: str, threads: int,
                overrides: dict[str, Any] | None) -> str:
     """One worker's job (a top-level function: it runs in a spawned process)."""
     import torch
 
     from ..training.entry import train
-    from .reproduce import seed_checkpoint
-
     torch.set_num_threads(threads)
     last = seed_checkpoint(job.name, dataset, job.seed) if not overrides else None
     res = train(job.name, dataset, dataset, device=device, seed=job.seed,

@@ -38,9 +38,8 @@ from pathlib import Path
 
 import click
 
-# The protocol's training-seed spread: ours and the two strongest baselines of the toy
-# table (Iizuka, Larsson), each trained with these seeds besides its config's own (0).
-SEED_SPREAD = {"ours": (1, 2), "iizuka2016": (1, 2), "larsson2016": (1, 2)}
+from .protocol import SEED_SPREAD, seed_checkpoint
+
 # Whose epoch checkpoints the report scores: ours and the strongest baseline.
 CHECKPOINT_CURVE = ("ours", "iizuka2016")
 
@@ -111,14 +110,6 @@ def train_outcome(name: str, dataset: str, *, from_scratch: bool = False, device
     res = train(name, dataset, dataset, device=device,
                 resume="last" if last.is_file() else None, progress=True)
     return f"trained ({len(res.history)} epochs)"
-
-
-def seed_checkpoint(name: str, dataset: str, seed: int) -> Path:
-    """Where the protocol config of ``name`` trained with training seed ``seed`` lives."""
-    from ..training.entry import resolve_config, run_folder
-
-    cfg = resolve_config(name, dataset, {"train.seed": seed})[1]
-    return run_folder(name, dataset, dataset, cfg)[0] / "last.pt"
 
 
 def parallel_step(names: list[str], dataset: str, *, from_scratch: bool, device: str,

@@ -1,0 +1,113 @@
+"""Aggregating a table row's runs: over evaluation seeds (mean, sd), over TRAINING seeds
+(mean +- sd, and which gaps survive both the image bootstrap and the training seeds), the
+bootstrap interval of a single run, and what the scored checkpoints say of their training
+(parameters, images seen, converged, and why a run did not converge)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .runs import Run
+
+
+def mean_metric(runs: Sequence[Run], key: str) -> float | None:
+    vals = [r.result.metrics.get(key) for r in runs]
+    vals = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def std_metric(runs: Sequence[Run], key: str) -> float | None:
+    vals = [float(r.result.metrics[key]) for r in runs if r.result.metrics.get(key) is not None]
+    if len(vals) < 2:
+        return None
+    m = sum(vals) / len(vals)
+    return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def seed_spread(runs: Sequence[Run], key: str) -> tuple[float, float, int] | None:
+    """(mean, sample sd, n) of ``key`` over TRAINING seeds (each seed's value the mean over
+    its evaluation seeds); None with fewer than two training seeds."""
+    by_seed: dict[Any, list[Run]] = {}
+    for r in runs:
+        by_seed.setdefault(r.train_seed, []).append(r)
+    vals = [v for v in (mean_metric(rs, key) for rs in by_seed.values()) if v is not None]
+    if len(vals) < 2 or None in by_seed:
+        return None
+    m = sum(vals) / len(vals)
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)), len(vals)
+
+
+def gap_verdicts(rows: Sequence[dict[str, Any]], key: str = "miou") -> list[str]:
+    """Which gaps between rows with a training-seed spread survive both sources of noise:
+    the image bootstrap (the two rows' 95% intervals are disjoint) and the training seeds
+    (|difference of the seed means| > 2 x its standard error, sqrt(sd_a^2/n_a + sd_b^2/n_b))."""
+    spread = [r for r in rows if r.get(f"{key}_seeds")]
+    out = []
+    for i, a in enumerate(spread):
+        for b in spread[i + 1:]:
+            (ma, sa, na), (mb, sb, nb) = a[f"{key}_seeds"], b[f"{key}_seeds"]
+            ca, cb = a.get(f"{key}_ci"), b.get(f"{key}_ci")
+            boot = None if not (ca and cb) else (ca[1] < cb[0] or cb[1] < ca[0])
+            se = math.sqrt(sa ** 2 / na + sb ** 2 / nb)
+            seeds = abs(ma - mb) > 2 * se
+            word = {True: "yes", False: "no", None: "no interval"}
+            out.append(f"{a['method']} vs {b['method']}: seed means differ by "
+                       f"{100 * (ma - mb):+.1f} points; survives the image bootstrap: "
+                       f"{word[boot]}; survives training seeds: {word[seeds]} "
+                       f"(2 x SE = {200 * se:.1f})")
+    return out
+
+
+def interval(runs: Sequence[Run], key: str) -> tuple[float, float] | None:
+    """The run's bootstrap 95% interval (metrics issue), only for a single seed: intervals
+    of different seeds are not combined here (the seed sd column shows the spread)."""
+    if len(runs) != 1:
+        return None
+    m = runs[0].result.metrics
+    lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+    return None if lo is None or hi is None else (float(lo), float(hi))
+
+
+def training_facts(runs: Sequence[Run]) -> dict[str, Any]:
+    """What the checkpoints the runs scored say of their training (the protocol's ``run``
+    record, psc_eval.training.plateau): parameters, epochs, images seen, converged.
+    Several checkpoints (training seeds): the range of each count, converged only if all
+    converged. Runs without the record (reference rows, older runs) give None."""
+    recs = [((r.result.provenance.get("colorizer_checkpoint") or {}).get("run") or {})
+            for r in runs]
+    recs = [x for x in recs if x]
+    if not recs:
+        return {"parameters": None, "epochs": None, "images_seen": None, "converged": None}
+
+    def span(key: str) -> Any:
+        vals = sorted({int(x[key]) for x in recs if isinstance(x.get(key), (int, float))})
+        return None if not vals else vals[0] if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
+
+    conv = [x.get("converged") for x in recs]
+    converged = None if any(c is None for c in conv) else "yes" if all(conv) else "no"
+    return {"parameters": span("parameters"), "epochs": span("epochs"),
+            "images_seen": span("images_seen"), "converged": converged}
+
+
+def not_converged_note(label: str, runs: Sequence[Run]) -> str | None:
+    """Why a row's model did not converge: where it stopped and what its last window of
+    epochs still brought (psc_eval.training.plateau); None when it converged or has no
+    protocol record."""
+    from ..training.plateau import window_gain
+
+    ck = (runs[0].result.provenance.get("colorizer_checkpoint") or {}) if runs else {}
+    rec = ck.get("run") or {}
+    rule = rec.get("plateau") or {}
+    if rec.get("converged") is not False or not rule.get("metric"):
+        return None
+    series = [float(h[rule["metric"]]) for h in ck.get("history") or []
+              if isinstance(h.get(rule["metric"]), (int, float))]
+    gain = window_gain(series, float(rule.get("window", 0.25)))
+    where = (f"stopped at the cap of {rule.get('cap')} epochs" if rec.get("until_plateau")
+             else f"trained for a fixed {rec.get('epochs')} epochs (no plateau rule)")
+    still = ("" if gain is None else f"; its last {math.ceil(rule.get('window', 0.25) * len(series))}"
+             f" epochs still improved {rule['metric'].removeprefix('val_')} by "
+             f"{100 * gain:.1f}% (the rule: < {100 * float(rule.get('tol', 0.01)):g}%)")
+    return f"{label}: not converged: {where}{still}."
