@@ -21,6 +21,7 @@ runs, never a trained model's result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,26 @@ class PSCBase:
         x = sample(self.net.g, cond, generator=generator, temperature=self.temperature,
                    method=self.sampler)
         return self._finish(x, L, n_samples)
+
+    @torch.no_grad()
+    def colorize_parts(self, Ls: Sequence[Tensor], n_samples: int = 1, *,
+                       generators: Sequence[torch.Generator]) -> list[Tensor]:
+        """Several batches in ONE sampling call (whole-split batching): part i is exactly
+        ``colorize(Ls[i], n_samples, generator=generators[i])`` (each part's condition is
+        computed on its own batch, its noise drawn from its own generator), with one
+        sequential pass over the canvas instead of one per batch."""
+        from .sampling import sample
+
+        conds = []
+        for L in Ls:
+            check_L(L)
+            check_n_samples(self, n_samples)
+            emb, logits = self._embed(L)
+            conds.append(self.net.condition(emb, logits).repeat_interleave(n_samples, dim=0))
+        sizes = [c.shape[0] for c in conds]
+        x = sample(self.net.g, torch.cat(conds), generator=list(generators),
+                   split_sizes=sizes, temperature=self.temperature, method=self.sampler)
+        return [self._finish(xi, L, n_samples) for xi, L in zip(x.split(sizes), Ls)]
 
 
 class PSC(PSCBase):

@@ -426,6 +426,52 @@ def draw_samples(colorizer: Any, L: Tensor, ab_true: Tensor, n_samples: int, see
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 
+def samples_parts(colorizer: Any) -> bool:
+    """Whether a colorizer samples several canonical batches in one call (``colorize_parts``:
+    whole-split batching, same samples as batch by batch)."""
+    return callable(getattr(colorizer, "colorize_parts", None)) and \
+        getattr(colorizer, "stochastic", False) and not getattr(colorizer, "by_id", False) \
+        and not getattr(colorizer, "oracle", False)
+
+
+def draw_samples_parts(colorizer: Any, parts: Sequence[tuple[Tensor, Tensor, int, Sequence[str]]],
+                       n_samples: int, seed: int, device: str, name: str) -> list[Tensor]:
+    """``draw_samples`` of several canonical batches ((L, ab_true, start, ids) each) in one
+    ``colorize_parts`` call per sample stream, each batch's noise from its own generators:
+    part i gets exactly ``draw_samples(..., start_i, ...)``'s chroma (a test checks it bit
+    for bit). A colorizer without ``colorize_parts`` is called batch by batch."""
+    if not samples_parts(colorizer) or len(parts) < 2:
+        return [draw_samples(colorizer, L, ab, n_samples, seed, s, device, ids, name)
+                for L, ab, s, ids in parts]
+    asked = asked_samples(colorizer, n_samples)
+    streams = [(asked, 0)] if asked == 1 else [(1, 0), (asked - 1, 1)]
+    where = f"colorizer {name!r} on images {parts[0][3][0]!r}..{parts[-1][3][-1]!r}"
+    out: list[list[Tensor]] = [[] for _ in parts]
+    for k, stream in streams:
+        gens = [torch.Generator(device=torch.device(device)).manual_seed(
+            batch_seed(seed, s, stream)) for _, _, s, _ in parts]
+        Ls = [L.clone() for L, _, _, _ in parts]
+        try:
+            with torch.inference_mode():
+                raws = colorizer.colorize_parts(Ls, k, generators=gens)
+        except PscError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure of a plug-in's code
+            raise ColorizerOutputError(
+                f"{where} raised {_describe_exception(e)}, in its colorize_parts(), fix the "
+                "colorizer and rerun (earlier batches stay cached)") from None
+        if len(raws) != len(parts):
+            raise ColorizerOutputError(f"{where} returned {len(raws)} parts for {len(parts)} "
+                                       "batches, in its colorize_parts(), return one per batch")
+        for i, ((L, _, _, ids), raw) in enumerate(zip(parts, raws)):
+            if not torch.equal(Ls[i], L):
+                raise ColorizerOutputError(
+                    f"{where} changed its input L in place, in its colorize_parts(), work "
+                    "on a copy; nothing of these batches was used")
+            out[i].append(check_ab(raw, ids, k, name))
+    return [o[0] if len(o) == 1 else torch.cat(o, dim=1) for o in out]
+
+
 def canonical_batches(n: int, batch_size: int = BATCH_SIZE) -> list[tuple[int, int]]:
     """(start, end) of the evaluation loop's batches over ``n`` dataset indices."""
     return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]

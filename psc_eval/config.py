@@ -98,6 +98,10 @@ class EvalConfig:
                                 "(images resampled; 0: no interval).", type=int, min=0)
     bootstrap_seed: int = _opt(0, "Seed of the bootstrap resampling.", type=int)
     batch_size: int = _opt(32, "Images per batch.", type=int)
+    sample_batches: int = _opt(16, "Batches a sampling colorizer (the PixelCNN models) "
+                                   "samples in one call (whole-split batching; same "
+                                   "samples, fewer sequential steps; 1: batch by batch).",
+                               type=int, min=1)
     device: str = _opt("auto", DEVICE_HELP + ".")
     workers: int = _opt(0, "DataLoader worker processes.", type=int, min=0, max=64)
     cache: bool = _opt(True, "Reuse and write the score cache (--no-cache: recompute "
@@ -127,6 +131,9 @@ class EvalConfig:
         if self.batch_size < 1:
             raise PscError(f"--batch-size must be >= 1, got {self.batch_size}, in the options, "
                            "pass 1+")
+        if self.sample_batches < 1:
+            raise PscError(f"--sample-batches must be >= 1, got {self.sample_batches}, in the "
+                           "options, pass 1+")
         if self.limit is not None and self.limit < 1:
             raise PscError(f"--limit must be >= 1, got {self.limit}, in the options, "
                            "drop it or pass 1+")

@@ -190,7 +190,8 @@ def safe_name(name: str) -> str:
 
 # Evaluation options that change no number (where output goes, how it is computed fast).
 _NOT_IN_RUN_KEY = frozenset({"out", "progress", "cache", "cache_dir", "workers", "root",
-                             "weights", "colorizer_weights", "allow_partial", "device"})
+                             "weights", "colorizer_weights", "allow_partial", "device",
+                             "sample_batches"})
 
 
 def run_key(result: RunResult) -> str:

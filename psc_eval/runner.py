@@ -41,6 +41,7 @@ reused by N and vice versa.
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -64,7 +65,9 @@ from .colorizer import (
     canonical_batches,
     check_ab,
     draw_samples,
+    draw_samples_parts,
     get_colorizer,
+    samples_parts,
     to_rgb_u8,
 )
 from .config import REFERENCE_ROWS, EvalConfig, make_config
@@ -98,6 +101,8 @@ class _Row:
     scored: int = 0
     colorized: int = 0
     from_cache: int = 0
+    # chroma drawn ahead for the batches of a chunk (whole-split batching), by batch start
+    ready: dict[int, Tensor] = field(default_factory=dict)
 
     def add(self, shard: dict[str, Any]) -> None:
         for n, s in self.scorers.items():
@@ -205,15 +210,18 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
                 ds, batch_sampler=[list(range(s, e)) for s, e in to_load], collate_fn=collate,
                 num_workers=cfg.workers, pin_memory=torch.device(device).type == "cuda",
             )
-            for (s, e), batch in zip(to_load, loader):
-                fname = shard_name(s, e - s)
-                for i in pending[(s, e)]:
-                    r = rows[i]
-                    shard = _score_batch(r, batch, ds.ids[s:e], s, fname, seg, device, cfg.seed,
-                                         n_samples)
-                    r.cache.save_scores(fname, shard)
-                    r.add(shard)
-                bar.update(e - s)
+            batches_in = iter(zip(to_load, loader))
+            while chunk := list(itertools.islice(batches_in, cfg.sample_batches)):
+                _draw_ahead(rows, chunk, pending, device, cfg.seed, n_samples)
+                for (s, e), batch in chunk:
+                    fname = shard_name(s, e - s)
+                    for i in pending[(s, e)]:
+                        r = rows[i]
+                        shard = _score_batch(r, batch, ds.ids[s:e], s, fname, seg, device,
+                                             cfg.seed, n_samples)
+                        r.cache.save_scores(fname, shard)
+                        r.add(shard)
+                    bar.update(e - s)
     finally:
         bar.close()
 
@@ -244,16 +252,43 @@ def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int,
             "code": dict(r.codes)}
 
 
+def _draw_ahead(rows: list[_Row], chunk: list[tuple[tuple[int, int], dict[str, Any]]],
+                pending: dict[tuple[int, int], list[int]], device: str, seed: int,
+                n_samples: int) -> None:
+    """Whole-split batching: a row whose colorizer samples several batches at once
+    (``colorize_parts``) gets the chroma of every batch of the chunk it still has to
+    colorize (not in its ab cache) in one call, kept in ``row.ready`` for ``_colorize``;
+    the samples are those of batch-by-batch calls (``draw_samples_parts``)."""
+    for i, r in enumerate(rows):
+        if not samples_parts(r.colorizer):
+            continue
+        parts = []
+        for (s, e), batch in chunk:
+            ids = batch["ids"]
+            if i in pending[(s, e)] and ids and \
+                    r.cache.load_ab(shard_name(s, e - s), ids) is None:
+                parts.append((batch["L"].to(device), batch["ab"].to(device), s, ids))
+        if len(parts) < 2:
+            continue
+        drawn = draw_samples_parts(r.colorizer, parts, n_samples, seed, device, r.name)
+        for (_, _, s, _), ab in zip(parts, drawn):
+            r.ready[s] = ab
+
+
 def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, fname: str,
               device: str, seed: int, n_samples: int) -> Tensor:
-    """(B, n_samples, 2, H', W') float16 chroma, from the ab cache or the colorizer."""
+    """(B, n_samples, 2, H', W') float16 chroma, from the ab cache, drawn ahead with its
+    chunk, or from the colorizer."""
     ab = r.cache.load_ab(fname, ids)
     if ab is not None:
         ab = ab.to(device)
         r.from_cache += len(ids)
+        r.ready.pop(start, None)
     else:
-        raw = draw_samples(r.colorizer, L, ab_true, n_samples, seed, start, device, ids,
-                           r.name)
+        raw = r.ready.pop(start, None)
+        if raw is None:
+            raw = draw_samples(r.colorizer, L, ab_true, n_samples, seed, start, device, ids,
+                               r.name)
         ab = raw.detach().to(AB_DTYPE)
         r.colorized += len(ids)
         r.cache.save_ab(fname, ids, ab)

@@ -52,3 +52,10 @@ def test_bench_scripts_answer_help():
         out = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"],
                              capture_output=True, text=True, check=True).stdout
         assert "--small" in out
+
+
+@pytest.mark.slow
+def test_bench_split_small(one_thread):
+    res = _load("bench_split").main(["--small"])
+    assert res["bit_identical"] and res["images"] == 64
+    assert res["chunked_over_batch_by_batch"] > 0 and res["chunked_over_forward"] > 0
