@@ -188,6 +188,8 @@ class PSCBase:
         sequential pass over the canvas instead of one per batch."""
         from .sampling import sample
 
+        if type(self).colorize is not PSCBase.colorize:  # a subclass decodes otherwise
+            return [self.colorize(L, n_samples, generator=g) for L, g in zip(Ls, generators)]
         conds = []
         for L in Ls:
             check_L(L)

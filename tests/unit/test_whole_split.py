@@ -69,3 +69,18 @@ def test_miou_is_the_same_with_and_without_whole_split_batching(tmp_path, monkey
     assert calls == [5]  # sample_batches=16: the five batches of 16 in one call; 1: none
     assert res[1].metrics == res[16].metrics
     assert res[1].provenance["run_key"] == res[16].provenance["run_key"]
+
+
+def test_a_subclass_decoding_otherwise_gets_its_own_colorize_per_part():
+    from psc_eval.models.variants import PSCEmbedding
+
+    class Stochastic(PSCEmbedding):  # overrides colorize: parts must go through it
+        stochastic = True
+
+    c = Stochastic(dataset="toy", weights="random", seed=1)
+    ds = get_dataset("toy", split="val")
+    parts = _parts(ds, [0, 4], 4)
+    got = c.colorize_parts([p[0] for p in parts], 1,
+                           generators=[torch.Generator(), torch.Generator()])
+    for (L, *_), g in zip(parts, got):
+        assert torch.equal(g, c.colorize(L, 1))
