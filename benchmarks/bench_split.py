@@ -32,12 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
     if a.small:
         a.images, a.batch_size, a.repeats = 64, 16, 1
     torch.set_num_threads(a.threads)
-    from psc_eval.colorizer import (
-        canonical_batches,
-        draw_samples,
-        draw_samples_parts,
-        get_colorizer,
-    )
+    from psc_eval.colorize import canonical_batches, draw_samples, draw_samples_parts
+    from psc_eval.colorizer import get_colorizer
     from psc_eval.data import collate, get_dataset
 
     ours = get_colorizer("ours", dataset="toy", weights="random", seed=0)

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .colorizer import AB_DTYPE as AB_CACHE_DTYPE
+from .colorize import AB_DTYPE as AB_CACHE_DTYPE
 from .identity import class_path, code_sha256, digest, jsonable, scorer_code
 from .io import atomic_write, atomic_write_json
 
@@ -71,7 +71,7 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
         "batch_size": int(batch_size) if getattr(colorizer, "stochastic", False) else None,
         "ab_dtype": str(AB_CACHE_DTYPE),
     }
-    if n_samples > 1:  # sample 0 drawn alone, samples 1.. from stream 1 (colorizer.draw_samples)
+    if n_samples > 1:  # sample 0 drawn alone, samples 1.. from stream 1 (colorize.draw_samples)
         ab_ident["sample_streams"] = 2
     ab_key = digest(ab_ident)
     seg_ident = None if seg is None else {

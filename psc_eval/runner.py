@@ -53,22 +53,24 @@ from torch import Tensor
 
 from .cache import RowCache, class_path, row_keys, scorer_code, shard_name
 from .color import to_uint8
-from .colorizer import (
+from .colorize import (
     AB_DTYPE,
-    AB_HIGH,
-    AB_LOW,
-    GrayColorizer,
-    GroundTruthColorizer,
     asked_samples,
     batch_seed,
-    build_colorizer,
     canonical_batches,
     check_ab,
     draw_samples,
     draw_samples_parts,
-    get_colorizer,
     samples_parts,
     to_rgb_u8,
+)
+from .colorizer import (
+    AB_HIGH,
+    AB_LOW,
+    GrayColorizer,
+    GroundTruthColorizer,
+    build_colorizer,
+    get_colorizer,
 )
 from .config import REFERENCE_ROWS, EvalConfig, make_config
 from .dist import (

@@ -95,7 +95,7 @@ def diversity_figure(col: Any, ds: Any, result: RunResult, cfg: EvalConfig, devi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..colorizer import colorize_indices
+    from ..colorize import colorize_indices
     from ..io import atomic_write
     from ..metrics.diversity import ms_ssim_pairs
 

@@ -94,7 +94,7 @@ def _critic_method(model: Critic):
 def _images(colorizer: Any, ds: Any, idx: Sequence[int], seed: int, device: str) -> Tensor:
     """(N,3,H,W) in [0,1]: the uint8 RGB of sample 0 of each image, the very colorization
     the evaluation loop scores for ``seed`` (``psc_eval.colorize``)."""
-    from ..colorizer import colorize_indices
+    from ..colorize import colorize_indices
 
     got = colorize_indices(colorizer, ds, idx, seed=seed, device=device)
     return got.rgb_u8(0).cpu().float() / 255.0

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..colorizer import build_colorizer, colorize_indices, to_rgb_u8
+from ..colorize import colorize_indices, to_rgb_u8
+from ..colorizer import build_colorizer
 from ..data import get_dataset
 from ..errors import PscError
 from ..io import atomic_write, ensure_dir

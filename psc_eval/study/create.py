@@ -33,7 +33,8 @@ from PIL import Image
 
 from .. import __version__
 from ..color import lab_parts_to_rgb, rgb_to_lab
-from ..colorizer import BATCH_SIZE, build_colorizer, colorize_indices, to_rgb_u8
+from ..colorize import BATCH_SIZE, colorize_indices, to_rgb_u8
+from ..colorizer import build_colorizer
 from ..data import get_dataset
 from ..data.base import SegDataset
 from ..errors import PscError

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from psc_eval.colorizer import batch_seed, canonical_batches, colorize_indices, draw_samples
+from psc_eval.colorize import batch_seed, canonical_batches, colorize_indices, draw_samples
 from psc_eval.data import get_dataset
 from psc_eval.experiments.naturalness import _images as proxy_images
 from psc_eval.report.grid import TITLE_PX, write_sample_grid

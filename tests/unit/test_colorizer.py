@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import psc_eval
+from psc_eval.colorize import run_colorizer
 from psc_eval.colorizer import (
     Colorizer,
     GrayColorizer,
     check_L,
     list_colorizers,
     register_colorizer,
-    run_colorizer,
 )
 from psc_eval.data import get_dataset
 from psc_eval.errors import PscError, UnknownNameError

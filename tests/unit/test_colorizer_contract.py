@@ -15,16 +15,15 @@ import pytest
 import torch
 from fixtures_data import tiny_toml
 
+from psc_eval.colorize import check_ab, run_colorizer
 from psc_eval.colorizer import (
     AB_HIGH,
     AB_LOW,
     RANDOM_WEIGHTS,
     Colorizer,
     build_colorizer,
-    check_ab,
     list_colorizers,
     resolve_colorizer_class,
-    run_colorizer,
 )
 from psc_eval.errors import PscError
 

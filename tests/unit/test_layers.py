@@ -26,7 +26,7 @@ LAYERS = (
     ("colour, data, configs, checkpoints", {"color", "data", "config", "checkpoint",
                                             "shipped", "identity"}),
     ("metrics, judges, training, colorizer protocol",
-     {"metrics", "judge", "training", "colorizer", "predictions", ""}),
+     {"metrics", "judge", "training", "colorizer", "colorize", "predictions", ""}),
     ("the paper's model and the baselines (plug-ins of the protocols)",
      {"models", "baselines"}),
     ("evaluation: runner, cache, results", {"runner", "cache", "results", "summary"}),

@@ -283,7 +283,7 @@ CC, CS = 10, 40  # toy's classes (the semantic scorer's toy law); MS-SSIM needs 
 
 
 def contract_batch(seed: int) -> dict:
-    from psc_eval.colorizer import to_rgb_u8
+    from psc_eval.colorize import to_rgb_u8
 
     g = torch.Generator().manual_seed(100 + seed)
     n = 3 + seed % 3

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from psc_eval.colorizer import draw_samples, draw_samples_parts, get_colorizer, samples_parts
+from psc_eval.colorize import draw_samples, draw_samples_parts, samples_parts
+from psc_eval.colorizer import get_colorizer
 from psc_eval.data import collate, get_dataset
 
 
