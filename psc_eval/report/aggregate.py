@@ -111,3 +111,34 @@ def not_converged_note(label: str, runs: Sequence[Run]) -> str | None:
              f" epochs still improved {rule['metric'].removeprefix('val_')} by "
              f"{100 * gain:.1f}% (the rule: < {100 * float(rule.get('tol', 0.01)):g}%)")
     return f"{label}: not converged: {where}{still}."
+
+
+def protocol_note(rows: Sequence[tuple[str, Sequence[Run]]]) -> str | None:
+    """The training protocol as the scored checkpoints recorded it: the rule, its
+    parameters (one set, or each set with its rows) and the validation loss each row's rule
+    read; None when no row was trained under the plateau rule."""
+    from ..training.plateau import RULE
+
+    sets: dict[tuple, list[str]] = {}
+    metrics = []
+    for label, runs in rows:
+        ck = (runs[0].result.provenance.get("colorizer_checkpoint") or {}) if runs else {}
+        rec = ck.get("run") or {}
+        rule = rec.get("plateau") or {}
+        if not rec.get("until_plateau") or not rule:
+            continue
+        key = (rule.get("window"), rule.get("tol"), rule.get("min_epochs"), rule.get("cap"))
+        sets.setdefault(key, []).append(label)
+        metrics.append(f"{label}: {str(rule.get('metric', '?')).removeprefix('val_')}")
+    if not sets:
+        return None
+
+    def params(k: tuple) -> str:
+        w, t, m, c = k
+        return f"window {w}, tol {100 * float(t):g}%, at least {m} epochs, cap {c} epochs"
+
+    which = (params(next(iter(sets))) if len(sets) == 1 else
+             "; ".join(f"{params(k)} ({', '.join(v)})" for k, v in sets.items()))
+    return (f"Training protocol (from the scored checkpoints' run records): {RULE}; "
+            f"{which}. The validation loss each rule read: {'; '.join(metrics)}. The last "
+            "epoch's weights are scored (validation only decides when to stop).")

@@ -25,6 +25,7 @@ from .aggregate import (
     interval,
     mean_metric,
     not_converged_note,
+    protocol_note,
     seed_spread,
     std_metric,
     training_facts,
@@ -275,7 +276,7 @@ def table3_order(present: Any) -> list[str]:
 
 def table3(sel: Selection, dataset: str) -> Table:
     """Table 3: mIoU of the judge on colorized images and PSNR against the truth."""
-    rows, notes = [], []
+    rows, notes, scored = [], [], []
     for name in table3_order(sel.colorizers()):
         if not sel.configs(name):
             notes.append(f"{methods.label(name)}: no run of this method in these runs "
@@ -285,6 +286,7 @@ def table3(sel: Selection, dataset: str) -> Table:
             why = not_converged_note(row["method"], runs)
             if why:
                 notes.append(why)
+            scored.append((row["method"], runs))
             row["colorizer"] = name
             if dataset == "voc":
                 row["paper_miou"], row["paper_psnr"] = _paper3(name)
@@ -304,6 +306,9 @@ def table3(sel: Selection, dataset: str) -> Table:
                      "plateaued by the protocol's rule before the epoch cap; a dash: "
                      "trained for a fixed number of epochs (no plateau rule), trained before "
                      "runs recorded it, or no training.")
+        proto = protocol_note(scored)
+        if proto:
+            notes.append(proto)
     cols.append(Column("miou", "mIoU (%)", fmt(1, 100), here))
     if has_ci:
         cols.append(Column("miou_ci", "95% CI", fmt_interval(1, 100), here))

@@ -368,10 +368,14 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
     ck = {"path": "/x/last.pt", "epoch": 8, "step": 80, "val_losses": {}, "history": hist,
           "run": {"epochs": 8, "images_seen": 800, "parameters": 10, "converged": False,
                   "until_plateau": True, "plateau": {"metric": "val_L_gen_bpd", "window": 0.25,
-                                                     "tol": 0.01, "cap": 8}}}
+                                                     "tol": 0.01, "cap": 8, "min_epochs": 4}}}
     write(run("ours", 0.4, 18.0, weights="1" * 64, checkpoint=ck), root)
     write_report("toy", root, tmp_path / "rep")
     md = (tmp_path / "rep" / "table3.md").read_text()
     gain = 100 * (2.9 - 2.7) / 2.9
     assert (f"Ours (PSC): not converged: stopped at the cap of 8 epochs; its last 2 epochs "
             f"still improved L_gen_bpd by {gain:.1f}% (the rule: < 1%).") in md
+    assert ("Training protocol (from the scored checkpoints' run records): stop at the first "
+            "epoch n >= min_epochs") in md
+    assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in md
+    assert "The validation loss each rule read: Ours (PSC): L_gen_bpd." in md
