@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ from .errors import PscError, WeightsError
 from .io import atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
+# What the shipped checkpoints of one dataset may weigh together: a fresh clone downloads
+# them (tests/unit/test_shipped_budget.py holds the repository to it).
+SHIP_BUDGET_BYTES = 40 * 1000 * 1000
 # Training state that inference never reads.
 TRAINING_KEYS = frozenset({"optimizers", "schedulers", "optimizer", "scheduler", "rng",
                            "running", "data_order"})
@@ -96,12 +99,18 @@ Check = Callable[[str, Path], None]
 
 
 def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = None, *,
-         check: Check) -> Path:
+         check: Check, drop: Sequence[str] = ()) -> Path:
     """Write slim copies of ``sources`` ({"judge/<arch>" | "colorizer/<name>": (checkpoint,
     the command that made it)}) and the manifest; returns the manifest path. Every source
     and every slim copy must pass ``check`` (the shipped file is what a fresh clone's
-    evaluation loads); until all pass, the shipped files and the manifest stay as they were."""
+    evaluation loads); until all pass, the shipped files and the manifest stay as they were.
+    ``drop``: shipped entries to remove with their files (e.g. a judge replaced by another
+    one); entries neither shipped nor dropped stay."""
     out = Path(out) if out is not None else shipped_dir(dataset)
+    unknown = [k for k in drop if k not in _manifest_entries(out / MANIFEST)]
+    if unknown:
+        raise WeightsError(f"nothing shipped under {', '.join(unknown)}, in --drop, name a "
+                           f"manifest entry of {out / MANIFEST} (e.g. judge/<arch>)")
     for key, (src, _) in sorted(sources.items()):
         check(key, Path(src))
     staged: dict[str, tuple[Path, Path, str, dict[str, Any]]] = {}
@@ -123,11 +132,21 @@ def ship(dataset: str, sources: dict[str, tuple[Path, str]], out: Path | None = 
             tmp.unlink(missing_ok=True)
     path = out / MANIFEST
     # the entries of checkpoints not shipped this time stay (their files are untouched)
-    kept = {k: v for k, v in _manifest_entries(path).items()
-            if k not in entries and isinstance(v, dict) and (out / str(v.get("file"))).is_file()}
+    old = _manifest_entries(path)
+    kept = {k: v for k, v in old.items() if k not in entries and k not in drop
+            and isinstance(v, dict) and (out / str(v.get("file"))).is_file()}
     atomic_write_json(path, {"dataset": dataset, "dtype": "float16",
                              "checkpoints": dict(sorted({**kept, **entries}.items()))})
+    for k in drop:
+        if k not in entries and isinstance(old.get(k), dict):
+            (out / str(old[k].get("file"))).unlink(missing_ok=True)
     return path
+
+
+def shipped_bytes(out: Path) -> int:
+    """Bytes of every file in a shipped-checkpoint folder (the repository budget counts
+    them all: ``SHIP_BUDGET_BYTES``)."""
+    return sum(p.stat().st_size for p in Path(out).iterdir() if p.is_file())
 
 
 def _manifest_entries(path: Path) -> dict[str, Any]:
@@ -155,7 +174,8 @@ def trained_or_shipped(home_path: Path, dataset: str, kind: str, name: str) -> P
 
 
 def ship_trained(dataset: str, judge: str | None, colorizers: list[str],
-                 out: Path | None = None, *, check: Check, default_judge: str = "") -> Path:
+                 out: Path | None = None, *, check: Check, default_judge: str = "",
+                 drop: Sequence[str] = ()) -> Path:
     """``psc-eval ship``: the judge and colorizers trained under $PSC_HOME, slimmed.
     ``judge`` None: the dataset's judge (``default_judge``) when it was trained under
     $PSC_HOME, else the shipped judge stays as it is."""
@@ -177,4 +197,4 @@ def ship_trained(dataset: str, judge: str | None, colorizers: list[str],
                                f"--colorizer {name} --dataset {dataset} --config {dataset}")
         sources[f"colorizer/{name}"] = (
             cp, f"psc-eval train --colorizer {name} --dataset {dataset} --config {dataset}")
-    return ship(dataset, sources, out, check=check)
+    return ship(dataset, sources, out, check=check, drop=drop)

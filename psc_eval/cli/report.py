@@ -118,16 +118,25 @@ def regress_cmd(expected, colorizer, predictions, dataset, split, size, limit, u
               help="Trained colorizer to ship (repeat, or a comma list).")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Folder (default reports/<dataset>/checkpoints of this source tree).")
-def ship_cmd(dataset, judge, colorizers, out) -> None:
+@click.option("--drop", multiple=True,
+              help="A shipped entry to remove with its file, e.g. judge/deeplabv3plus-resnet18 "
+                   "when another judge replaces it (repeat, or a comma list).")
+def ship_cmd(dataset, judge, colorizers, out, drop) -> None:
     """Copy the judge and colorizers trained under $PSC_HOME into the repository as slim
     float16 checkpoints with a sha256 manifest (what a fresh clone's first run uses)."""
     from ..colorizer import checkpoint_check
     from ..judge import default_segmenter
-    from ..shipped import ship_trained
+    from ..shipped import SHIP_BUDGET_BYTES, ship_trained, shipped_bytes
 
     names = comma_list(colorizers)
     path = ship_trained(dataset, judge, names, out, check=checkpoint_check(dataset),
-                        default_judge=default_segmenter(dataset))
-    click.echo(f"wrote {path}")
+                        default_judge=default_segmenter(dataset), drop=comma_list(drop))
+    total = shipped_bytes(path.parent)
+    click.echo(f"wrote {path}: {total / 1e6:.1f} MB shipped (budget "
+               f"{SHIP_BUDGET_BYTES / 1e6:.0f} MB)")
+    if total > SHIP_BUDGET_BYTES:
+        click.echo(f"psc-eval: warning: {total / 1e6:.1f} MB shipped is over the budget of "
+                   f"{SHIP_BUDGET_BYTES / 1e6:.0f} MB, in {path.parent}, drop or shrink a "
+                   "checkpoint (e.g. a smaller judge) before committing", err=True)
 
 

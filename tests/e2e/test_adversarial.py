@@ -544,3 +544,23 @@ def test_ship_keeps_the_entries_it_does_not_ship(tmp_path, home, capsys):
     # royer's entry kept as it was; an entry whose file is gone dropped; ours added
     assert m["colorizer/royer2017"] == old["colorizer/royer2017"]
     assert "colorizer/gone" not in m and {"colorizer/ours", "judge/deeplabv3plus-resnet18"} <= set(m)
+
+
+def test_ship_drops_a_replaced_entry_and_reports_the_budget(tmp_path, home, capsys):
+    out = tmp_path / "shipped"
+    out.mkdir()
+    shutil.copy(SHIPPED / "colorizer-royer2017.pt", out / "colorizer-royer2017.pt")
+    old = json.loads((SHIPPED / "manifest.json").read_text())["checkpoints"]
+    (out / "manifest.json").write_text(json.dumps(
+        {"dataset": "toy", "dtype": "float16",
+         "checkpoints": {"colorizer/royer2017": old["colorizer/royer2017"]}}))
+    _ship_home(home, lambda dst: shutil.copy(SHIPPED / "colorizer-ours.pt", dst))
+    code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out, "--drop", "nope/x")
+    assert_error(code, err, "nothing shipped under nope/x")
+    code, outp, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out,
+                          "--drop", "colorizer/royer2017")
+    assert code == 0, err
+    m = json.loads((out / "manifest.json").read_text())["checkpoints"]
+    assert "colorizer/royer2017" not in m and "colorizer/ours" in m
+    assert not (out / "colorizer-royer2017.pt").exists()
+    assert "MB shipped (budget 40 MB)" in outp

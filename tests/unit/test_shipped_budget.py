@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from psc_eval.io import sha256_file
+from psc_eval.shipped import SHIP_BUDGET_BYTES, shipped_bytes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "reports" / "toy" / "checkpoints"
-BUDGET_BYTES = 40 * 1000 * 1000
 
 
 def test_manifest_matches_the_files_and_the_budget_holds():
@@ -22,5 +22,5 @@ def test_manifest_matches_the_files_and_the_budget_holds():
         p = SHIPPED / e["file"]
         assert sha256_file(p) == e["sha256"], key
         assert p.stat().st_size == e["bytes"], key
-    total = sum(p.stat().st_size for p in SHIPPED.iterdir() if p.is_file())
-    assert total <= BUDGET_BYTES, f"{total / 1e6:.1f} MB shipped, budget 40 MB"
+    total = shipped_bytes(SHIPPED)
+    assert total <= SHIP_BUDGET_BYTES, f"{total / 1e6:.1f} MB shipped, budget 40 MB"
