@@ -159,3 +159,27 @@ def select_temperature_cmd(colorizer, dataset, temperatures, out, seed, device) 
     click.echo(f"selected T={r['selected']:g} (held-out train images {r['images']}); "
                f"wrote {r['path']}")
 
+
+
+@cli.command("colour-probe", short_help="What the judge rewards: mIoU of controlled "
+                                        "recolourings of toy val (no colorizer).")
+@click.option("--dataset", default="toy", show_default=True)
+@click.option("--segmenter", default=None, help="Judge (default: the dataset's).")
+@click.option("--weights", default=None, type=click.Path(dir_okay=False),
+              help="Judge weights (default: trained under $PSC_HOME, else shipped).")
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="The result goes to OUT/experiments/<dataset>/colour-probe.json.")
+@click.option("--limit", default=None, type=click.IntRange(1), help="First N val images.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def colour_probe_cmd(dataset, segmenter, weights, out, limit, device) -> None:
+    """The judge's mIoU with the true chroma, each segment at its own median, at its class's
+    mean, at a draw from its class's colour law, with per-pixel noise, at another class's
+    colour, and gray: how much exact colour, plausible colour and speckle matter."""
+    from ..dist import resolve_device
+    from ..experiments.colour_probe import colour_probe
+
+    r = colour_probe(dataset, segmenter=segmenter, weights=weights, out=out, limit=limit,
+                     device=resolve_device(device))
+    for k, v in r["miou"].items():
+        click.echo(f"{k:<20} mIoU {v:.4f}")
+    click.echo(f"wrote {r['path']}")

@@ -22,8 +22,9 @@ checkpoints and the score cache):
    labelled second row (the first is the paper's model as described, T = 1);
 9. the judge's mIoU at a few epoch checkpoints of ``CHECKPOINT_CURVE`` (when their runs
    are here: the epoch copies are not shipped);
-10. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, learning curves, sample
-    grids).
+10. ``psc-eval colour-probe`` (what the judge rewards: controlled recolourings of val);
+11. ``psc-eval report`` (Tables 3-4, ablation, Figs. 8, 9 and 10, learning curves, the
+    colour probe, sample grids).
 
 ``from_scratch`` ignores the shipped checkpoints: the judge and every colorizer are
 trained under ``$PSC_HOME`` (those already trained there are reused or resumed).
@@ -293,6 +294,14 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
                               lambda: decoding_step(dataset, out, device)))
     summary.steps.append(Step("mIoU at epoch checkpoints",
                               lambda: checkpoint_step(dataset, out, device)))
+
+    def probe_step() -> str:
+        from .colour_probe import colour_probe
+
+        r = colour_probe(dataset, out=out, device=device)
+        return f"{len(r['miou'])} recolourings scored"
+
+    summary.steps.append(Step("colour probe (what the judge rewards)", probe_step))
 
     def report_step() -> str:
         from ..report.build import write_report

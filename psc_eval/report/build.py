@@ -8,6 +8,7 @@ Output (every table as .md, .tex with booktabs, .csv; figures as .png and .pdf):
     table3.*                  mIoU / PSNR of gray, single-output methods, ours, ground truth
     ablation.*                psc-purple / psc-purple-blue / ours / psc-film / psc-embedding
     table4.*                  human naturalness (--study), else a table saying why not
+    colour_probe.*            what the judge rewards (psc-eval colour-probe), when run
     fig8_per_class_iou.*      per-class IoU bars
     fig10_msssim.*            MS-SSIM histograms (when diversity runs exist)
     ablation_val_losses.*     validation losses per epoch (when runs recorded them)
@@ -122,7 +123,14 @@ def _write_all(dataset: str, roots: Any, all_runs: list[Run], base: Path, out: P
     losses, logs = model_losses(sel)
     tab = ablation(sel, losses, dataset)
     t4 = _table4(study, dataset, roots)
-    for t in (t3, tab, t4):
+    extra = []
+    probes = [r / "experiments" / dataset / "colour-probe.json" for r in run_roots(roots)]
+    probe = next((p for p in probes if p.is_file()), None)
+    if probe is not None:
+        from .tables import colour_probe_table
+
+        extra.append(colour_probe_table(json.loads(probe.read_text()), probe.name))
+    for t in (t3, tab, t4, *extra):
         summary.files += t.write(out)
         summary.tables[t.name] = t
 
@@ -164,7 +172,8 @@ def _write_all(dataset: str, roots: Any, all_runs: list[Run], base: Path, out: P
     if samples:
         grids = _sample_grids(sel, dataset, out / "samples", sample_limit, device, summary)
         summary.files += grids
-    readme = _index(dataset, base, [t3, tab, t4], figs, grids, sel, div, out, summary.notes)
+    readme = _index(dataset, base, [t3, tab, t4, *extra], figs, grids, sel, div, out,
+                    summary.notes)
     atomic_write(out / "README.md", lambda f: f.write(readme.encode()))
     summary.files.append(out / "README.md")
     return summary
@@ -292,9 +301,12 @@ def _index(dataset: str, base: Path, tables: list[Table], figs: list[str], grids
     lines += ["## Run files used", "", "| table | colorizer | seed | run key | date | file |",
               "|---|---|--:|---|---|---|"]
     for what, s in (("Table 3 / ablation / Fig. 8", sel), ("Fig. 10", div)):
-        for label, runs in s.runs.items():
+        # every training seed's runs (Table 3's mean +- sd reads them all)
+        for label, runs in (s.train_seeds or s.runs).items():
             for r in runs:
-                lines.append(f"| {what} | {label} | {r.result.seed} | "
+                seed = str(r.result.seed) + ("" if r.train_seed is None else
+                                             f" (training seed {r.train_seed})")
+                lines.append(f"| {what} | {label} | {seed} | "
                              f"{r.result.provenance.get('run_key')} | {r.date} | "
                              f"{_rel(r, base)} |")
         for dropped, _kept in s.superseded:

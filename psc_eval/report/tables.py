@@ -486,6 +486,32 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
                  f"({dataset})", cols, rows, sel.facts(), notes)
 
 
+def colour_probe_table(result: dict[str, Any], source: str) -> Table:
+    """What the judge rewards (``psc-eval colour-probe``): mIoU of each recolouring and
+    its share of the gray -> truth gap."""
+    miou = result.get("miou") or {}
+    lo, hi = miou.get("gray"), miou.get("truth")
+    rows = []
+    for name, v in miou.items():
+        share = None if lo is None or hi is None or hi == lo else (v - lo) / (hi - lo)
+        rows.append({"method": name, "miou": v, "gap_share": share})
+    cols = [Column("method", "recolouring", align="l"),
+            Column("miou", "mIoU (%)", fmt(1, 100)),
+            Column("gap_share", "share of gray -> truth gap (%)", fmt(0, 100))]
+    facts = {"dataset": result.get("dataset"), "split": result.get("split"),
+             "images": result.get("images"), "judge": result.get("judge"),
+             "judge_weights_sha256": result.get("judge_weights_sha256")}
+    text_facts = (f"dataset {facts['dataset']}; split {facts['split']}; {facts['images']} "
+                  f"images; judge {facts['judge']} (weights sha256 "
+                  f"{str(facts['judge_weights_sha256'])[:12]}); noise seed {result.get('seed')}")
+    notes = [(f"From {source} (psc-eval colour-probe): every image recoloured from its "
+             "ground-truth mask with the ORIGINAL L, no colorizer involved; the toy colour "
+             "law is psc_eval/data/toy.py's (one chroma per object from a narrow "
+             "per-class Gaussian; the car one of four distant modes; pixel noise sd 1.5).")]
+    return Table("colour_probe", f"What the judge rewards ({result.get('dataset')})", cols,
+                 rows, facts, notes, facts_text=text_facts)
+
+
 def missing_table(name: str, title: str, why: str) -> Table:
     """A table that could not be built: written anyway, saying why (never silently absent)."""
     return Table(name, title, [Column("note", "Note", align="p{0.9\\linewidth}")],

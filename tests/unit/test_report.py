@@ -379,3 +379,21 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
             "epoch n >= min_epochs") in md
     assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in md
     assert "The validation loss each rule read: Ours (PSC): L_gen_bpd." in md
+
+
+def test_colour_probe_table_in_the_report(runs, tmp_path):
+    import json
+
+    probe = runs / "experiments" / "toy" / "colour-probe.json"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(json.dumps({"dataset": "toy", "split": "val", "images": 10,
+                                 "judge": "judge-a", "judge_weights_sha256": JUDGE_SHA,
+                                 "seed": 0, "miou": {"truth": 0.8, "gray": 0.3,
+                                                     "class sample": 0.7}}))
+    out = tmp_path / "rep"
+    write_report("toy", runs, out)
+    t = {r["method"]: r for r in csv.DictReader(io.StringIO((out / "colour_probe.csv")
+                                                            .read_text()))}
+    assert float(t["class sample"]["gap_share"]) == pytest.approx((0.7 - 0.3) / (0.8 - 0.3))
+    assert "| class sample | 70.0 | 80 |" in (out / "colour_probe.md").read_text()
+    assert "What the judge rewards (toy)" in (out / "README.md").read_text()
