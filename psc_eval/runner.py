@@ -230,6 +230,32 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
     return [_finish(r, ds, seg, cfg, info, time.perf_counter() - t0) for r in rows]
 
 
+def _check_protocol_run(colorizer: Any, dataset: str) -> None:
+    """A colorizer named without ``--colorizer-weights`` reads the protocol run of its
+    method under $PSC_HOME (else the shipped model). A run there of ANOTHER configuration
+    (trained before run folders were keyed on their config, or before the protocol
+    changed) would be scored under the method's name with other numbers: refused, one
+    line, naming what differs and the two ways on."""
+    from .checkpoint import load_checkpoint
+    from .paths import colorizer_dir
+    from .training.entry import protocol_diff
+
+    info = getattr(colorizer, "checkpoint_info", None) or {}
+    variant = getattr(colorizer, "weights_variant", None) or getattr(colorizer, "name", None)
+    if info.get("source") != "trained" or not variant:
+        return
+    last = colorizer_dir(dataset, str(variant)) / "last.pt"
+    if Path(str(info.get("path"))) != last:
+        return
+    other = protocol_diff(str(variant), dataset, load_checkpoint(last).get("config") or {})
+    if other:
+        raise PscError(
+            f"the trained {variant} under $PSC_HOME has another configuration than the "
+            f"protocol's ({', '.join(other[:4])}{', ...' if len(other) > 4 else ''}), "
+            f"{last.parent}, score it with --colorizer-weights {last}, or move that folder "
+            "away to use the protocol's run (psc-eval train keys other configs' runs)")
+
+
 def _check_masks(classes: dict[str, Any], ds: Any, who: str | None = None) -> None:
     need = [n for n, c in classes.items() if c.needs_masks]
     if need and not getattr(ds, "has_masks", True):
@@ -431,8 +457,11 @@ def run_eval(kind: str, colorizer: Any, dataset: Any = None, cfg: EvalConfig | N
             cols.append(c)  # an object (notebooks): used as it is
         elif c not in [getattr(x, "name", x) for x in cols]:
             user = c not in REFERENCE_ROWS
-            cols.append(build_colorizer(c, ds.name, cfg.colorizer_weights if user else None,
-                                        dev, opts if user else None))
+            built = build_colorizer(c, ds.name, cfg.colorizer_weights if user else None,
+                                    dev, opts if user else None)
+            if user and cfg.colorizer_weights is None:
+                _check_protocol_run(built, ds.name)
+            cols.append(built)
     seg = None
     if any(c.needs_judge for c in classes.values()):
         from .judge.build import build_segmenter, default_segmenter_name

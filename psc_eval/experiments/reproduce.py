@@ -76,13 +76,10 @@ def _trained(path: Path) -> bool:
 
 def _other_config(name: str, dataset: str, last: Path) -> list[str]:
     """The config keys (moving numbers) in which ``last`` differs from the protocol's."""
-    from ..checkpoint import NOT_IN_RUN_KEY, load_checkpoint
-    from ..training.config import config_diff
-    from ..training.entry import resolve_config
+    from ..checkpoint import load_checkpoint
+    from ..training.entry import protocol_diff
 
-    ck = load_checkpoint(last)
-    proto = resolve_config(name, dataset)[1].to_dict()
-    return [k for k in config_diff(ck.get("config") or {}, proto) if k not in NOT_IN_RUN_KEY]
+    return protocol_diff(name, dataset, load_checkpoint(last).get("config") or {})
 
 
 def train_outcome(name: str, dataset: str, *, from_scratch: bool = False, device: str = "cpu",

@@ -77,6 +77,28 @@ def run_folder(name: str, dataset: str, config: str, cfg: Config) -> tuple[Path,
     return run_dir(dataset, name, f"{stem}-{digest(_numbers(cfg), 10)}"), False
 
 
+def protocol_diff(name: str, dataset: str, config: Mapping[str, Any]) -> list[str]:
+    """The config keys that move numbers in which a checkpoint's ``config`` differs from
+    the protocol config of ``name`` on ``dataset`` (the config named after the dataset);
+    [] when it is the protocol's, or when ``name`` has no such config. Keys the checkpoint
+    does not have (added to the code after it was trained; its loader fills the default)
+    are not counted."""
+    from ..checkpoint import NOT_IN_RUN_KEY
+    from .config import config_diff, flatten
+
+    record = get_method(name)
+    if name not in TRAINABLE or record is None or dataset not in record.configs:
+        return []
+    cls, cfg = resolve_config(name, dataset)
+    from ..data import get_dataset
+
+    cls.prepare(name, cfg, get_dataset(dataset, split="train"))  # as a training saves it
+    proto = cfg.to_dict()
+    has = set(flatten(config or {}))
+    return [k for k in config_diff(config or {}, proto) if k not in NOT_IN_RUN_KEY
+            and k in has]
+
+
 def trainable_defaults(config: str = "toy") -> list[tuple[str, str]]:
     """(name, "configs ...; epochs E, batch B, lr L, ...") of every trainable, for
     ``train --help``: the values a plain ``--config toy`` run uses."""
