@@ -437,4 +437,6 @@ METHOD = Method(
     NAME, Cao2017, "diverse: conditional WGAN, noise projected at the first layer "
     "(Cao et al. 2017)",
     trainable=CaoMethod, configs=config_files(__file__, f"{NAME}-"), label="Cao et al. (2017)",
-    group="diverse", paper_table4=80.00)
+    group="diverse", paper_table4=80.00,
+    decoding="one 100-d uniform noise draw per sample, G with batch-norm running "
+             "statistics: the reference's sampling (COLORGAN)")

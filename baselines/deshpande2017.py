@@ -475,4 +475,6 @@ class Deshpande2017(common.BaselineColorizer):
 METHOD = Method(
     NAME, Deshpande2017, "diverse: chroma VAE + MDN on gray features (Deshpande et al. 2017)",
     trainable=DeshpandeMethod, configs=config_files(__file__, f"{NAME}-"),
-    label="Deshpande et al. (2017)", group="diverse", paper_table4=75.30)
+    label="Deshpande et al. (2017)", group="diverse", paper_table4=75.30,
+    decoding="a mixture component drawn by its weight, then a code from it, decoded: the "
+             "reference's sampling (divcolor)")

@@ -310,4 +310,6 @@ METHOD = Method(
     NAME, Larsson2016, "hypercolumns, hue/chroma histograms (Larsson et al. 2016)",
     trainable=LarssonMethod, configs=config_files(__file__, f"{NAME}-"),
     label="Larsson et al. (2016)", group="single", paper_table3=(68.8, 24.56),
-    paper_table4=86.99)
+    paper_table4=86.99,
+    decoding="chroma median, hue circular expectation after upsampling the histograms: "
+             "the reference's default (autocolorize, median-expectation)")

@@ -162,4 +162,5 @@ class Royer2017(PSCBase):
 METHOD = Method(
     NAME, Royer2017, "diverse: PIC, gray embedding + conditional PixelCNN++ (Royer et al. 2017)",
     trainable=PICMethod, configs=CONFIGS, label="Royer et al. (2017)", group="diverse",
-    paper_table4=89.89)
+    paper_table4=89.89,
+    decoding="PixelCNN++ sampling at temperature 1: the reference's (ameroyer/PIC)")

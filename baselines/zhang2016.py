@@ -413,4 +413,5 @@ METHOD = Method(
     NAME, Zhang2016, "ab classification, rebalanced, annealed mean; loads the released "
     "weights (Zhang et al. 2016)", trainable=ZhangMethod,
     configs=config_files(__file__, f"{NAME}-"), label="Zhang et al. (2016)", group="single",
-    paper_table3=(68.1, 22.81), paper_table4=88.66)
+    paper_table3=(68.1, 22.81), paper_table4=88.66,
+    decoding="annealed mean, T = 0.38: the reference's (richzhang/colorization)")

@@ -251,20 +251,26 @@ class PSCEmbedding(PSCBase):
 # The method records of the paper's model and its ablations (psc_eval.methods), in the
 # order of the ablation table (Sec. 3: purple, purple-blue, purple-blue-green).
 _TRAIN = PSCMethod
+_T1 = "PixelCNN++ sampling at temperature 1, as the paper describes the model"
 METHODS = [
     Method("psc-purple", PSCPurple, "f + g, no semantics (Sec. 3.1)", trainable=_TRAIN,
-           configs=CONFIGS, label="purple: f + g, no semantics (Sec. 3.1)", group="ablation"),
+           configs=CONFIGS, label="purple: f + g, no semantics (Sec. 3.1)", group="ablation",
+           decoding=_T1),
     Method("psc-purple-blue", PSCPurpleBlue,
            "f shares its trunk with h; g sees f only (Sec. 3.2.1)", trainable=_TRAIN,
            configs=CONFIGS, label="purple-blue: f shares h's trunk (Sec. 3.2.1)",
-           group="ablation"),
+           group="ablation", decoding=_T1),
     Method("ours", PSC, "paper's final model: f + h + g, concatenation (Sec. 3.2.2)",
            trainable=_TRAIN, configs=CONFIGS, label="Ours (PSC)", group="paper",
            ablation_label="purple-blue-green: f + h + g (Sec. 3.2.2, ours)",
-           paper_table3=(70.3, 23.15), paper_table4=94.65),
+           paper_table3=(70.3, 23.15), paper_table4=94.65,
+           decoding=_T1 + "; a second row at the temperature selected on held-out TRAINING "
+                          "images (psc-eval select-temperature)"),
     Method("psc-film", PSCFiLM, "f + h + g, feature-transform fusion (Sec. 3.2.2)",
            trainable=_TRAIN, configs=CONFIGS, label="purple-blue-green, FiLM fusion",
-           group="ablation"),
+           group="ablation", decoding=_T1),
     Method("psc-embedding", PSCEmbedding, "decode f's own mixture, no autoregression "
-           "(Figs. 4, 6)", label="f's embedding decoded, no g (Figs. 4, 6)", group="ablation"),
+           "(Figs. 4, 6)", label="f's embedding decoded, no g (Figs. 4, 6)", group="ablation",
+           decoding="each chroma pixel at the mode of its most probable mixture component "
+                    "(deterministic)"),
 ]

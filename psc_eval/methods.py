@@ -59,6 +59,9 @@ class Method:
     ablation_label: str = ""
     paper_table3: tuple[float | None, float | None] | None = None
     paper_table4: float | None = None
+    # the method's decoding or sampling knob as evaluated, and where its value comes from
+    # (the reference's, or selected on held-out TRAINING images); "" when it has none
+    decoding: str = ""
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:

@@ -338,6 +338,11 @@ def table3(sel: Selection, dataset: str) -> Table:
                      "them).")
     else:
         notes.append("95% CI: bootstrap over images, stored in each run JSON.")
+    knobs = [f"{methods.label(n)}: {m.decoding}" for n in dict.fromkeys(
+        r["colorizer"] for r in rows) if (m := methods.get_method(n)) is not None and m.decoding]
+    if knobs:
+        notes.append("Decoding and sampling as evaluated (the method records): "
+                     + "; ".join(knobs) + ".")
     if any("T=" in r["method"] for r in rows):
         notes.append("T=default: the method's own sampling temperature (1 for the paper's "
                      "model: the model as described); another T: the temperature selected on "

@@ -78,6 +78,9 @@ def test_table3_cells_missing_methods_and_duplicates(runs, tmp_path):
     assert "| Ours (PSC) | 43.2 | [41.0, 45.0] | 18.50 | – | 0 |" in md
     assert "| Iizuka et al. (2016) | – | – | – | – | – |" in md
     assert "Iizuka et al. (2016): no run of this method" in md
+    # the decoding knobs as the method records state them
+    assert "Zhang et al. (2016): annealed mean, T = 0.38: the reference's" in md
+    assert "Ours (PSC): PixelCNN++ sampling at temperature 1" in md
     assert "judge judge-a (weights sha256 abababababab)" in md
     assert "runs dated 2023-11-14" in md and "seeds 0" in md
     assert "superseded" in md and "quoted" not in md  # toy: no paper column group
