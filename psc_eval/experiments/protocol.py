@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -120,7 +121,11 @@ def train_protocol(dataset: str, jobs: Sequence[Job], *, workers: int = 1,
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for f in done:
                     j = running.pop(f)
-                    out[str(j)] = f.result()
+                    try:
+                        out[str(j)] = f.result()
+                    except BrokenProcessPool:  # a worker killed (out of memory, a signal)
+                        out[str(j)] = ("FAILED: its worker process died (out of memory or "
+                                       "killed); rerun to resume it")
                     echo(f"  {j}: {out[str(j)]}")
     finally:
         if before is None:
