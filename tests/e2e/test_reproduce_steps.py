@@ -57,3 +57,30 @@ def test_checkpoint_miou_scores_epoch_copies_outside_table3_runs(tmp_path, monke
     assert r["points"][1]["miou"] == pytest.approx(want, abs=1e-12)
     assert not (out / "runs").exists()
     assert checkpoint_miou("iizuka2016", "toy", out=out) is None  # no epoch copies here
+
+
+@pytest.mark.parametrize("from_scratch", [False, True])
+def test_reproduce_jobs_trains_what_the_steps_would(tmp_path, monkeypatch, from_scratch):
+    """reproduce --jobs N hands the trainings the per-method steps would do to the parallel
+    trainer: from scratch every trainable and the seed spread; else only the trainables
+    without a shipped model (no seed runs: none are here)."""
+    from psc_eval.experiments import protocol, reproduce
+    from psc_eval.training.entry import TRAINABLE
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    got = {}
+
+    def fake(dataset, jobs, *, workers, device, echo):
+        got["jobs"], got["workers"] = [str(j) for j in jobs], workers
+        return {str(j): "trained: fake" for j in jobs}
+
+    monkeypatch.setattr(protocol, "train_protocol", fake)
+    out = reproduce.parallel_step(list(TRAINABLE), "toy", from_scratch=from_scratch,
+                                  device="cpu", prefer=None, jobs=2, echo=lambda s: None)
+    shipped = {n for n in TRAINABLE
+               if (ROOT / "reports" / "toy" / "checkpoints" / f"colorizer-{n}.pt").is_file()}
+    want = {f"{n} seed 0" for n in TRAINABLE if from_scratch or n not in shipped}
+    if from_scratch:
+        want |= {f"{n} seed {s}" for n, seeds in SEED_SPREAD.items() for s in seeds}
+    assert set(got["jobs"]) == want and got["workers"] == 2
+    assert out == f"{len(want)} runs trained or finished"
