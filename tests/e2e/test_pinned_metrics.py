@@ -59,11 +59,8 @@ def compute(home: Path) -> dict:
     torch.set_num_threads(1)
     try:
         # a TOML-path config trains into a folder keyed on it; the pins score exactly this
-        # run, so it goes where evaluation reads "ours" from
-        from psc_eval.paths import colorizer_dir
-
-        res = train("ours", "toy", str(cfg), progress=False,
-                    out_dir=colorizer_dir("toy", "ours"))
+        # run, named explicitly (miou refuses another config in the protocol folder)
+        res = train("ours", "toy", str(cfg), progress=False)
         ds = get_dataset("toy", split="val", size=16)
         out = {"ema_sha256": ema_sha256(res.last)}
         for kind in ("miou", "psnr"):
@@ -72,6 +69,7 @@ def compute(home: Path) -> dict:
                 "ours",
                 ds,
                 segmenter="runner_standins:ChromaJudge",
+                colorizer_weights=str(res.last),
                 limit=8,
                 batch_size=4,
                 out=home / "runs",

@@ -32,7 +32,7 @@ def test_list_segmenters_imports_no_model_code():
         "if m in sys.modules]; print(len(names), heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "6 []"
+    assert out.stdout.strip() == "7 []"
 
 
 def test_registry_names_and_defaults():
