@@ -54,13 +54,27 @@ def report_cmd(dataset, runs, out, study, split, judge, samples, device, labels,
                    "one (--shipped) or the one trained under $PSC_HOME (--trained).")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
               help="Trainings run side by side (CPU: one per core, each on one thread).")
+@click.option("--status", is_flag=True,
+              help="Only list the protocol's trainings under $PSC_HOME (absent, partial, "
+                   "finished; epochs, images seen, converged) and exit.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def reproduce_cmd(dataset, out, from_scratch, shipped_first, jobs, device) -> None:
+def reproduce_cmd(dataset, out, from_scratch, shipped_first, jobs, status, device) -> None:
     """Judge, every model (shipped or trained), mIoU / PSNR / semantic / pollution of all
     rows, diversity, and the report; resumable: finished steps are skipped on a rerun."""
     from ..dist import resolve_device
     from ..experiments.reproduce import reproduce
 
+    if status:
+        from ..experiments.protocol import protocol_status
+        from ..training.entry import TRAINABLE
+
+        for r in protocol_status(dataset, list(TRAINABLE)):
+            conv = {True: "converged", False: "not converged (cap)", None: ""}[r.get("converged")]
+            facts = "" if r["state"] == "absent" else (
+                f"{r['epochs']} epochs, {r['images_seen']} images seen, "
+                f"{(r['wall_s'] or 0) / 60:.0f} min {conv}")
+            click.echo(f"{r['run']:<26} {r['state']:<9} {facts}")
+        return
     s = reproduce(dataset, out=out, from_scratch=from_scratch, device=resolve_device(device),
                   prefer="shipped" if shipped_first else "trained", jobs=jobs)
     click.echo(s.text())

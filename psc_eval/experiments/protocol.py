@@ -69,6 +69,24 @@ def seed_checkpoint(name: str, dataset: str, seed: int) -> Path:
     return run_folder(name, dataset, dataset, cfg)[0] / "last.pt"
 
 
+def protocol_status(dataset: str, names: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per protocol run (every trainable's seed 0, then the seed spread): its state
+    (absent / partial / finished), epochs, images seen, wall time and converged, from the
+    checkpoint's run record; where it lives."""
+    from ..checkpoint import load_checkpoint
+
+    rows = []
+    for j in protocol_jobs(names, SEED_SPREAD):
+        state, last = job_state(j, dataset)
+        row: dict[str, Any] = {"run": str(j), "state": state, "path": str(last)}
+        if state != "absent":
+            rec = load_checkpoint(last).get("run") or {}
+            row.update({k: rec.get(k) for k in ("epochs", "images_seen", "wall_s",
+                                                "converged")})
+        rows.append(row)
+    return rows
+
+
 def _train_one(job: Job, dataset: str, device: str, threads: int,
                overrides: dict[str, Any] | None) -> str:
     """One worker's job (a top-level function: it runs in a spawned process)."""

@@ -46,3 +46,24 @@ def test_two_workers_train_and_a_failure_is_reported(tmp_path, monkeypatch):
     # keyed folders of the tiny config, never the protocol's
     assert not (tmp_path / "models" / "toy" / "larsson2016" / "last.pt").exists()
     assert list((tmp_path / "models" / "toy" / "larsson2016" / "runs").glob("*/last.pt"))
+
+
+def test_reproduce_status_lists_every_protocol_run(tmp_path, monkeypatch, capsys):
+    from cli_helpers import cli
+
+    from psc_eval.experiments.protocol import SEED_SPREAD
+    from psc_eval.training.entry import TRAINABLE
+
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    last = seed_checkpoint("iizuka2016", "toy", 0)
+    last.parent.mkdir(parents=True)
+    save_checkpoint(last, {"kind": "colorizer", "config": {"train": {"epochs": 40}},
+                           "epoch": 14, "run": {"converged": True, "epochs": 14,
+                                                "images_seen": 42000, "wall_s": 998.0}})
+    code, out, err = cli(capsys, "reproduce", "--status")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == len(list(TRAINABLE)) + sum(len(s) for s in SEED_SPREAD.values())
+    row = next(x for x in lines if x.startswith("iizuka2016 seed 0"))
+    assert "finished" in row and "42000 images seen, 17 min converged" in row
+    assert sum("absent" in x for x in lines) == len(lines) - 1
