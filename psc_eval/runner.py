@@ -307,13 +307,12 @@ def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, f
               device: str, seed: int, n_samples: int) -> Tensor:
     """(B, n_samples, 2, H', W') float16 chroma, from the ab cache, drawn ahead with its
     chunk, or from the colorizer."""
-    ab = r.cache.load_ab(fname, ids)
+    raw = r.ready.pop(start, None)  # drawn ahead: its batch had no chroma in the cache
+    ab = None if raw is not None else r.cache.load_ab(fname, ids)
     if ab is not None:
         ab = ab.to(device)
         r.from_cache += len(ids)
-        r.ready.pop(start, None)
     else:
-        raw = r.ready.pop(start, None)
         if raw is None:
             raw = draw_samples(r.colorizer, L, ab_true, n_samples, seed, start, device, ids,
                                r.name)

@@ -18,12 +18,14 @@ def mean_metric(runs: Sequence[Run], key: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def std_metric(runs: Sequence[Run], key: str) -> float | None:
-    vals = [float(r.result.metrics[key]) for r in runs if r.result.metrics.get(key) is not None]
-    if len(vals) < 2:
-        return None
+def _sample_sd(vals: Sequence[float]) -> float:
     m = sum(vals) / len(vals)
     return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def std_metric(runs: Sequence[Run], key: str) -> float | None:
+    vals = [float(r.result.metrics[key]) for r in runs if r.result.metrics.get(key) is not None]
+    return _sample_sd(vals) if len(vals) >= 2 else None
 
 
 def seed_spread(runs: Sequence[Run], key: str) -> tuple[float, float, int] | None:
@@ -35,8 +37,7 @@ def seed_spread(runs: Sequence[Run], key: str) -> tuple[float, float, int] | Non
     vals = [v for v in (mean_metric(rs, key) for rs in by_seed.values()) if v is not None]
     if len(vals) < 2 or None in by_seed:
         return None
-    m = sum(vals) / len(vals)
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)), len(vals)
+    return sum(vals) / len(vals), _sample_sd(vals), len(vals)
 
 
 def gap_verdicts(rows: Sequence[dict[str, Any]], key: str = "miou") -> list[str]:
@@ -95,7 +96,7 @@ def not_converged_note(label: str, runs: Sequence[Run]) -> str | None:
     """Why a row's model did not converge: where it stopped and what its last window of
     epochs still brought (psc_eval.training.plateau); None when it converged or has no
     protocol record."""
-    from ..training.plateau import window_gain
+    from ..training.plateau import window_gain, window_size
 
     ck = (runs[0].result.provenance.get("colorizer_checkpoint") or {}) if runs else {}
     rec = ck.get("run") or {}
@@ -104,10 +105,11 @@ def not_converged_note(label: str, runs: Sequence[Run]) -> str | None:
         return None
     series = [float(h[rule["metric"]]) for h in ck.get("history") or []
               if isinstance(h.get(rule["metric"]), (int, float))]
-    gain = window_gain(series, float(rule.get("window", 0.25)))
+    window = float(rule.get("window", 0.25))
+    gain = window_gain(series, window)
     where = (f"stopped at the cap of {rule.get('cap')} epochs" if rec.get("until_plateau")
              else f"trained for a fixed {rec.get('epochs')} epochs (no plateau rule)")
-    still = ("" if gain is None else f"; its last {math.ceil(rule.get('window', 0.25) * len(series))}"
+    still = ("" if gain is None else f"; its last {window_size(len(series), window)}"
              f" epochs still improved {rule['metric'].removeprefix('val_')} by "
              f"{100 * gain:.1f}% (the rule: < {100 * float(rule.get('tol', 0.01)):g}%)")
     return f"{label}: not converged: {where}{still}."

@@ -23,6 +23,11 @@ RULE = ("stop at the first epoch n >= min_epochs whose last ceil(window * n) epo
         "else stop at the cap (converged: no)")
 
 
+def window_size(n: int, window: float = 0.25) -> int:
+    """The rule's window: the last ceil(window * n) of n epochs, at least one."""
+    return max(1, math.ceil(window * n))
+
+
 def window_gain(values: Sequence[float], window: float = 0.25) -> float | None:
     """The relative improvement the last ceil(window * n) epochs brought on the best value of
     the epochs before them ((best before - best recent) / |best before|); None when the
@@ -30,7 +35,7 @@ def window_gain(values: Sequence[float], window: float = 0.25) -> float | None:
     n = len(values)
     if n < 2:
         return None
-    w = max(1, math.ceil(window * n))
+    w = window_size(n, window)
     vals = [float(v) for v in values]
     if w >= n or not all(math.isfinite(v) for v in vals):
         return None

@@ -526,18 +526,25 @@ def _closed_by_server(s: socket.socket) -> bool:
         return True
 
 
-def test_ship_keeps_the_entries_it_does_not_ship(tmp_path, home, capsys):
-    """Shipping one colorizer leaves the other shipped checkpoints and their manifest
-    entries as they were (it used to rewrite the manifest with only what it shipped)."""
+def _shipped_royer(tmp_path, home, **more) -> tuple:
+    """A shipped folder holding royer2017 (plus the manifest entries ``more``), and a
+    trained ours under $PSC_HOME to ship into it: (folder, the repository's entries)."""
     out = tmp_path / "shipped"
     out.mkdir()
     shutil.copy(SHIPPED / "colorizer-royer2017.pt", out / "colorizer-royer2017.pt")
     old = json.loads((SHIPPED / "manifest.json").read_text())["checkpoints"]
     (out / "manifest.json").write_text(json.dumps(
         {"dataset": "toy", "dtype": "float16",
-         "checkpoints": {"colorizer/royer2017": old["colorizer/royer2017"],
-                         "colorizer/gone": {"file": "colorizer-gone.pt"}}}))
+         "checkpoints": {"colorizer/royer2017": old["colorizer/royer2017"], **more}}))
     _ship_home(home, lambda dst: shutil.copy(SHIPPED / "colorizer-ours.pt", dst))
+    return out, old
+
+
+def test_ship_keeps_the_entries_it_does_not_ship(tmp_path, home, capsys):
+    """Shipping one colorizer leaves the other shipped checkpoints and their manifest
+    entries as they were (it used to rewrite the manifest with only what it shipped)."""
+    out, old = _shipped_royer(tmp_path, home,
+                              **{"colorizer/gone": {"file": "colorizer-gone.pt"}})
     code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out)
     assert code == 0, err
     m = json.loads((out / "manifest.json").read_text())["checkpoints"]
@@ -547,14 +554,7 @@ def test_ship_keeps_the_entries_it_does_not_ship(tmp_path, home, capsys):
 
 
 def test_ship_drops_a_replaced_entry_and_reports_the_budget(tmp_path, home, capsys):
-    out = tmp_path / "shipped"
-    out.mkdir()
-    shutil.copy(SHIPPED / "colorizer-royer2017.pt", out / "colorizer-royer2017.pt")
-    old = json.loads((SHIPPED / "manifest.json").read_text())["checkpoints"]
-    (out / "manifest.json").write_text(json.dumps(
-        {"dataset": "toy", "dtype": "float16",
-         "checkpoints": {"colorizer/royer2017": old["colorizer/royer2017"]}}))
-    _ship_home(home, lambda dst: shutil.copy(SHIPPED / "colorizer-ours.pt", dst))
+    out, _ = _shipped_royer(tmp_path, home)
     code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out, "--drop", "nope/x")
     assert_error(code, err, "nothing shipped under nope/x")
     code, outp, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out,
