@@ -29,9 +29,11 @@ from cli_helpers import assert_error, cli
 from PIL import Image
 
 from psc_eval.errors import PscError
+from psc_eval.judge.registry import default_segmenter
 
 REPO = Path(__file__).resolve().parents[2]
-RUNS = REPO / "reports" / "runs" / "toy" / "deeplabv3plus-resnet18"
+TOY_JUDGE = default_segmenter("toy")  # the shipped toy judge
+RUNS = REPO / "reports" / "runs" / "toy" / TOY_JUDGE
 SHIPPED = REPO / "reports" / "toy" / "checkpoints"
 
 
@@ -163,7 +165,7 @@ BAD_METRICS = {
 @pytest.mark.parametrize("case", sorted(BAD_METRICS))
 def test_report_refuses_values_a_run_cannot_hold_and_writes_nothing(tmp_path, capsys, case):
     fn, needle = BAD_METRICS[case]
-    runs = tmp_path / "runs" / "runs" / "toy" / "deeplabv3plus-resnet18"
+    runs = tmp_path / "runs" / "runs" / "toy" / TOY_JUDGE
     for c in ("gray", "ours"):
         shutil.copytree(RUNS / c, runs / c)
     bad = _edit(_run_file("gt"), runs / "gt" / _run_file("gt").name, fn)
@@ -251,9 +253,9 @@ def test_tally_skips_a_deeply_nested_line_and_counts_it(tmp_path, capsys, base_s
 
 
 def _ship_home(home: Path, colorizer_ck) -> None:
-    judge = home / "judges" / "toy" / "deeplabv3plus-resnet18.pt"
+    judge = home / "judges" / "toy" / f"{TOY_JUDGE}.pt"
     judge.parent.mkdir(parents=True)
-    shutil.copy(SHIPPED / "judge-deeplabv3plus-resnet18.pt", judge)
+    shutil.copy(SHIPPED / f"judge-{TOY_JUDGE}.pt", judge)
     last = home / "models" / "toy" / "ours" / "last.pt"
     last.parent.mkdir(parents=True)
     colorizer_ck(last)
@@ -324,7 +326,7 @@ def test_ship_of_a_usable_checkpoint_still_works(tmp_path, home, capsys):
     code, _, err = cli(capsys, "ship", "--colorizer", "ours", "--out", out)
     assert code == 0, err
     m = json.loads((out / "manifest.json").read_text())
-    assert set(m["checkpoints"]) == {"judge/deeplabv3plus-resnet18", "colorizer/ours"}
+    assert set(m["checkpoints"]) == {f"judge/{TOY_JUDGE}", "colorizer/ours"}
     assert not list(out.glob("*.new"))
 
 
@@ -550,7 +552,7 @@ def test_ship_keeps_the_entries_it_does_not_ship(tmp_path, home, capsys):
     m = json.loads((out / "manifest.json").read_text())["checkpoints"]
     # royer's entry kept as it was; an entry whose file is gone dropped; ours added
     assert m["colorizer/royer2017"] == old["colorizer/royer2017"]
-    assert "colorizer/gone" not in m and {"colorizer/ours", "judge/deeplabv3plus-resnet18"} <= set(m)
+    assert "colorizer/gone" not in m and {"colorizer/ours", f"judge/{TOY_JUDGE}"} <= set(m)
 
 
 def test_ship_drops_a_replaced_entry_and_reports_the_budget(tmp_path, home, capsys):

@@ -134,25 +134,28 @@ def test_registry_judges_unknown_untrained_and_real(tmp_path, capsys):
     finally:
         del os.environ["PSC_SHIPPED"]
     assert rc == 2 and err.count("\n") == 1, err
-    assert "psc-eval train-judge --dataset toy --arch deeplabv3plus-resnet18" in err
+    from psc_eval.judge.registry import default_segmenter
+
+    toy_judge = default_segmenter("toy")
+    assert f"psc-eval train-judge --dataset toy --arch {toy_judge}" in err
     # A real (randomly initialised) registry judge runs through the whole pipeline.
     import torch
 
     from psc_eval.judge import load_segmenter
     from psc_eval.paths import judge_weights_path
 
-    seg = load_segmenter("deeplabv3plus-resnet18", num_classes=10)
-    path = judge_weights_path("toy", "deeplabv3plus-resnet18")
+    seg = load_segmenter(toy_judge, num_classes=10)
+    path = judge_weights_path("toy", toy_judge)
     path.parent.mkdir(parents=True)
     torch.save(seg.module.state_dict(), path)
     rc, _, err = run(["miou", *common], capsys)
     assert rc == 0, err
-    (found,) = (tmp_path / "o/runs/toy/deeplabv3plus-resnet18/gray").glob("val-seed0-*.json")
+    (found,) = (tmp_path / "o/runs/toy" / toy_judge / "gray").glob("val-seed0-*.json")
     res = json.loads(found.read_text())
     from psc_eval.io import sha256_file
 
     assert res["provenance"]["judge_weights_sha256"] == sha256_file(path)
-    assert res["provenance"]["judge_config"]["name"] == "deeplabv3plus-resnet18"
+    assert res["provenance"]["judge_config"]["name"] == toy_judge
     assert 0.0 <= res["metrics"]["miou"] <= 1.0
 
 

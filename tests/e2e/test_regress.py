@@ -10,6 +10,7 @@ import pytest
 
 from psc_eval.cli import main
 from psc_eval.experiments.regress import DEFAULT_EXPECTED
+from psc_eval.judge.registry import default_segmenter
 
 
 def run(argv, capsys):
@@ -52,7 +53,7 @@ def test_regress_passes_then_fails_with_a_table_when_a_value_is_edited(small, ca
     (lambda s: s["tolerance"].pop("psnr"), "has metrics without a tolerance (psnr)"),
     (lambda s: s["tolerance"].__setitem__("miou", {"abs": "x"}), "tolerance of 'miou' must be"),
     (lambda s: s.pop("judge"), "expected-metrics file lacks judge"),
-    (lambda s: s.__setitem__("dataset", "voc"), "no shipped deeplabv3plus-resnet18 judge for voc"),
+    (lambda s: s.__setitem__("dataset", "voc"), f"no shipped {default_segmenter('toy')} judge for voc"),
 ])
 def test_bad_expected_files_are_one_line(edit, expect, tmp_path, capsys):
     spec = json.loads(DEFAULT_EXPECTED.read_text())
