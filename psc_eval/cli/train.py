@@ -93,7 +93,7 @@ def train_cmd(colorizer, dataset, config, set_items, **kw) -> None:
 @click.option("--dataset", default="toy", show_default=True)
 @click.option("--config", default="toy", show_default=True, help="toy, paper or a .toml path.")
 @click.option("--epochs", default=None, type=click.IntRange(1),
-              help="Epochs of each run (default: the config's).")
+              help="Epochs of each run (default: 5, or the config's when fewer).")
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="The result goes to OUT/experiments/<dataset>/.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)

@@ -10,7 +10,10 @@ trained three ways. Here, on the core loop, with the network of ``ours``:
 - ``joint``: h trained together with f and g (Eq. 6), read from the training history
   of the ``ours`` checkpoint (its ``val_L_seg`` per epoch): no extra run.
 
-Same seed, data order, optimiser (the config's Adam) and epochs for the two new runs;
+Same seed, data order, optimiser (the config's Adam) and epochs for the two new runs:
+``FIG9_EPOCHS`` (or the config's cap when smaller), a fixed length (the plateau rule is
+off), so the figure compares how fast h learns from each start over the same first epochs
+of the protocol's data, the joint curve cut to the same epochs;
 L_seg is the mean cross-entropy per pixel at the embedding resolution, as in Eq. 6, so
 the three curves share units. The result is one JSON,
 ``<out>/experiments/<dataset>/fig9-seg-curves-<config>.json`` (the curves, configs and the
@@ -92,13 +95,20 @@ def _checkpoint(dataset: str, name: str) -> tuple[dict[str, Any], Path]:
     return load_checkpoint(path), path
 
 
+# The epochs of Fig. 9's two runs (the paper's figure shows the early training curves).
+FIG9_EPOCHS = 5
+
+
 def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "reports",
                epochs: int | None = None, device: str = "cpu", progress: bool = True
                ) -> Path:
     """Run (or resume) the scratch and pretrained trainings; write the curves JSON."""
     from psc_eval.models.method import build_net, resolve_train_config
 
-    cfg = resolve_train_config("ours", config, {"train.epochs": epochs, "train.device": device})
+    if epochs is None:
+        epochs = min(FIG9_EPOCHS, resolve_train_config("ours", config, {}).train.epochs)
+    cfg = resolve_train_config("ours", config, {"train.epochs": epochs, "train.device": device,
+                                                "train.until_plateau": False})
     t = cfg.train
     size = cfg.model.input_size
     train_ds, val_ds = open_train_val(dataset, None, size, t.train_split, t.val_split,
