@@ -118,16 +118,20 @@ def not_converged_note(label: str, runs: Sequence[Run]) -> str | None:
 def protocol_note(rows: Sequence[tuple[str, Sequence[Run]]]) -> str | None:
     """The training protocol as the scored checkpoints recorded it: the rule, its
     parameters (one set, or each set with its rows) and the validation loss each row's rule
-    read; None when no row was trained under the plateau rule."""
+    read, and the trained rows that did not follow it (a fixed number of epochs, or trained
+    before runs recorded it: not comparable with the others); None when no row was trained
+    under the plateau rule."""
     from ..training.plateau import RULE
 
     sets: dict[tuple, list[str]] = {}
-    metrics = []
+    metrics, fixed = [], []
     for label, runs in rows:
         ck = (runs[0].result.provenance.get("colorizer_checkpoint") or {}) if runs else {}
         rec = ck.get("run") or {}
         rule = rec.get("plateau") or {}
         if not rec.get("until_plateau") or not rule:
+            if ck:
+                fixed.append(label)
             continue
         key = (rule.get("window"), rule.get("tol"), rule.get("min_epochs"), rule.get("cap"))
         sets.setdefault(key, []).append(label)
@@ -141,6 +145,8 @@ def protocol_note(rows: Sequence[tuple[str, Sequence[Run]]]) -> str | None:
 
     which = (params(next(iter(sets))) if len(sets) == 1 else
              "; ".join(f"{params(k)} ({', '.join(v)})" for k, v in sets.items()))
+    off = (f" NOT trained by this protocol (a fixed, shorter training; compare them with "
+           f"the other rows only with care): {', '.join(fixed)}." if fixed else "")
     return (f"Training protocol (from the scored checkpoints' run records): {RULE}; "
             f"{which}. The validation loss each rule read: {'; '.join(metrics)}. The last "
-            "epoch's weights are scored (validation only decides when to stop).")
+            "epoch's weights are scored (validation only decides when to stop)." + off)

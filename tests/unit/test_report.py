@@ -382,6 +382,15 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
             "epoch n >= min_epochs") in md
     assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in md
     assert "The validation loss each rule read: Ours (PSC): L_gen_bpd." in md
+    assert "NOT trained by this protocol" not in md
+    # a trained row of a fixed number of epochs beside it is named as not comparable
+    fixed = {"path": "/x/r.pt", "epoch": 5, "step": 50, "val_losses": {}, "history": [],
+             "run": {"epochs": 5, "until_plateau": False, "converged": None}}
+    write(run("royer2017", 0.3, 17.0, weights="2" * 64, checkpoint=fixed), root)
+    write_report("toy", root, tmp_path / "rep2")
+    md = (tmp_path / "rep2" / "table3.md").read_text()
+    assert ("NOT trained by this protocol (a fixed, shorter training; compare them with the "
+            "other rows only with care): Royer et al. (2017).") in md
 
 
 def test_colour_probe_table_in_the_report(runs, tmp_path):
