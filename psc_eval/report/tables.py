@@ -457,7 +457,7 @@ def table4_proxy(proxy: dict[str, Any], dataset: str, source: str) -> Table:
 def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) -> Table:
     """The ablation of Secs. 4.2-4.3: variants of the paper's network, their validation
     losses (training log of the checkpoint scored) and the judge's mIoU."""
-    rows, notes = [], []
+    rows, notes, scored = [], [], []
     for name in [m.name for m in methods.ablation_rows()]:
         if not sel.configs(name):
             notes.append(f"{name}: no run in these runs (psc-eval miou --colorizer {name})")
@@ -466,6 +466,7 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
             row["colorizer"] = name
             row.update({k: v for k, v in (losses.get(key) or {}).items() if k != "note"})
             rows.append(row)
+            scored.append((row["method"], runs))
     for name in ("gray", "gt"):
         for key, runs in sel.configs(name) or [(name, [])]:
             rows.append({**_metric_row(_label(name, key), runs), "colorizer": name})
@@ -483,6 +484,9 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
             notes.append(f"{name}: {info['note']}")
     if not losses:
         notes.append("Validation losses: no ablation run in these runs.")
+    proto = protocol_note(scored)
+    if proto:
+        notes.append(proto)
     notes.append("Losses are per chroma value in bits (L_emb, L_gen) and mean cross-entropy "
                  "per pixel (L_seg) of the epoch of the checkpoint each run scored, as the "
                  "run recorded them; a variant without a term shows a dash.")

@@ -383,6 +383,9 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
     assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in md
     assert "The validation loss each rule read: Ours (PSC): L_gen_bpd." in md
     assert "NOT trained by this protocol" not in md
+    # the ablation table, of the same network's variants, carries the same note
+    assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in (
+        tmp_path / "rep" / "ablation.md").read_text()
     # a trained row of a fixed number of epochs beside it is named as not comparable
     fixed = {"path": "/x/r.pt", "epoch": 5, "step": 50, "val_losses": {}, "history": [],
              "run": {"epochs": 5, "until_plateau": False, "converged": None}}
