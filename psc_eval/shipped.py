@@ -73,8 +73,13 @@ def shipped(dataset: str, kind: str, name: str) -> Path | None:
 
 
 def _half(x: Any) -> Any:
+    """float32 -> float16, except a tensor float16 cannot hold (a value beyond its range,
+    e.g. a batch-norm running variance over 65504): it stays float32."""
     if isinstance(x, torch.Tensor):
-        return x.half() if x.dtype == torch.float32 else x
+        if x.dtype != torch.float32:
+            return x
+        h = x.half()
+        return h if bool(torch.isfinite(h).all()) or not bool(torch.isfinite(x).all()) else x
     if isinstance(x, dict):
         return {k: _half(v) for k, v in x.items()}
     return x
@@ -82,7 +87,8 @@ def _half(x: Any) -> Any:
 
 def slim(ck: dict[str, Any]) -> dict[str, Any]:
     """What inference reads of a checkpoint: no optimiser / RNG / resume state, the
-    averaged weights instead of the raw ones when both exist, float32 -> float16."""
+    averaged weights instead of the raw ones when both exist, float32 -> float16 (where
+    float16 holds the values)."""
     out = {k: v for k, v in ck.items() if k not in TRAINING_KEYS}
     if "ema" in out:
         out.pop("model", None)
