@@ -69,11 +69,15 @@ class Run:
         """What makes two runs of one colorizer different rows (seeds excepted): sampling
         temperature, samples, and the weights; weights trained with the same configuration
         but another training seed (``train_config_key``) share the row."""
+        from ..config import REFERENCE_ROWS
+
         p = self.result.provenance
         cfg = p.get("config") or {}
         key = (p.get("colorizer_checkpoint") or {}).get("train_config_key")
         weights = ("config", key) if key else p.get("colorizer_weights_sha256")
-        return (self.result.colorizer, cfg.get("temperature"), cfg.get("n_samples"), weights)
+        # the gray and colour rows of a run at another temperature: not applied to them
+        temp = None if self.result.colorizer in REFERENCE_ROWS else cfg.get("temperature")
+        return (self.result.colorizer, temp, cfg.get("n_samples"), weights)
 
 
 @dataclass
@@ -218,8 +222,9 @@ def select(
     superseded: list[tuple[Run, Run]] = []
     for r in sorted(pool, key=lambda r: (r.mtime, r.path.name)):
         k = (r.config_key, r.result.seed, r.train_seed)
-        if k in best:
-            superseded.append((best[k], r))
+        code = r.result.provenance.get("colorizer_code_sha256")
+        if k in best and best[k].result.provenance.get("colorizer_code_sha256") != code:
+            superseded.append((best[k], r))  # same configuration, other code
         best[k] = r
     # a colorizer with several configurations: one row each, labelled by what differs
     by_col: dict[str, dict[tuple, list[Run]]] = {}

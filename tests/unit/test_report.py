@@ -355,11 +355,18 @@ def test_table3_selected_temperature_is_a_labelled_second_row(tmp_path):
     hot = run("ours", 0.47, 18.5, weights="1" * 64, checkpoint=ck)
     hot.provenance["config"]["temperature"] = 0.7
     write(hot, root)
+    # the gray row of both runs (the temperature was not applied to it): one row, no note
+    write(run("gray", 0.25, 15.0), root)
+    gray_hot = run("gray", 0.25, 15.0)
+    gray_hot.provenance["config"]["temperature"] = 0.7
+    write(gray_hot, root, mtime=1_700_000_100.0)
     out = tmp_path / "rep"
     write_report("toy", root, out)
     t3 = {r["method"]: r for r in csv.DictReader(io.StringIO((out / "table3.csv").read_text()))}
     assert float(t3["Ours (PSC) (T=default)"]["miou"]) == 0.40
     assert float(t3["Ours (PSC) (T=0.7)"]["miou"]) == 0.47
+    assert [m for m in t3 if m.startswith("Gray")] == ["Gray input"]
+    assert "superseded" not in (out / "table3.md").read_text()
     assert "selected on held-out TRAINING images" in (out / "table3.md").read_text()
 
 
