@@ -145,16 +145,22 @@ def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
 def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
     """Row label -> [(images seen, validation value)] of the loss the plateau rule read,
     from the run record of the checkpoint each row scored (rows trained before the
-    protocol have no images_seen and are left out)."""
+    protocol have no images_seen and are left out). One line per trained model: rows that
+    score the same weights (another temperature, psc-embedding reading ours) share the
+    first row's line, labelled by the method."""
     out: dict[str, list[tuple[int, float]]] = {}
+    seen: set = set()
     for name in sel.colorizers():
-        for key, runs in sel.configs(name):
-            ck = runs[0].result.provenance.get("colorizer_checkpoint") or {}
+        for _key, runs in sel.configs(name):
+            prov = runs[0].result.provenance
+            ck = prov.get("colorizer_checkpoint") or {}
             metric = ((ck.get("run") or {}).get("plateau") or {}).get("metric")
             pts = [(int(h["images_seen"]), float(h[metric])) for h in ck.get("history") or []
                    if metric and "images_seen" in h and h.get(metric) is not None]
-            if len(pts) >= 2:
-                out[f"{_label(key)}: {metric.removeprefix('val_')}"] = pts
+            weights = prov.get("colorizer_weights_sha256") or ck.get("path")
+            if len(pts) >= 2 and weights not in seen:
+                seen.add(weights)
+                out[f"{method_label(name)}: {metric.removeprefix('val_')}"] = pts
     return out
 
 

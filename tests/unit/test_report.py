@@ -265,10 +265,17 @@ def test_learning_curves_from_the_scored_checkpoints_history(runs, tmp_path):
           "run": {"epochs": 3, "images_seen": 480, "parameters": 10, "converged": False,
                   "plateau": {"metric": "val_L_gen_bpd"}}}
     write(run("ours", 0.5, 19.0, weights="3" * 64, checkpoint=ck), runs, mtime=1_700_000_400.0)
+    # the same trained model at another temperature, and psc-embedding reading its
+    # weights: rows of their own, but one learning curve
+    hot = run("ours", 0.55, 19.5, weights="3" * 64, checkpoint=ck)
+    hot.provenance["config"]["temperature"] = 0.3
+    write(hot, runs, mtime=1_700_000_500.0)
+    write(run("psc-embedding", 0.52, 19.2, weights="3" * 64, checkpoint=ck), runs,
+          mtime=1_700_000_600.0)
     sel = select(load_runs(runs, "toy"), judged=True, what="t")
     series = learning_series(sel)
     (label, pts), = series.items()
-    assert label.startswith("Ours (PSC)") and label.endswith(": L_gen_bpd")
+    assert label == "Ours (PSC): L_gen_bpd"
     assert pts == [(160, 5.0), (320, 2.5), (480, 5.0 / 3)]
     out = tmp_path / "rep"
     write_report("toy", runs, out)
