@@ -313,8 +313,15 @@ def test_table3_training_seeds_are_one_row_with_mean_and_sd(runs, tmp_path):
     import numpy as np
 
     def ck(seed, key):
-        return {"path": f"/x/{seed}.pt", "epoch": 9, "step": 90, "val_losses": {},
-                "history": [], "train_seed": seed, "train_config_key": key}
+        c = {"path": f"/x/{seed}.pt", "epoch": 9, "step": 90, "val_losses": {},
+             "history": [], "train_seed": seed, "train_config_key": key}
+        if key == "k-iiz":  # seed 1 ran to the cap; 0 and 2 converged
+            c["history"] = [{"epoch": e + 1, "images_seen": 10 * (e + 1), "val_total": v}
+                            for e, v in enumerate([4.0, 3.0, 2.0, 1.0])]
+            c["run"] = {"epochs": 4, "until_plateau": True, "converged": seed != 1,
+                        "plateau": {"metric": "val_total", "window": 0.25, "tol": 0.01,
+                                    "cap": 4, "min_epochs": 2}}
+        return c
 
     ours = {0: 0.50, 1: 0.56, 2: 0.53}
     iiz = {0: 0.70, 1: 0.69, 2: 0.72}
@@ -341,6 +348,10 @@ def test_table3_training_seeds_are_one_row_with_mean_and_sd(runs, tmp_path):
     assert sd == pytest.approx(vals.std(ddof=1), abs=1e-12) and n == 3
     md = (out / "table3.md").read_text()
     assert f"{100 * vals.mean():.1f} ± {100 * vals.std(ddof=1):.1f} (n=3)" in md
+    # the row is "no" while one seed did not converge, and the note names that seed
+    assert ("Iizuka et al. (2016), training seed 1: not converged: stopped at the cap of 4 "
+            "epochs; its last 1 epochs still improved total by 50.0% (the rule: < 1%).") in md
+    assert "training seed 0: not converged" not in md
     se = np.sqrt(vals.var(ddof=1) / 3 + np.array(list(iiz.values())).var(ddof=1) / 3)
     gap = 100 * (np.mean(list(iiz.values())) - vals.mean())
     assert (f"Iizuka et al. (2016) vs Ours (PSC) (config k-ours): seed means differ by {gap:+.1f} points; "
