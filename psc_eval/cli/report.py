@@ -133,7 +133,7 @@ def regress_cmd(expected, colorizer, predictions, dataset, split, size, limit, u
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Folder (default reports/<dataset>/checkpoints of this source tree).")
 @click.option("--drop", multiple=True,
-              help="A shipped entry to remove with its file, e.g. judge/deeplabv3plus-resnet18 "
+              help="A shipped entry to remove with its file, e.g. judge/<arch> "
                    "when another judge replaces it (repeat, or a comma list).")
 def ship_cmd(dataset, judge, colorizers, out, drop) -> None:
     """Copy the judge and colorizers trained under $PSC_HOME into the repository as slim

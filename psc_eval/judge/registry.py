@@ -78,7 +78,7 @@ for _spec in (
     SEGMENTERS.add(_spec.name, _spec, _spec.description)
 
 # The judge each dataset is scored with unless --segmenter says otherwise.
-_DEFAULTS = {"toy": "deeplabv3plus-resnet18", "voc": "deeplabv2-resnet101",
+_DEFAULTS = {"toy": "deeplabv3plus-mobilenetv2", "voc": "deeplabv2-resnet101",
              "cocostuff": "deeplabv2-resnet101"}
 DATASET_NUM_CLASSES = {"toy": 10, "voc": 21, "cocostuff": 182}
 

@@ -39,7 +39,7 @@ def test_registry_names_and_defaults():
     names = set(list_segmenters())
     assert {"deeplabv2-resnet101", "torchvision-deeplabv3-resnet101", "deeplabv3-resnet101",
             "deeplabv3plus-resnet101", SMALL} <= names
-    assert default_segmenter("toy") == SMALL
+    assert default_segmenter("toy") == "deeplabv3plus-mobilenetv2"  # the shipped toy judge
     assert default_segmenter("voc") == default_segmenter("cocostuff") == "deeplabv2-resnet101"
     with pytest.raises(UnknownNameError, match="unknown segmenter 'nope'"):
         load_segmenter("nope")
