@@ -47,9 +47,13 @@ def test_interrupted_run_resumes_and_equals_uninterrupted(tmp_path, capsys, monk
     counter = tmp_path / "count.txt"
     env = {**os.environ, "PSC_TEST_COUNTER": str(counter), "PSC_TEST_SLEEP": "0.4",
            "PYTHONPATH": os.pathsep.join([str(STANDINS), os.environ.get("PYTHONPATH", "")])}
-    p = subprocess.Popen([sys.executable, "-m", "psc_eval.cli", *args, "--out",
-                          str(tmp_path / "a")], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    # A suite started in the background (nohup, a CI runner) inherits an ignored SIGINT,
+    # which Python then keeps ignoring: the child turns it back into KeyboardInterrupt.
+    child = ("import runpy, signal, sys; signal.signal(signal.SIGINT, "
+             "signal.default_int_handler); sys.argv = ['psc-eval', *sys.argv[1:]]; "
+             "runpy.run_module('psc_eval.cli', run_name='__main__')")
+    p = subprocess.Popen([sys.executable, "-c", child, *args, "--out", str(tmp_path / "a")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     shards = tmp_path / "home" / "cache" / "eval" / "ab"
     deadline = time.time() + 60
     while not list(shards.glob("*/*.pt")) and time.time() < deadline and p.poll() is None:
