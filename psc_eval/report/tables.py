@@ -283,9 +283,10 @@ def table3(sel: Selection, dataset: str) -> Table:
                          f"(psc-eval miou --colorizer {name})")
         for key, runs in sel.configs(name) or [(name, [])]:
             row = _metric_row(_label(name, key), runs, sel.train_seeds.get(key))
-            every = sel.train_seeds.get(key) or runs  # a note for each training seed's model
-            by_seed = {r.train_seed: r for r in reversed(every)}
-            for seed, r in sorted(by_seed.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+            by_seed: dict = {}  # a note for each training seed's model (select sorted them)
+            for r in sel.train_seeds.get(key) or runs:
+                by_seed.setdefault(r.train_seed, r)
+            for seed, r in by_seed.items():
                 lab = row["method"] + (f", training seed {seed}" if len(by_seed) > 1 else "")
                 why = not_converged_note(lab, [r])
                 if why:
