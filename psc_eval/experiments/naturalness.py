@@ -107,10 +107,12 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
     from ..colorizer import build_colorizer
     from ..data import get_dataset
     from ..errors import PscError
+    from ..identity import code_sha256
     from ..io import atomic_write_json
     from ..paths import colorizer_dir
     from ..study.tally import wilson_interval
     from ..training import TrainConfig, Trainer, seed_everything
+    from .committed import reuse
 
     train = get_dataset(dataset, split="train")
     val = get_dataset(dataset, split=None)
@@ -126,16 +128,16 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
     names = list(dict.fromkeys(["gray", *colorizers, "gt"]))
     cols = {n: build_colorizer(n, dataset, None, device) for n in names}
     ident = {n: getattr(c, "weights_sha256", None) for n, c in cols.items()}
-    if path.is_file():  # the same methods, weights, seed and images: nothing to redo
-        import json
-
-        try:
-            old = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            old = {}
-        if (old.get("weights_sha256"), old.get("seed"), old.get("val_images"),
-                old.get("params")) == (ident, seed, len(val), _params()):
-            return path
+    # the same methods, weights, seed, images and code: nothing to redo
+    identity = {"weights_sha256": ident, "seed": seed, "params": _params(),
+                "train_fingerprint": train.fingerprint(), "val_fingerprint": val.fingerprint(),
+                "code_sha256": code_sha256(Critic)}
+    where = reuse(path, dataset, identity)
+    if where is not None:
+        if progress:
+            tqdm.write(f"naturalness proxy: {path} has these inputs' result (from {where}): "
+                       "no training")
+        return path
     real = torch.stack([train[i]["rgb"] for i in real_idx])
     val_real = torch.stack([val[i]["rgb"] for i in range(len(val))])
     rows: dict[str, Any] = {}
@@ -173,7 +175,7 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
                        f"{k / n:.1%} of its colorizations judged real")
     result = {"experiment": "naturalness-proxy", "dataset": dataset, "val_split": val.split,
               "val_images": len(val), "seed": seed, "rows": rows, "weights_sha256": ident,
-              "params": _params(),
+              "params": _params(), "identity": identity,
               "definition": __doc__.split("\n\n")[1].replace("\n", " "),
               "label": "PROXY (a CNN critic), not human judgement"}
     atomic_write_json(path, result)

@@ -20,7 +20,9 @@ the three curves share units. The result is one JSON,
 sha256 of every checkpoint used) with the curves also as ``.csv`` beside it, and
 ``psc-eval report`` draws it. The two runs live under ``$PSC_HOME/models/<dataset>/``
 (``fig9-scratch``, ``fig9-pretrained-<trunk sha256[:12]>``) and resume there; a new
-``psc-purple`` checkpoint gets a pretrained run of its own.
+``psc-purple`` checkpoint gets a pretrained run of its own. The JSON's ``identity`` (the
+checkpoints' sha256, config, data fingerprints, code) lets a rerun, or ``make demo`` with
+the shipped checkpoints, take the curves without training (``experiments.committed``).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from psc_eval.checkpoint import load_checkpoint
 from psc_eval.color import normalize_L
 from psc_eval.errors import WeightsError
+from psc_eval.experiments.committed import reuse
+from psc_eval.identity import code_sha256
 from psc_eval.io import atomic_write, atomic_write_json, sha256_file
 from psc_eval.paths import colorizer_dir
 from psc_eval.shipped import trained_or_shipped
@@ -119,6 +124,18 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
     joint_ck, joint_path = _checkpoint(dataset, "ours")
     pre_ck, pre_path = _checkpoint(dataset, "psc-purple")
     pre_sha = sha256_file(pre_path)
+    sources = {"joint": {"checkpoint": joint_path.name, "sha256": sha256_file(joint_path)},
+               "pretrained_trunk": {"checkpoint": pre_path.name, "sha256": pre_sha}}
+    # everything the curves depend on: a result of the same identity is not recomputed
+    identity = {"sources": {k: v["sha256"] for k, v in sources.items()},
+                "config": cfg.to_dict(), "train_fingerprint": train_ds.fingerprint(),
+                "val_fingerprint": val_ds.fingerprint(), "code_sha256": code_sha256(SegMethod)}
+    path = Path(out) / "experiments" / dataset / f"fig9-seg-curves-{Path(config).stem}.json"
+    where = reuse(path, dataset, identity, companions=(".csv",))
+    if where is not None:
+        if progress:
+            tqdm.write(f"Fig. 9: {path} has these inputs' curves (from {where}): no training")
+        return path
     curves: dict[str, Any] = {}
     for mode in ("scratch", "pretrained"):
         seed_everything(t.seed)  # the same initial h for both runs
@@ -144,11 +161,8 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
         "val_images": len(val_ds), "epochs": t.epochs, "steps_per_epoch":
             -(-len(train_ds) // t.batch_size), "curves": curves,
         "units": "val L_seg, mean cross-entropy per pixel (nats) at the embedding size",
-        "sources": {"joint": {"checkpoint": joint_path.name, "sha256": sha256_file(joint_path)},
-                    "pretrained_trunk": {"checkpoint": pre_path.name, "sha256": pre_sha}},
-        "config": cfg.to_dict(),
+        "sources": sources, "config": cfg.to_dict(), "identity": identity,
     }
-    path = Path(out) / "experiments" / dataset / f"fig9-seg-curves-{Path(config).stem}.json"
     atomic_write_json(path, result)
     n = max(len(v) for v in curves.values())
     rows = ["epoch,scratch,pretrained,joint"] + [

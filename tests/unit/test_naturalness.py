@@ -34,6 +34,17 @@ def test_proxy_rates_and_report_table(tmp_path, monkeypatch, one_thread):
     again = naturalness.naturalness_proxy(["gray"], "toy", out=tmp_path / "out", limit=24,
                                           device="cpu", progress=False)
     assert json.loads(again.read_text()) == res and ck.stat().st_mtime_ns == before
+    # another output folder (make demo's) with the repository's result of these inputs:
+    # copied, no critic retrained; the identity names the weights, data and code
+    from psc_eval.experiments import committed
+
+    monkeypatch.setattr(committed, "repo_result", lambda dataset, name: path.parent / name)
+    demo = naturalness.naturalness_proxy(["gray"], "toy", out=tmp_path / "demo", limit=24,
+                                         device="cpu", progress=False)
+    assert json.loads(demo.read_text()) == res and ck.stat().st_mtime_ns == before
+    assert set(res["identity"]) == {"weights_sha256", "seed", "params", "train_fingerprint",
+                                    "val_fingerprint", "code_sha256"}
+    assert res["identity"]["val_fingerprint"]["num_images"] == 24
 
     from psc_eval.report.build import _table4
 

@@ -37,6 +37,21 @@ def test_seg_curves_scratch_pretrained_joint(tmp_path, monkeypatch, one_thread):
     again = json.loads(seg_curves("toy", str(cfg), out=tmp_path / "reports", device="cpu",
                                   progress=False).read_text())
     assert again["curves"] == c
+    # a fresh clone's demo: no runs under $PSC_HOME, but the repository's result has these
+    # inputs' identity: it is copied, nothing is trained
+    import shutil
+
+    from psc_eval.experiments import committed
+
+    runs = sorted(p for p in colorizer_dir("toy", "x").parent.iterdir() if "fig9" in p.name)
+    assert len(runs) == 2
+    for p in runs:
+        shutil.rmtree(p)
+    monkeypatch.setattr(committed, "repo_result", lambda dataset, name: path.parent / name)
+    demo = seg_curves("toy", str(cfg), out=tmp_path / "demo", device="cpu", progress=False)
+    assert demo != path and json.loads(demo.read_text()) == again
+    assert demo.with_suffix(".csv").read_text() == path.with_suffix(".csv").read_text()
+    assert not any("fig9" in p.name for p in colorizer_dir("toy", "x").parent.iterdir())
     # another psc-purple checkpoint: the pretrained run is trained again from its trunk
     # (the finished run of the old trunk is not reused), the scratch run is not
     from psc_eval.checkpoint import load_checkpoint, save_checkpoint
