@@ -47,8 +47,11 @@ def training_identity(config: Any) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
         return {}
     seed = config["train"].get("seed")
+    polyak = config["train"].get("polyak", 0.0)
     return {"train_seed": int(seed) if isinstance(seed, (int, float)) else None,
-            "train_config_key": digest(config_numbers(config, frozenset({"train.seed"})), 12)}
+            "train_config_key": digest(config_numbers(config, frozenset({"train.seed"})), 12),
+            # the weights evaluated: the Polyak average of this decay, or (0) the last step's
+            "weights_average": float(polyak) if isinstance(polyak, (int, float)) else 0.0}
 
 
 def content_digest(obj: Any) -> str:
@@ -167,8 +170,8 @@ def checkpoint_info(ck: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """What an evaluation records of the checkpoint a colorizer loaded (its run JSON's
     ``provenance.colorizer_checkpoint``): path, source (shipped or trained), epoch, step,
     the validation losses (and steps, images seen) of that epoch and of every epoch before
-    it (the checkpoint's ``history``), its training seed and seed-free config key
-    (``training_identity``), and the run's protocol record (``run``: converged,
+    it (the checkpoint's ``history``), its training seed, seed-free config key and weight
+    average (``training_identity``), and the run's protocol record (``run``: converged,
     epochs, images seen, wall time, parameters), so the report reads them from the run
     instead of searching checkpoints."""
     def num(v: Any) -> Any:

@@ -125,10 +125,13 @@ def protocol_note(rows: Sequence[tuple[str, Sequence[Run]]]) -> str | None:
 
     sets: dict[tuple, list[str]] = {}
     metrics, fixed = [], []
+    averaged: dict[float | None, list[str]] = {}
     for label, runs in rows:
         ck = (runs[0].result.provenance.get("colorizer_checkpoint") or {}) if runs else {}
         rec = ck.get("run") or {}
         rule = rec.get("plateau") or {}
+        if ck:
+            averaged.setdefault(ck.get("weights_average"), []).append(label)
         if not rec.get("until_plateau") or not rule:
             if ck:
                 fixed.append(label)
@@ -149,4 +152,15 @@ def protocol_note(rows: Sequence[tuple[str, Sequence[Run]]]) -> str | None:
            f"the other rows only with care): {', '.join(fixed)}." if fixed else "")
     return (f"Training protocol (from the scored checkpoints' run records): {RULE}; "
             f"{which}. The validation loss each rule read: {'; '.join(metrics)}. The last "
-            "epoch's weights are scored (validation only decides when to stop)." + off)
+            "epoch's weights are scored (validation only decides when to stop)"
+            f"{_averaging(averaged)}." + off)
+
+
+def _averaging(groups: dict[float | None, list[str]]) -> str:
+    """Which rows' scored weights are a Polyak average of the training steps (and its
+    decay), which the last step's weights; empty when no checkpoint recorded it."""
+    parts = [f"the Polyak average of the steps' weights (decay {d:g}) for {', '.join(v)}"
+             if d else f"the last step's weights, not averaged, for {', '.join(v)}"
+             for d, v in sorted(((d, v) for d, v in groups.items() if d is not None),
+                                key=lambda x: -x[0])]
+    return f": {'; '.join(parts)}" if parts else ""

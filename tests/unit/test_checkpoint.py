@@ -19,3 +19,6 @@ def test_training_identity_groups_seeds_not_configs():
     assert training_identity({"model": {}}) == {} and training_identity(None) == {}
     info = checkpoint_info({"config": with_(seed=1), "epoch": 1, "step": 2}, "/x.pt")
     assert info["train_seed"] == 1 and info["train_config_key"] == a["train_config_key"]
+    # the weights evaluated: the Polyak average's decay, 0 for the last step's weights
+    assert a["weights_average"] == 0.0 and info["weights_average"] == 0.0
+    assert training_identity(with_(polyak=0.999))["weights_average"] == 0.999

@@ -408,6 +408,7 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
     assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in md
     assert "The validation loss each rule read: Ours (PSC): L_gen_bpd." in md
     assert "NOT trained by this protocol" not in md
+    assert "Polyak" not in md and "not averaged" not in md  # not recorded by this run
     # the ablation table, of the same network's variants, carries the same note
     assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in (
         tmp_path / "rep" / "ablation.md").read_text()
@@ -419,6 +420,17 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
     md = (tmp_path / "rep2" / "table3.md").read_text()
     assert ("NOT trained by this protocol (a fixed, shorter training; compare them with the "
             "other rows only with care): Royer et al. (2017).") in md
+    # which rows' weights are a Polyak average and which the last step's, as recorded
+    ck["weights_average"], fixed["weights_average"] = 0.0, 0.999
+    write(run("ours", 0.4, 18.0, weights="1" * 64, checkpoint=ck), root,
+          mtime=1_700_000_200.0)
+    write(run("royer2017", 0.3, 17.0, weights="2" * 64, checkpoint=fixed), root,
+          mtime=1_700_000_200.0)
+    write_report("toy", root, tmp_path / "rep3")
+    md = (tmp_path / "rep3" / "table3.md").read_text()
+    assert ("The last epoch's weights are scored (validation only decides when to stop): the "
+            "Polyak average of the steps' weights (decay 0.999) for Royer et al. (2017); the "
+            "last step's weights, not averaged, for Ours (PSC).") in md
 
 
 def test_colour_probe_table_in_the_report(runs, tmp_path):
