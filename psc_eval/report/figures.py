@@ -144,7 +144,7 @@ def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
 
 def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
     """Row label -> [(images seen, validation value)] of the loss the plateau rule read,
-    from the run record of the checkpoint each row scored (rows trained before the
+    over the epochs it read, from the run record of the checkpoint each row scored (rows trained before the
     protocol have no images_seen and are left out). One line per trained model: rows that
     score the same weights (another temperature, psc-embedding reading ours) share the
     first row's line, labelled by the method."""
@@ -154,9 +154,12 @@ def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
         for _key, runs in sel.configs(name):
             prov = runs[0].result.provenance
             ck = prov.get("colorizer_checkpoint") or {}
-            metric = ((ck.get("run") or {}).get("plateau") or {}).get("metric")
+            rule = (ck.get("run") or {}).get("plateau") or {}
+            metric, first = rule.get("metric"), int(rule.get("first_epoch") or 1)
+            # from the first epoch the rule reads (Deshpande: after the VAE stage)
             pts = [(int(h["images_seen"]), float(h[metric])) for h in ck.get("history") or []
-                   if metric and "images_seen" in h and h.get(metric) is not None]
+                   if metric and "images_seen" in h and h.get(metric) is not None
+                   and int(h.get("epoch") or 0) >= first]
             weights = prov.get("colorizer_weights_sha256") or ck.get("path")
             if len(pts) >= 2 and weights not in seen:
                 seen.add(weights)

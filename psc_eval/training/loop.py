@@ -164,10 +164,12 @@ class Trainer(CheckpointState):
         if c.until_plateau:
             plateau = self.converged()
             converged = plateau if plateau or self.epoch >= c.epochs else None
+        read = len(self.method.plateau_series(self.history))  # the last epochs' values
         return run_summary(self.history, self.parameters, until_plateau=c.until_plateau,
                            converged=converged,
                            metric=f"val_{self.method.plateau_metric}", window=c.plateau_window,
-                           tol=c.plateau_tol, min_epochs=c.min_epochs, cap=c.epochs)
+                           tol=c.plateau_tol, min_epochs=c.min_epochs, cap=c.epochs,
+                           first_epoch=len(self.history) - read + 1 if read else 1)
 
     @property
     def eval_model(self) -> nn.Module:

@@ -54,8 +54,10 @@ def plateaued(values: Sequence[float], window: float = 0.25, tol: float = 0.01,
 
 def run_summary(history: Sequence[dict[str, Any]], parameters: int, *, until_plateau: bool,
                 converged: bool | None, metric: str, window: float, tol: float,
-                min_epochs: int, cap: int) -> dict[str, Any]:
-    """What a checkpoint says of its run (recorded in every run JSON that scores it)."""
+                min_epochs: int, cap: int, first_epoch: int = 1) -> dict[str, Any]:
+    """What a checkpoint says of its run (recorded in every run JSON that scores it).
+    ``first_epoch``: the first epoch whose validation value the rule reads (a method may
+    skip a fixed first stage: Deshpande's VAE epochs)."""
     last = history[-1] if history else {}
     return {
         "epochs": int(last.get("epoch", 0)),
@@ -66,5 +68,6 @@ def run_summary(history: Sequence[dict[str, Any]], parameters: int, *, until_pla
         "until_plateau": bool(until_plateau),
         "converged": converged,
         "plateau": {"metric": metric, "window": window, "tol": tol,
-                    "min_epochs": min_epochs, "cap": cap, "rule": RULE},
+                    "min_epochs": min_epochs, "cap": cap, "first_epoch": int(first_epoch),
+                    "rule": RULE},
     }

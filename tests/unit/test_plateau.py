@@ -92,7 +92,7 @@ def test_loop_stops_at_the_plateau_and_records_the_run(tmp_path):
     run = load_checkpoint(res.last)["run"]
     assert run["converged"] is True and run["epochs"] == n and run["steps"] == 2 * n
     assert run["images_seen"] == 8 * n and run["parameters"] == 1
-    assert run["plateau"]["metric"] == "val_mse"
+    assert run["plateau"]["metric"] == "val_mse" and run["plateau"]["first_epoch"] == 1
     assert [r["images_seen"] for r in res.history] == [8 * (i + 1) for i in range(n)]
 
     capped = _trainer(tmp_path / "b", epochs=3).fit()
@@ -124,3 +124,5 @@ def test_every_trainable_names_a_loss_it_logs(name, tmp_path, monkeypatch):
     if name == "deshpande2017":  # epoch 1 is the VAE stage (smoke: vae_epochs = 1)
         series = [r[key] for r in res.history if r["epoch"] > 1]
     assert len(series) >= 1 and all(math.isfinite(v) for v in series)
+    # the record says from which epoch the rule reads (the learning-curve figure's start)
+    assert run["plateau"]["first_epoch"] == (2 if name == "deshpande2017" else 1)

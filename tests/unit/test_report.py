@@ -280,6 +280,12 @@ def test_learning_curves_from_the_scored_checkpoints_history(runs, tmp_path):
     out = tmp_path / "rep"
     write_report("toy", runs, out)
     assert (out / "learning_curves.png").is_file()
+    # a rule that reads from epoch 2 on (Deshpande's MDN after its VAE stage): the curve too
+    ck2 = {**ck, "run": {**ck["run"], "plateau": {"metric": "val_L_gen_bpd", "first_epoch": 2}}}
+    write(run("deshpande2017", 0.4, 18.0, weights="4" * 64, checkpoint=ck2), runs,
+          mtime=1_700_000_700.0)
+    series = learning_series(select(load_runs(runs, "toy"), judged=True, what="t"))
+    assert series["Deshpande et al. (2017): L_gen_bpd"] == [(320, 2.5), (480, 5.0 / 3)]
 
 
 def test_a_failing_report_writes_nothing_and_keeps_the_previous_one(runs, tmp_path,
