@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -185,6 +186,7 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
     batches = canonical_batches(n, cfg.batch_size)
     mine = batches[info.rank::info.world_size]
     bar = _progress(sum(e - s for s, e in mine), cfg.progress and info.is_main, ds)
+    scoring = _Scoring(score_thread())
     to_load: list[tuple[int, int]] = []
     pending: dict[tuple[int, int], list[int]] = {}
     try:
@@ -219,12 +221,13 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
                     fname = shard_name(s, e - s)
                     for i in pending[(s, e)]:
                         r = rows[i]
-                        shard = _score_batch(r, batch, ds.ids[s:e], s, fname, seg, device,
-                                             cfg.seed, n_samples)
-                        r.cache.save_scores(fname, shard)
-                        r.add(shard)
+                        ctx = _batch_context(r, batch, s, fname, seg, device, cfg.seed,
+                                             n_samples)
+                        scoring.submit(_score_and_store, r, batch, ds.ids[s:e], fname, ctx)
                     bar.update(e - s)
+        scoring.close()
     finally:
+        scoring.close(cancel=True)  # an error or interrupt: the judged batches are stored
         bar.close()
 
     return [_finish(r, ds, seg, cfg, info, time.perf_counter() - t0) for r in rows]
@@ -265,19 +268,75 @@ def _check_masks(classes: dict[str, Any], ds: Any, who: str | None = None) -> No
         )
 
 
-def _score_batch(r: _Row, batch: dict[str, Any], all_ids: list[str], start: int, fname: str,
-                 seg: Any, device: str, seed: int, n_samples: int) -> dict[str, Any]:
-    """One batch of one row -> its cache shard (the batch's scorer states)."""
-    ids: list[str] = batch["ids"]
+def score_thread() -> bool:
+    """Whether the scorers run on a thread of their own beside the colorizer and the judge:
+    when the machine has a core the run's torch threads leave free (``PSC_SCORE_THREAD``
+    = 1 / 0 forces it on / off). The numbers are the same either way (one scoring thread
+    takes the batches in order: every sum adds in the same order)."""
+    force = os.environ.get("PSC_SCORE_THREAD")
+    if force in ("0", "1"):
+        return force == "1"
+    return (os.cpu_count() or 1) > torch.get_num_threads()
+
+
+class _Scoring:
+    """Scores batches on one worker thread, in submission order, while the caller prepares
+    the next batch (colorize, RGB, judge); at most ``depth`` batches wait, so memory stays
+    flat. Off: each batch is scored at once, on the caller's thread. ``close()`` waits and
+    re-raises the first error; ``close(cancel=True)`` (an error or interrupt upstream)
+    still scores and stores the batches already judged (nothing computed is lost), then
+    lets the caller's exception go on."""
+
+    def __init__(self, threaded: bool, depth: int = 2):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="psc-score") if threaded else None
+        self.depth = depth
+        self.waiting: list[Any] = []
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        if self.pool is None:
+            fn(*args)
+            return
+        while len(self.waiting) >= self.depth:
+            self.waiting.pop(0).result()
+        self.waiting.append(self.pool.submit(fn, *args))
+
+    def close(self, cancel: bool = False) -> None:
+        if self.pool is None:
+            return
+        if cancel:
+            self.pool.shutdown(wait=True)
+            return
+        try:
+            for f in self.waiting:
+                f.result()
+        finally:
+            self.waiting = []
+
+
+def _batch_context(r: _Row, batch: dict[str, Any], start: int, fname: str, seg: Any,
+                   device: str, seed: int, n_samples: int) -> ScoreContext | None:
+    """Colorize, recombine and judge one batch of one row (None: every image skipped)."""
+    if not batch["ids"]:
+        return None
+    return _context(r, batch, start, fname, seg, device, seed, n_samples)
+
+
+def _score_and_store(r: _Row, batch: dict[str, Any], all_ids: list[str], fname: str,
+                     ctx: ScoreContext | None) -> None:
+    """The row's scorers on one judged batch -> its cache shard, stored and added."""
     fresh = {name: s.empty() for name, s in r.scorers.items()}
-    if ids:
-        ctx = _context(r, batch, start, fname, seg, device, seed, n_samples)
-        with torch.inference_mode():
+    if ctx is not None:
+        with torch.inference_mode():  # thread-local: entered on the scoring thread
             for s in fresh.values():
                 s.update(ctx)
-    return {"all_ids": list(all_ids), "ids": list(ids), "skipped": list(batch["skipped"]),
-            "states": {name: s.state_dict() for name, s in fresh.items()},
-            "code": dict(r.codes)}
+    shard = {"all_ids": list(all_ids), "ids": list(batch["ids"]),
+             "skipped": list(batch["skipped"]),
+             "states": {name: s.state_dict() for name, s in fresh.items()},
+             "code": dict(r.codes)}
+    r.cache.save_scores(fname, shard)
+    r.add(shard)
 
 
 def _draw_ahead(rows: list[_Row], chunk: list[tuple[tuple[int, int], dict[str, Any]]],

@@ -74,7 +74,14 @@ def reference(ds, ab_fn):
             "pixel_accuracy": float(tp.sum() / conf.sum())}
 
 
-def test_rows_match_independent_numpy_pipeline():
+@pytest.fixture(params=["0", "1"], ids=["scoring inline", "scoring thread"])
+def scoring(request, monkeypatch):
+    """Both ways of running the scorers (inline, or on a thread beside the judge)."""
+    monkeypatch.setenv("PSC_SCORE_THREAD", request.param)
+    return request.param
+
+
+def test_rows_match_independent_numpy_pipeline(scoring):
     ds = toy()
     gray, tilt, gt = evaluate_rows(["gray", TiltColorizer(), "gt"], ds, ChromaJudge(),
                                    batch_size=3, progress=False)
@@ -108,6 +115,36 @@ def test_rows_match_independent_numpy_pipeline():
     assert sum(tilt.histograms["psnr_rgb"]["counts"]) == N
 
 
+def test_scoring_thread_gives_the_inline_numbers_bit_for_bit(monkeypatch):
+    """The default miou scorers (mIoU, PSNR, semantic accuracy, pollution) and a diversity
+    scorer, a deterministic and a stochastic row: the scoring thread adds every batch in
+    the same order as inline scoring, so every number is identical; and it is used."""
+    import threading
+
+    from psc_eval import runner
+
+    ds = toy()
+    names = []
+    real = runner._score_and_store
+
+    def spy(*a):
+        names.append(threading.current_thread().name)
+        return real(*a)
+
+    monkeypatch.setattr(runner, "_score_and_store", spy)
+    got = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("PSC_SCORE_THREAD", mode)
+        names.clear()
+        got[mode] = [r.to_json()["metrics"] for r in evaluate_rows(
+            [TiltColorizer(), NoisyColorizer()], ds, ChromaJudge(), batch_size=2,
+            progress=False, cache=False)]
+        assert len(names) == 8  # 4 batches x 2 rows
+        assert all(n.startswith("psc-score") == (mode == "1") for n in names), names
+    assert got["0"] == got["1"]
+    assert {"miou", "psnr", "semantic_accuracy", "pollution_spread"} <= set(got["1"][0])
+
+
 def test_cache_repeat_is_free_and_equal_and_no_cache_equal(psc_home):
     ds = toy()
     judge = ChromaJudge()
@@ -129,7 +166,7 @@ def test_cache_repeat_is_free_and_equal_and_no_cache_equal(psc_home):
     assert len(list(ab_dirs[0].glob("*.pt"))) == 3  # one shard per batch (7 images, batch 3)
 
 
-def test_interrupted_run_resumes_with_identical_result(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_with_identical_result(tmp_path, monkeypatch, scoring):
     ds = toy()
     counter = tmp_path / "count.txt"
     monkeypatch.setenv("PSC_TEST_COUNTER", str(counter))
