@@ -6,7 +6,9 @@ Measured side by side in one process, interleaved, the median of ``--repeats`` r
   pre-built in memory (the toy val images as float RGB), nothing else;
 * **pipeline**: ``runner.evaluate(gt, toy val, judge, cache=False)``: rendering / loading
   the images, Lab conversion, colorizer call and output checks, recombination with L,
-  Lab -> RGB, uint8 quantisation, the judge, the confusion matrix and PSNR.
+  Lab -> RGB, uint8 quantisation, the judge and the default scorers (mIoU, PSNR, semantic
+  colour accuracy, pollution), with the scorers on their own thread (``pipeline``,
+  ``PSC_SCORE_THREAD=1``) and inline (``pipeline_inline``, ``PSC_SCORE_THREAD=0``).
 
 Then peak RSS of the pipeline for two dataset sizes, each in a fresh process (memory
 must stay flat: predictions are streamed, never held).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -53,12 +56,24 @@ def judge_time(seg, batches) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def pipeline_time(seg, ds, batch_size: int, workers: int) -> tuple[float, float]:
-    """(wall, process CPU) seconds of the whole runner (workers' CPU is not included)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers, progress=False,
-             device="cpu")
-    return time.perf_counter() - t0, time.process_time() - c0
+def pipeline_time(seg, ds, batch_size: int, workers: int,
+                  thread: str | None = None) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the whole runner (workers' CPU is not included);
+    ``thread``: PSC_SCORE_THREAD for the run ("0" inline scoring, "1" a scoring thread,
+    None the runner's choice)."""
+    before = os.environ.get("PSC_SCORE_THREAD")
+    if thread is not None:
+        os.environ["PSC_SCORE_THREAD"] = thread
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers,
+                 progress=False, device="cpu")
+        return time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        if before is None:
+            os.environ.pop("PSC_SCORE_THREAD", None)
+        else:
+            os.environ["PSC_SCORE_THREAD"] = before
 
 
 def breakdown(ds, batch_size: int, n_batches: int = 4) -> dict[str, float]:
@@ -157,15 +172,18 @@ def main(argv: list[str] | None = None) -> dict | None:
     pipeline_time(seg, get_dataset("toy", split="val", n_images=2 * args.batch_size),
                   args.batch_size, args.workers)
 
-    tj, tp, cj, cp = [], [], [], []
+    tj, tp, cj, cp, ti, ci = [], [], [], [], [], []
     for _ in range(args.repeats):
         w, c = judge_time(seg, batches)
         tj.append(w)
         cj.append(c)
-        w, c = pipeline_time(seg, ds, args.batch_size, args.workers)
+        w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="1")
         tp.append(w)
         cp.append(c)
-    mj, mp = statistics.median(tj), statistics.median(tp)
+        w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="0")
+        ti.append(w)
+        ci.append(c)
+    mj, mp, mi = statistics.median(tj), statistics.median(tp), statistics.median(ti)
     res = {
         "images": len(ds), "size": ds.size, "batch_size": args.batch_size,
         "workers": args.workers, "torch_threads": torch.get_num_threads(),
@@ -177,6 +195,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         "ratio": mp / mj, "judge_img_per_s": len(ds) / mj, "pipeline_img_per_s": len(ds) / mp,
         "judge_cpu_s": cj, "pipeline_cpu_s": cp,
         "cpu_ratio": statistics.median(cp) / statistics.median(cj),
+        # the same pipeline with the scorers inline (PSC_SCORE_THREAD=0: one thread)
+        "pipeline_inline_s": ti, "pipeline_inline_median_s": mi, "ratio_inline": mi / mj,
+        "pipeline_inline_cpu_s": ci,
+        "cpu_ratio_inline": statistics.median(ci) / statistics.median(cj),
         "judge_cpu_ms_per_img": statistics.median(cj) / len(ds) * 1000,
         "breakdown_cpu_ms_per_img": breakdown(ds, args.batch_size),
         "load_avg_1min": _loadavg(),

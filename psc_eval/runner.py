@@ -217,14 +217,9 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
             batches_in = iter(zip(to_load, loader))
             while chunk := list(itertools.islice(batches_in, cfg.sample_batches)):
                 _draw_ahead(rows, chunk, pending, device, cfg.seed, n_samples)
-                for (s, e), batch in chunk:
-                    fname = shard_name(s, e - s)
-                    for i in pending[(s, e)]:
-                        r = rows[i]
-                        ctx = _batch_context(r, batch, s, fname, seg, device, cfg.seed,
-                                             n_samples)
-                        scoring.submit(_score_and_store, r, batch, ds.ids[s:e], fname, ctx)
-                    bar.update(e - s)
+                jobs = [(rows[i], batch, s, e) for (s, e), batch in chunk
+                        for i in pending[(s, e)]]
+                _run_jobs(jobs, scoring, seg, ds.ids, device, cfg.seed, n_samples, bar)
         scoring.close()
     finally:
         scoring.close(cancel=True)  # an error or interrupt: the judged batches are stored
@@ -280,9 +275,9 @@ def score_thread() -> bool:
 
 
 class _Scoring:
-    """Scores batches on one worker thread, in submission order, while the caller prepares
-    the next batch (colorize, RGB, judge); at most ``depth`` batches wait, so memory stays
-    flat. Off: each batch is scored at once, on the caller's thread. ``close()`` waits and
+    """Scores batches on one worker thread, in submission order, while the caller judges
+    the next batch (whose chroma and RGB the same thread prepared ahead, ``ahead``); at
+    most ``depth`` batches wait to be scored, so memory stays flat. Off: each batch is scored at once, on the caller's thread. ``close()`` waits and
     re-raises the first error; ``close(cancel=True)`` (an error or interrupt upstream)
     still scores and stores the batches already judged (nothing computed is lost), then
     lets the caller's exception go on."""
@@ -302,6 +297,14 @@ class _Scoring:
             self.waiting.pop(0).result()
         self.waiting.append(self.pool.submit(fn, *args))
 
+    def ahead(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` queued before the scoring submitted after it (its value through
+        ``wait``); inline when off."""
+        return fn(*args) if self.pool is None else self.pool.submit(fn, *args)
+
+    def wait(self, value: Any) -> Any:
+        return value.result() if self.pool is not None else value
+
     def close(self, cancel: bool = False) -> None:
         if self.pool is None:
             return
@@ -315,12 +318,6 @@ class _Scoring:
             self.waiting = []
 
 
-def _batch_context(r: _Row, batch: dict[str, Any], start: int, fname: str, seg: Any,
-                   device: str, seed: int, n_samples: int) -> ScoreContext | None:
-    """Colorize, recombine and judge one batch of one row (None: every image skipped)."""
-    if not batch["ids"]:
-        return None
-    return _context(r, batch, start, fname, seg, device, seed, n_samples)
 
 
 def _score_and_store(r: _Row, batch: dict[str, Any], all_ids: list[str], fname: str,
@@ -381,9 +378,32 @@ def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, f
     return ab.expand(-1, n_samples, -1, -1, -1)
 
 
-def _context(r: _Row, batch: dict[str, Any], start: int, fname: str, seg: Any, device: str,
-             seed: int, n_samples: int) -> ScoreContext:
+def _run_jobs(jobs: list[tuple[_Row, dict[str, Any], int, int]], scoring: _Scoring, seg: Any,
+              all_ids: list[str], device: str, seed: int, n_samples: int, bar: Any) -> None:
+    """Colorize, judge and score (row, batch, start, end) jobs in order: the next job's
+    chroma and RGB are prepared on the scoring thread while the judge labels this one."""
+    def prepare(k: int) -> Any:
+        r, batch, s, e = jobs[k]
+        return scoring.ahead(_prepare, r, batch, s, shard_name(s, e - s), device, seed,
+                             n_samples)
+
+    ahead = prepare(0) if jobs else None
+    for k, (r, batch, s, e) in enumerate(jobs):
+        ready = scoring.wait(ahead)
+        ahead = prepare(k + 1) if k + 1 < len(jobs) else None
+        scoring.submit(_score_and_store, r, batch, all_ids[s:e], shard_name(s, e - s),
+                       _judge(ready, seg))
+        if k + 1 == len(jobs) or jobs[k + 1][1] is not batch:
+            bar.update(e - s)
+
+
+def _prepare(r: _Row, batch: dict[str, Any], start: int, fname: str, device: str,
+             seed: int, n_samples: int) -> ScoreContext | None:
+    """Colorize one batch of one row and recombine it with L into the uint8 RGB the judge
+    reads (None: every image of the batch was skipped)."""
     ids: list[str] = batch["ids"]
+    if not ids:
+        return None
     L = batch["L"].to(device)
     ab_true = batch["ab"].to(device)
     ab = _colorize(r, L, ab_true, ids, start, fname, device, seed, n_samples)
@@ -392,10 +412,18 @@ def _context(r: _Row, batch: dict[str, Any], start: int, fname: str, seg: Any, d
     with torch.inference_mode():
         if "true_u8" not in batch:  # shared by every row of this batch
             batch["true_u8"] = to_uint8(batch["rgb"].to(device))
-        pred = None if seg is None else seg.predict(rgb_u8.to(torch.float32) / 255.0)
     return ScoreContext(ids=ids, start=start, L=L, ab=ab, ab_true=ab_true, rgb_u8=rgb_u8,
-                        true_u8=batch["true_u8"], mask=batch.get("mask"), pred=pred,
+                        true_u8=batch["true_u8"], mask=batch.get("mask"), pred=None,
                         colorizer=r.name, batch=batch)
+
+
+def _judge(ctx: ScoreContext | None, seg: Any) -> ScoreContext | None:
+    """The judge's labels of a prepared batch (when a scorer needs them)."""
+    if ctx is None or seg is None:
+        return ctx
+    with torch.inference_mode():
+        ctx.pred = seg.predict(ctx.rgb_u8.to(torch.float32) / 255.0)
+    return ctx
 
 
 def _progress(total: int, enabled: bool, ds: Any):

@@ -44,7 +44,7 @@ def test_bench_sampling_small_against_old_checkout(one_thread, tmp_path):
 def test_bench_pipeline_small(one_thread, tmp_path, monkeypatch):
     monkeypatch.setenv("PSC_HOME", str(tmp_path))
     res = _load("bench_pipeline").main(["--small"])
-    assert res["images"] == 8 and res["ratio"] > 0
+    assert res["images"] == 8 and res["ratio"] > 0 and res["ratio_inline"] > 0
 
 
 def test_bench_scripts_answer_help():
