@@ -3,9 +3,10 @@
 The rows gray, gt and a tiny ``ours`` (trained here for one epoch by ``psc-eval train``)
 are scored on 8 toy images at 16 px through ``ChromaJudge`` (an exact nearest-prototype
 judge, see ``tests/unit/runner_standins.py``), on one CPU thread. mIoU, PSNR and the
-per-class IoU are compared with the values pinned below to the last digit (repr of the
-float), and the trained checkpoint's ``ema`` weights with a pinned sha256, so a change
-of the training loop that alters the weights fails here too.
+per-class IoU are compared with the values pinned below to a relative 1e-5 (``REL``:
+exact digits differ between CPUs), and the trained checkpoint's ``ema`` weights by their
+pinned L1 and squared L2 sums, so a change of the training loop that alters the weights
+fails here too.
 
 Regenerate (only after a change that is MEANT to move the numbers, and say so in the
 commit): ``OMP_NUM_THREADS=1 python tests/e2e/test_pinned_metrics.py`` prints the dict.
@@ -13,8 +14,6 @@ commit): ``OMP_NUM_THREADS=1 python tests/e2e/test_pinned_metrics.py`` prints th
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
 import sys
@@ -29,18 +28,12 @@ STANDINS = Path(__file__).resolve().parents[1] / "unit"
 TINY_TOML = tiny_toml(epochs=2, batch_size=4, n_train=12, n_val=4)
 
 
-def ema_sha256(path: Path) -> str:
-    """sha256 of the averaged weights, tensor by tensor in key order (not of the file,
-    whose pickle also holds RNG states and timings)."""
+def ema_stats(path: Path) -> list[float]:
+    """Sum of |w| and of w^2 over the averaged weights (float64): a training-loop change
+    moves them; the CPU's float kernels move them by far less than ``REL``."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    h = hashlib.sha256()
-    for k in sorted(ck["ema"]):
-        t = ck["ema"][k].contiguous()
-        h.update(k.encode())
-        buf = io.BytesIO()
-        buf.write(t.numpy().tobytes())
-        h.update(buf.getvalue())
-    return h.hexdigest()
+    ts = [ck["ema"][k].double() for k in sorted(ck["ema"]) if ck["ema"][k].is_floating_point()]
+    return [float(sum(t.abs().sum() for t in ts)), float(sum((t * t).sum() for t in ts))]
 
 
 def compute(home: Path) -> dict:
@@ -62,7 +55,7 @@ def compute(home: Path) -> dict:
         # run, named explicitly (miou refuses another config in the protocol folder)
         res = train("ours", "toy", str(cfg), progress=False)
         ds = get_dataset("toy", split="val", size=16)
-        out = {"ema_sha256": ema_sha256(res.last)}
+        out = {"ema_stats": ema_stats(res.last)}
         for kind in ("miou", "psnr"):
             summary = run_eval(
                 kind,
@@ -90,7 +83,7 @@ def compute(home: Path) -> dict:
 
 
 PINNED: dict = {
-    "ema_sha256": "91d1c01ee3a3a516cda66ecd22c470502b4962bb741a176446e9e7185fc3eb00",
+    "ema_stats": [1461.9592064596627, 105.91851244059941],
     "gray": {
         "miou": 0.12283397412573147,
         "psnr": 14.79885885237455,
@@ -148,11 +141,22 @@ PINNED: dict = {
 }
 
 
+# Relative tolerance of the pins. Exact digits held on one CPU only: on another (AMD EPYC
+# AVX-512 -> Intel Xeon) the same code gave psnr_ab 3e-10 (gray) to 2.3e-6 (gt, an MSE of
+# float16 rounding) relative apart and other weight bytes (the ema sha256 pinned before);
+# mIoU and the per-class IoU, ratios of pixel counts, stayed exact.
+REL = 1e-5
+
+
 def _same(a, b) -> bool:
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
-        return math.isnan(b)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isinf(a):
+            return math.isnan(b) if math.isnan(a) else a == b
+        return math.isclose(a, b, rel_tol=REL, abs_tol=1e-12)
     return a == b
 
 
@@ -160,7 +164,7 @@ def _same(a, b) -> bool:
 def test_toy_metrics_are_pinned(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(STANDINS))
     got = compute(tmp_path)
-    assert set(got) == {"ema_sha256", "gray", "ours", "gt"}
+    assert set(got) == {"ema_stats", "gray", "ours", "gt"}
     # sanity, independent of the pins: the colour row beats gray, PSNR of gt is high
     assert got["gt"]["miou"] > got["gray"]["miou"]
     assert got["gt"]["psnr_ab"] > 40.0
