@@ -277,10 +277,11 @@ def score_thread() -> bool:
 class _Scoring:
     """Scores batches on one worker thread, in submission order, while the caller judges
     the next batch (whose chroma and RGB the same thread prepared ahead, ``ahead``); at
-    most ``depth`` batches wait to be scored, so memory stays flat. Off: each batch is scored at once, on the caller's thread. ``close()`` waits and
-    re-raises the first error; ``close(cancel=True)`` (an error or interrupt upstream)
-    still scores and stores the batches already judged (nothing computed is lost), then
-    lets the caller's exception go on."""
+    most ``depth`` batches wait to be scored, so memory stays flat. Off: each batch is
+    scored at once, on the caller's thread. ``close()`` waits and re-raises the first
+    error; ``close(cancel=True)`` (an error or interrupt upstream) still scores and stores
+    the batches already judged (nothing computed is lost), then lets the caller's
+    exception go on."""
 
     def __init__(self, threaded: bool, depth: int = 2):
         from concurrent.futures import ThreadPoolExecutor
@@ -316,8 +317,6 @@ class _Scoring:
                 f.result()
         finally:
             self.waiting = []
-
-
 
 
 def _score_and_store(r: _Row, batch: dict[str, Any], all_ids: list[str], fname: str,

@@ -131,7 +131,7 @@ def naturalness_proxy(colorizers: Sequence[str], dataset: str = "toy", *,
     # the same methods, weights, seed, images and code: nothing to redo
     identity = {"weights_sha256": ident, "seed": seed, "params": _params(),
                 "train_fingerprint": train.fingerprint(), "val_fingerprint": val.fingerprint(),
-                "code_sha256": code_sha256(Critic)}
+                "code_sha256": code_sha256(Critic), "train_code_sha256": code_sha256(Trainer)}
     where = reuse(path, dataset, identity)
     if where is not None:
         if progress:

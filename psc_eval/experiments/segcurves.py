@@ -129,7 +129,8 @@ def seg_curves(dataset: str = "toy", config: str = "toy", *, out: str | Path = "
     # everything the curves depend on: a result of the same identity is not recomputed
     identity = {"sources": {k: v["sha256"] for k, v in sources.items()},
                 "config": cfg.to_dict(), "train_fingerprint": train_ds.fingerprint(),
-                "val_fingerprint": val_ds.fingerprint(), "code_sha256": code_sha256(SegMethod)}
+                "val_fingerprint": val_ds.fingerprint(), "code_sha256": code_sha256(SegMethod),
+                "train_code_sha256": code_sha256(Trainer)}  # the loop, another package
     path = Path(out) / "experiments" / dataset / f"fig9-seg-curves-{Path(config).stem}.json"
     where = reuse(path, dataset, identity, companions=(".csv",))
     if where is not None:

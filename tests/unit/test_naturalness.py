@@ -43,7 +43,7 @@ def test_proxy_rates_and_report_table(tmp_path, monkeypatch, one_thread):
                                          device="cpu", progress=False)
     assert json.loads(demo.read_text()) == res and ck.stat().st_mtime_ns == before
     assert set(res["identity"]) == {"weights_sha256", "seed", "params", "train_fingerprint",
-                                    "val_fingerprint", "code_sha256"}
+                                    "val_fingerprint", "code_sha256", "train_code_sha256"}
     assert res["identity"]["val_fingerprint"]["num_images"] == 24
 
     from psc_eval.report.build import _table4
