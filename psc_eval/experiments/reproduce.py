@@ -245,9 +245,7 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
     for name in names:
         summary.steps.append(Step(f"train {name}", train_step(name)))
 
-    # every registered colorizer that reads a trainable's checkpoint (psc-embedding too)
-    rows = [n for n in _colorizers() if
-            getattr(resolve_colorizer_class(n), "weights_variant", n) in names or n in names]
+    rows = benchmark_rows(names)
 
     def miou_step() -> str:
         from ..runner import run_eval
@@ -255,7 +253,10 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
         s = run_eval("miou", rows, dataset, device=device, out=out, progress=True)
         n = len(s.results)
         cached = sum(r.provenance["cache_stats"]["images_from_cache"] for r in s.results)
-        return f"{n} rows scored ({cached} images from cache)"
+        repo = sum(r.provenance["cache_stats"].get("images_from_repository", 0)
+                   for r in s.results)
+        return (f"{n} rows scored ({cached} images from cache, {repo} of them from the "
+                "repository's score shards: same code, weights, judge and data)")
 
     summary.steps.append(Step("miou (all rows)", miou_step))
 
@@ -315,6 +316,17 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
         step.seconds = time.perf_counter() - t0
         echo(f"[{i}/{len(summary.steps)}] {step.name}: {step.outcome} ({step.seconds:.1f} s)")
     return summary
+
+
+def benchmark_rows(names: list[str] | None = None) -> list[str]:
+    """The colorizers reproduce scores: every registered one that reads the checkpoint of
+    one of the trainables ``names`` (default: all of them), psc-embedding too."""
+    from ..colorizer import resolve_colorizer_class
+    from ..training.entry import TRAINABLE
+
+    names = list(TRAINABLE) if names is None else names
+    return [n for n in _colorizers() if
+            getattr(resolve_colorizer_class(n), "weights_variant", n) in names or n in names]
 
 
 def _colorizers() -> list[str]:
