@@ -20,14 +20,13 @@ $(STAMP): pyproject.toml
 # The toy benchmark end to end: psc-eval regress (every shipped model colorizes and is
 # judged afresh on 96 val images, checked against reports/toy/expected.json), then
 # psc-eval reproduce (the judge and models shipped in reports/toy/checkpoints unless
-# trained under $PSC_HOME; every metric, from the repository's score shards where their
-# key matches; the report). A second run is nearly free (evaluation cache).
-# make demo FRESH=1: nothing from the score shards (every image colorized and judged).
+# trained under $PSC_HOME; every metric on the 500 val images; the report).
+# A second run is nearly free (evaluation cache).
 demo: $(STAMP)
 	$(CLI) ls
 	$(CLI) data preview --dataset toy --out $(DEMO_OUT)/toy-preview.png
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(CLI) regress
-	$(if $(FRESH),PSC_SCORE_SHARDS=0 )OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(CLI) reproduce --dataset toy --out $(DEMO_OUT)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(CLI) reproduce --dataset toy --out $(DEMO_OUT)
 
 # The metrics regression check first (reports/toy/expected.json, about 20 s), then the suite.
 test: $(STAMP)

@@ -21,13 +21,6 @@ flight and a rerun resumes where it stopped:
   edited formula, or one written before this check existed, is recomputed from the cached
   chroma, never merged.
 
-* ``reports/<dataset>/score-cache/<key>/`` (``shipped.shipped_scores_dir``, written by
-  ``psc-eval ship-scores``): read-only score shards of the repository's own runs of its
-  shipped checkpoints, read where the cache above has none, under the same key and scorer
-  code checks; never copied into the cache (``images_from_repository`` in a run's
-  ``cache_stats`` counts them). Off with ``PSC_SHIPPED=0``, ``PSC_SCORE_SHARDS=0`` or
-  ``--no-cache``.
-
 Each key folder holds ``key.json``, the identity the key hashes, for inspection. The code
 and config identities themselves (``code_sha256``, ``scorer_code``, ``digest``) live in
 ``psc_eval.identity``, below the metrics that also use them.
@@ -118,18 +111,12 @@ class RowCache:
     score_dir: Path | None = None
     ab_names: set[str] = field(default_factory=set)  # shard files present when opened
     score_names: set[str] = field(default_factory=set)
-    # read-only score shards of the same key shipped in the repository (shipped_scores)
-    shipped_dir: Path | None = None
-    shipped_names: set[str] = field(default_factory=set)
-    from_shipped: int = 0  # images whose scores came from there
 
     @classmethod
     def open(cls, root: Path, keys: tuple[str, str, dict[str, Any]], *, store_ab: bool,
-             enabled: bool, shipped: Path | None = None) -> RowCache:
+             enabled: bool) -> RowCache:
         """The row's folders under ``root`` (``key.json`` written once); ``store_ab``: keep
-        the colorizer's chroma too (not for the free reference rows); ``shipped``: a
-        read-only folder of score shards by key (``<shipped>/<score key>/``), read where
-        ``root`` has none."""
+        the colorizer's chroma too (not for the free reference rows)."""
         if not enabled:
             return cls()
         ab_key, score_key, ident = keys
@@ -139,31 +126,15 @@ class RowCache:
                 atomic_write_json(d / "key.json", jsonable(meta))
         rc.ab_names = set(os.listdir(rc.ab_dir)) if rc.ab_dir is not None else set()
         rc.score_names = set(os.listdir(rc.score_dir))
-        if shipped is not None and (shipped / score_key).is_dir():
-            rc.shipped_dir = shipped / score_key
-            rc.shipped_names = set(os.listdir(rc.shipped_dir))
         return rc
 
     def load_scores(self, fname: str, all_ids: list[str], scorers: Mapping[str, Any],
                     codes: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """The batch's shard with ``states`` for every scorer, or None (not cached).
         ``codes``: the scorers' ``scorer_code`` when the caller already has them."""
-        shard = self._scores(fname, all_ids, scorers, codes, self.score_dir,
-                             self.score_names)
-        if shard is None and self.shipped_dir is not None:
-            shard = self._scores(fname, all_ids, scorers, codes, self.shipped_dir,
-                                 self.shipped_names)
-            if shard is not None:
-                self.from_shipped += len(shard["ids"])
-        return shard
-
-    @staticmethod
-    def _scores(fname: str, all_ids: list[str], scorers: Mapping[str, Any],
-                codes: Mapping[str, str] | None, folder: Path | None, names: set[str]
-                ) -> dict[str, Any] | None:
-        if folder is None or fname not in names:
+        if self.score_dir is None or fname not in self.score_names:
             return None
-        shard = load_shard(folder / fname)
+        shard = load_shard(self.score_dir / fname)
         if shard is None or list(shard.get("all_ids", ())) != all_ids:
             return None
         states, shard_codes = shard.get("states") or {}, shard.get("code") or {}

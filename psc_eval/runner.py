@@ -87,7 +87,6 @@ from .io import ensure_dir
 from .metrics.base import ScoreContext, Scorer, build_scorers, scorer_classes
 from .paths import cache_dir as default_cache_dir
 from .results import RunResult, build_provenance, write_result
-from .shipped import shipped_scores
 from .summary import EvalSummary
 
 __all__ = ["EvalSummary", "batch_seed", "check_ab", "draw_samples", "evaluate", "evaluate_rows",
@@ -101,7 +100,6 @@ class _Row:
     cache: RowCache
     scorers: dict[str, Scorer]
     codes: dict[str, str]  # scorer name -> scorer_code, taken once per run
-    score_key: str = ""  # the row's key in the evaluation cache (recorded in the run)
     skipped: list[dict[str, str]] = field(default_factory=list)
     scored: int = 0
     colorized: int = 0
@@ -169,7 +167,6 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
     )
 
     croot = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_dir() / "eval"
-    repo_scores = shipped_scores(ds.name)
     class_names = list(getattr(ds, "class_names", ()))
     rows: list[_Row] = []
     for c in colorizers:
@@ -182,10 +179,9 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
         opts = {k: o for k, o in ((k, sc.options()) for k, sc in scorers.items()) if o}
         keys = row_keys(c, name, seg, ds, cfg.seed, asked_samples(c, n_samples), cfg.batch_size,
                         device, scorer_options=opts)
-        cache = RowCache.open(croot, keys, store_ab=not _is_reference(c), enabled=cfg.cache,
-                              shipped=repo_scores)
+        cache = RowCache.open(croot, keys, store_ab=not _is_reference(c), enabled=cfg.cache)
         rows.append(_Row(c, name, cache, scorers,
-                         {k: scorer_code(sc) for k, sc in scorers.items()}, keys[1]))
+                         {k: scorer_code(sc) for k, sc in scorers.items()}))
 
     batches = canonical_batches(n, cfg.batch_size)
     mine = batches[info.rank::info.world_size]
@@ -483,9 +479,7 @@ def _finish(r: _Row, ds: Any, seg: Any, cfg: EvalConfig, info: DistInfo,
         config=config, device=cfg.device, world_size=info.world_size, seed=cfg.seed,
         dataset_fingerprint=ds.fingerprint(), colorizer=r.colorizer, judge=seg,
         conventions=conventions, wall_time_s=wall,
-        cache_stats={"images_colorized": colorized, "images_from_cache": from_cache,
-                     "images_from_repository": r.cache.from_shipped,
-                     "score_key": r.score_key},
+        cache_stats={"images_colorized": colorized, "images_from_cache": from_cache},
     )
     seg_name = "none" if seg is None else (getattr(seg, "name", None) or type(seg).__name__)
     return RunResult(kind=cfg.eval_kind, dataset=ds.name, segmenter=seg_name, colorizer=r.name,

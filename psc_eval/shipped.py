@@ -39,30 +39,6 @@ def shipped_dir(dataset: str) -> Path:
     return Path(__file__).resolve().parents[1] / "reports" / dataset / "checkpoints"
 
 
-def shipped_enabled() -> bool:
-    """False under ``PSC_SHIPPED=0``: nothing of the repository's is used (checkpoints,
-    score shards), only what was made under $PSC_HOME."""
-    return os.environ.get("PSC_SHIPPED", "1") != "0"
-
-
-def shipped_scores_dir(dataset: str) -> Path:
-    """``reports/<dataset>/score-cache``: the evaluation cache's score shards of the
-    repository's own runs of the shipped checkpoints (``ship_scores``), one folder per
-    score key. The runner reads a batch's scores there when its own cache has none and
-    the key (colorizer code, weights, judge, data, seed, options) and the scorer code
-    match, so ``make demo`` rebuilds every table from them without colorizing."""
-    return shipped_dir(dataset).parent / "score-cache"
-
-
-def shipped_scores(dataset: str) -> Path | None:
-    """``shipped_scores_dir``, or None when switched off: ``PSC_SHIPPED=0`` (nothing of the
-    repository's) or ``PSC_SCORE_SHARDS=0`` (the shipped checkpoints, but every image
-    colorized and judged here: ``make demo FRESH=1``)."""
-    if not shipped_enabled() or os.environ.get("PSC_SCORE_SHARDS", "1") == "0":
-        return None
-    return shipped_scores_dir(dataset)
-
-
 def manifest(dataset: str) -> dict[str, Any]:
     path = shipped_dir(dataset) / MANIFEST
     if not path.is_file():
@@ -78,7 +54,7 @@ def shipped(dataset: str, kind: str, name: str) -> Path | None:
     """The shipped checkpoint of a judge (``kind="judge"``) or colorizer, sha256-checked
     against the manifest; None when the repository ships none, or when ``PSC_SHIPPED=0``
     (use only what was trained under $PSC_HOME)."""
-    if not shipped_enabled():
+    if os.environ.get("PSC_SHIPPED", "1") == "0":
         return None
     entry = manifest(dataset).get("checkpoints", {}).get(f"{kind}/{name}")
     if entry is None:
@@ -228,57 +204,3 @@ def ship_trained(dataset: str, judge: str | None, colorizers: list[str],
         sources[f"colorizer/{name}"] = (
             cp, f"psc-eval train --colorizer {name} --dataset {dataset} --config {dataset}")
     return ship(dataset, sources, out, check=check, drop=drop)
-
-
-def ship_scores(dataset: str, results: Path, cache_root: Path,
-                out: Path | None = None) -> dict[str, int]:
-    """``psc-eval ship-scores``: copy from the evaluation cache ``cache_root`` the score
-    shards of every run JSON under ``results`` (``reports``: ``runs/`` and the experiments'
-    runs) whose colorizer weights are shipped (or that has none: gray, gt), into
-    ``shipped_scores_dir`` (``out``); folders of other keys there are removed. Returns
-    counts: runs, keys, shard files, bytes. A run whose shards are not all in the cache
-    is an error (score it again with this $PSC_HOME first)."""
-    import shutil
-
-    out = Path(out) if out is not None else shipped_scores_dir(dataset)
-    ok = {None, *(e.get("sha256") for e in manifest(dataset).get("checkpoints", {}).values()
-                  if isinstance(e, dict))}
-    from .cache import shard_name
-    from .colorize import canonical_batches
-
-    keys: dict[str, set[str]] = {}  # score key -> the shard files of its runs
-    runs = 0
-    for path in sorted(Path(results).rglob("*.json")):
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        prov = res.get("provenance") if isinstance(res, dict) else None
-        key = ((prov or {}).get("cache_stats") or {}).get("score_key")
-        if (not key or res.get("dataset") != dataset
-                or prov.get("colorizer_weights_sha256") not in ok):
-            continue
-        runs += 1
-        n = int(res["metrics"]["num_images"]) + int(res["metrics"]["num_skipped"])
-        bs = int(prov.get("config", {}).get("batch_size") or 0) or n
-        keys.setdefault(key, set()).update(shard_name(s, e - s)
-                                           for s, e in canonical_batches(n, bs))
-    tmp = out.with_name(out.name + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    files = size = 0
-    for key, names in sorted(keys.items()):
-        src = Path(cache_root) / "scores" / key
-        missing = sorted(n for n in names if not (src / n).is_file())
-        if missing or not (src / "key.json").is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PscError(f"the cache lacks {len(missing)} of the {len(names)} score shards "
-                           f"of key {key}, in {src}, score its run again with this "
-                           "$PSC_HOME first")
-        (tmp / key).mkdir(parents=True)
-        for f in [*(src / n for n in sorted(names)), src / "key.json"]:
-            shutil.copyfile(f, tmp / key / f.name)
-            files += 1
-            size += f.stat().st_size
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out) if tmp.is_dir() else out.mkdir(parents=True, exist_ok=True)
-    return {"runs": runs, "keys": len(keys), "files": files, "bytes": size}

@@ -84,10 +84,8 @@ def format_summary(s: EvalSummary) -> str:
     main = [r for r in s.results if r.colorizer not in REFERENCE_ROWS] or s.results
     for r in main:
         st = r.provenance["cache_stats"]
-        repo = st.get("images_from_repository", 0)
         lines.append(f"{r.colorizer}: colorized {st['images_colorized']} images, "
-                     f"{st['images_from_cache']} from cache" + (
-                         f" ({repo} scored in the repository's score shards)" if repo else ""))
+                     f"{st['images_from_cache']} from cache")
     if s.paths:
         lines.append(f"wrote {len(s.paths)} results: " + ", ".join(map(str, s.paths)))
     return "\n".join(lines)

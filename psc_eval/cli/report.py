@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -123,24 +122,6 @@ def regress_cmd(expected, colorizer, predictions, dataset, split, size, limit, u
             atomic_write(path, lambda f, t=text: f.write(t.encode()))
     if out.exit_code:
         sys.exit(out.exit_code)
-
-
-@cli.command("ship-scores", short_help="Ship the score shards of the repository's runs.")
-@click.option("--dataset", default="toy", show_default=True)
-@click.option("--runs", default="reports", show_default=True,
-              type=click.Path(exists=True, file_okay=False),
-              help="Folder of the run JSONs (runs/ and experiments/ below it).")
-def ship_scores_cmd(dataset, runs) -> None:
-    """Copy the evaluation cache's score shards ($PSC_HOME/cache/eval) of every run under
-    RUNS of a shipped checkpoint (and of gray, gt) to reports/<dataset>/score-cache, so a
-    fresh clone's reproduce rebuilds the tables from them without colorizing (a shard is
-    read only for the same key: code, weights, judge, data, seed, scorer code)."""
-    from ..paths import cache_dir
-    from ..shipped import ship_scores, shipped_scores_dir
-
-    n = ship_scores(dataset, Path(runs), cache_dir() / "eval")
-    click.echo(f"wrote {shipped_scores_dir(dataset)}: {n['keys']} score keys of {n['runs']} "
-               f"runs, {n['files']} files, {n['bytes'] / 1e6:.1f} MB")
 
 
 @cli.command("ship", short_help="Slim float16 copies of trained toy checkpoints + manifest.")

@@ -253,10 +253,7 @@ def _reproduce(dataset: str, out: str | Path, from_scratch: bool, device: str,
         s = run_eval("miou", rows, dataset, device=device, out=out, progress=True)
         n = len(s.results)
         cached = sum(r.provenance["cache_stats"]["images_from_cache"] for r in s.results)
-        repo = sum(r.provenance["cache_stats"].get("images_from_repository", 0)
-                   for r in s.results)
-        return (f"{n} rows scored ({cached} images from cache, {repo} of them from the "
-                "repository's score shards: same code, weights, judge and data)")
+        return f"{n} rows scored ({cached} images from cache)"
 
     summary.steps.append(Step("miou (all rows)", miou_step))
 

@@ -159,9 +159,7 @@ def test_cache_repeat_is_free_and_equal_and_no_cache_equal(psc_home):
     for a, b, c in zip(first, again, fresh):
         # JSON form: a NaN (gray's pollution_bleed) compares equal to itself there
         assert a.to_json()["metrics"] == b.to_json()["metrics"] == c.to_json()["metrics"]
-        assert b.provenance["cache_stats"] == {"images_colorized": 0, "images_from_cache": N,
-                                                "images_from_repository": 0,
-                                                "score_key": a.provenance["cache_stats"]["score_key"]}
+        assert b.provenance["cache_stats"] == {"images_colorized": 0, "images_from_cache": N}
     assert first[1].provenance["cache_stats"]["images_colorized"] == N
     ab_dirs = list((psc_home / "cache" / "eval" / "ab").iterdir())
     assert len(ab_dirs) == 1  # only the tilt row stores chroma; gray / gt are recomputed
@@ -190,8 +188,7 @@ def test_interrupted_run_resumes_with_identical_result(tmp_path, monkeypatch, sc
     counter.write_text("")
     r = evaluate(Interrupting(), ds, ChromaJudge(), batch_size=2, progress=False)
     assert sum(map(int, counter.read_text().split())) == N - 4
-    assert {k: v for k, v in r.provenance["cache_stats"].items() if k != "score_key"} == {
-        "images_colorized": N - 4, "images_from_cache": 4, "images_from_repository": 0}
+    assert r.provenance["cache_stats"] == {"images_colorized": N - 4, "images_from_cache": 4}
     full = evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, progress=False,
                     cache=False)
     assert r.metrics == full.metrics
@@ -202,8 +199,7 @@ def test_limit_runs_share_cached_batches_with_longer_runs():
     evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, limit=5, progress=False)
     r = evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, progress=False)
     # batches [0,2) and [2,4) are shared; [4,5) of the short run is not the batch [4,6)
-    assert {k: v for k, v in r.provenance["cache_stats"].items() if k != "score_key"} == {
-        "images_colorized": N - 4, "images_from_cache": 4, "images_from_repository": 0}
+    assert r.provenance["cache_stats"] == {"images_colorized": N - 4, "images_from_cache": 4}
     full = evaluate(TiltColorizer(), ds, ChromaJudge(), batch_size=2, progress=False,
                     cache=False)
     assert r.metrics == full.metrics
