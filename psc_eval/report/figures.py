@@ -145,9 +145,9 @@ def ablation_curves(logs: dict[str, list[dict[str, Any]]], out: Path,
 def learning_series(sel: Selection) -> dict[str, list[tuple[int, float]]]:
     """Row label -> [(images seen, validation value)] of the loss the plateau rule read,
     over the epochs it read, from the run record of the checkpoint each row scored (rows
-    trained before the protocol have no images_seen and are left out). One line per trained model: rows that
-    score the same weights (another temperature, psc-embedding reading ours) share the
-    first row's line, labelled by the method."""
+    trained before the protocol have no images_seen and are left out). One line per
+    trained model: rows that score the same weights (another temperature, psc-embedding
+    reading ours) share the first row's line, labelled by the method."""
     out: dict[str, list[tuple[int, float]]] = {}
     seen: set = set()
     for name in sel.colorizers():
