@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from .colorize import AB_DTYPE as AB_CACHE_DTYPE
-from .identity import class_path, code_sha256, digest, jsonable, scorer_code
+from .identity import class_path, code_sha256, digest, jsonable, location_free, scorer_code
 from .io import atomic_write, atomic_write_json
 
 __all__ = ["AB_CACHE_DTYPE", "CACHE_VERSION", "RowCache", "class_path", "code_sha256", "digest",
@@ -80,7 +80,7 @@ def row_keys(colorizer: Any, name: str, seg: Any, ds: Any, seed: int, n_samples:
         "code_sha256": code_sha256(seg),
         "weights_sha256": getattr(seg, "weights_sha256", None),
         "num_classes": int(getattr(seg, "num_classes", ds.num_classes)),
-        "config": jsonable(getattr(seg, "config", None)),
+        "config": location_free(jsonable(getattr(seg, "config", None))),
     }
     score_ident = {"ab": ab_key, "judge": seg_ident, "device": torch.device(device).type}
     if scorer_options:

@@ -44,6 +44,14 @@ def digest(obj: Any, n: int = 20) -> str:
     return hashlib.sha256(json.dumps(jsonable(obj), sort_keys=True).encode()).hexdigest()[:n]
 
 
+def location_free(config: Any) -> Any:
+    """A judge's config as keys hash it: without ``weights``, the file's path (its content
+    is ``weights_sha256``), so the same run from two clones at other paths gets one key."""
+    if isinstance(config, dict):
+        return {k: v for k, v in config.items() if k != "weights"}
+    return config
+
+
 def class_path(obj: Any) -> str:
     t = type(obj)
     return f"{t.__module__}:{t.__qualname__}"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NotARunError, PscError, ResultFileError
-from .identity import class_path, code_sha256, digest, jsonable
+from .identity import class_path, code_sha256, digest, jsonable, location_free
 from .io import atomic_write_json
 from .methods import row_identity
 
@@ -205,8 +205,8 @@ def run_key(result: RunResult) -> str:
              "device_type": str(p.get("device", "cpu")).split(":")[0],
              **{k: p.get(k) for k in ("dataset_fingerprint", "colorizer_class",
                                       "colorizer_code_sha256", "colorizer_weights_sha256",
-                                      "colorizer_config", "judge", "judge_weights_sha256",
-                                      "judge_config")}}
+                                      "colorizer_config", "judge", "judge_weights_sha256")},
+             "judge_config": location_free(p.get("judge_config"))}
     return digest(ident, 10)
 
 
