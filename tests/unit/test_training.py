@@ -264,3 +264,54 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(tmp_path, capsys):
     # nothing at all to resume: one clear error
     with pytest.raises(WeightsError, match="no checkpoint to resume"):
         _two_players(tmp_path / "empty")[1].fit(resume="last")
+
+
+class _BNNet(nn.Module):
+    """A linear layer, a batch norm and a constant float buffer (copied, never averaged)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(1, 2)
+        self.bn = nn.BatchNorm1d(2)
+        self.register_buffer("const", torch.tensor([3.0]))
+
+    def forward(self, batch):
+        x = batch["L"].reshape(len(batch["L"]), -1)[:, :1] / 50.0 + batch["ab"].sum()
+        y = self.bn(self.lin(x * torch.arange(1, len(x) + 1.0)[:, None]))
+        if self.training:
+            self.const.add_(1.0)  # a buffer the step changes: the average must copy it
+        loss = (y ** 2).mean()
+        return {"total": loss}
+
+
+def test_polyak_averages_norm_statistics_and_copies_other_buffers(tmp_path):
+    """Batch-norm running statistics are averaged with the weights' recurrence (by hand
+    from the live model's statistics after each step), counters and other buffers copied."""
+    from psc_eval.training.loop import ema_buffer_pairs
+
+    torch.manual_seed(0)
+    model = _BNNet()
+    loop = TrainConfig(epochs=1, batch_size=2, polyak=0.999, device="cpu")
+    tr = Trainer(_QuadMethod(model), loop, _DS(8), None, tmp_path, config={}, progress=False)
+    kinds = {n: a for (n, _), (_, _, a) in zip(
+        [(n, b) for n, b in model.named_buffers()], ema_buffer_pairs(tr.ema, model))}
+    assert kinds == {"const": False, "bn.running_mean": True, "bn.running_var": True,
+                     "bn.num_batches_tracked": False}
+    mean = model.bn.running_mean.clone()
+    seen = []
+    orig = tr._update_ema
+
+    def spy():
+        seen.append(model.bn.running_mean.clone())
+        orig()
+
+    tr._update_ema = spy
+    tr.fit()
+    for t, live in enumerate(seen):
+        d = min(0.999, (1.0 + t) / (10.0 + t))
+        mean = d * mean + (1 - d) * live
+    assert len(seen) == 4
+    torch.testing.assert_close(tr.ema.bn.running_mean, mean, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(tr.ema.bn.running_mean, model.bn.running_mean)
+    assert int(tr.ema.bn.num_batches_tracked) == int(model.bn.num_batches_tracked) == 4
+    assert float(tr.ema.const) == float(model.const) == 7.0
