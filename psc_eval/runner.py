@@ -41,6 +41,7 @@ reused by N and vice versa.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import time
@@ -214,12 +215,18 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
                 ds, batch_sampler=[list(range(s, e)) for s, e in to_load], collate_fn=collate,
                 num_workers=cfg.workers, pin_memory=torch.device(device).type == "cuda",
             )
-            batches_in = iter(zip(to_load, loader))
-            while chunk := list(itertools.islice(batches_in, cfg.sample_batches)):
-                _draw_ahead(rows, chunk, pending, device, cfg.seed, n_samples)
-                jobs = [(rows[i], batch, s, e) for (s, e), batch in chunk
-                        for i in pending[(s, e)]]
-                _run_jobs(jobs, scoring, seg, ds.ids, device, cfg.seed, n_samples, bar)
+            batches_in = zip(to_load, loader)
+            if scoring.pool is not None and not cfg.workers:  # load beside the judge too
+                batches_in = _prefetch(batches_in)
+            try:
+                while chunk := list(itertools.islice(batches_in, cfg.sample_batches)):
+                    _draw_ahead(rows, chunk, pending, device, cfg.seed, n_samples)
+                    jobs = [(rows[i], batch, s, e) for (s, e), batch in chunk
+                            for i in pending[(s, e)]]
+                    _run_jobs(jobs, scoring, seg, ds.ids, device, cfg.seed, n_samples, bar)
+            finally:
+                if hasattr(batches_in, "close"):
+                    batches_in.close()  # stops the loading thread on an error or interrupt
         scoring.close()
     finally:
         scoring.close(cancel=True)  # an error or interrupt: the judged batches are stored
@@ -300,11 +307,12 @@ class _Scoring:
 
     def ahead(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` queued before the scoring submitted after it (its value through
-        ``wait``); inline when off."""
-        return fn(*args) if self.pool is None else self.pool.submit(fn, *args)
+        ``wait``). Off: run when ``wait`` asks for it, i.e. after the scoring submitted in
+        between, so an error in it never leaves a judged batch unscored."""
+        return functools.partial(fn, *args) if self.pool is None else self.pool.submit(fn, *args)
 
     def wait(self, value: Any) -> Any:
-        return value.result() if self.pool is not None else value
+        return value.result() if self.pool is not None else value()
 
     def close(self, cancel: bool = False) -> None:
         if self.pool is None:
@@ -317,6 +325,51 @@ class _Scoring:
                 f.result()
         finally:
             self.waiting = []
+
+
+def _prefetch(items: Any, depth: int = 2) -> Any:
+    """Iterate ``items`` on a thread of its own, at most ``depth`` ahead of the consumer
+    (the main thread then only judges while the next batches render); the items and
+    their order are unchanged, an error in ``items`` is raised at its place, and a
+    consumer that stops early stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put((x, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # noqa: BLE001 - re-raised on the consumer's side
+            put((end, e))
+
+    t = threading.Thread(target=produce, name="psc-load", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is end:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join()
 
 
 def _score_and_store(r: _Row, batch: dict[str, Any], all_ids: list[str], fname: str,

@@ -137,21 +137,24 @@ class Segmenter:
     @torch.no_grad()
     def logits(self, rgb: Tensor) -> Tensor:
         """(B,3,H,W) RGB in [0,1] -> (B,C,H,W) logits at the input size (eval mode)."""
-        self.module.eval()
+        if self.module.training:  # eval() walks every submodule: only when needed
+            self.module.eval()
         return self.forward(rgb)
 
     @torch.no_grad()
     def predict(self, rgb: Tensor) -> Tensor:
-        logits = self.logits(rgb)
-        # argmax of NaN logits is an arbitrary label: a wrong mIoU must never be written
-        if not bool(torch.isfinite(logits).all()):
+        # max(dim): the same first-maximum labels as argmax, several times faster on CPU
+        top, labels = self.logits(rgb).max(dim=1)
+        # argmax of NaN logits is an arbitrary label: a wrong mIoU must never be written.
+        # max propagates NaN (a NaN anywhere among a pixel's logits is its max) and keeps
+        # +inf, so the check reads the (B, H, W) maxima, not all C logits
+        if not bool(torch.isfinite(top).all()):
             raise WeightsError(
                 f"judge {self.name!r} produced NaN or infinite logits, "
                 f"{self.config.get('weights') or 'random weights'}, check the weights file "
                 "(and --precision: try fp32)"
             )
-        # max(dim).indices: the same first-maximum labels as argmax, several times faster on CPU
-        return logits.max(dim=1).indices
+        return labels
 
     def __repr__(self) -> str:
         return f"Segmenter({self.name!r}, num_classes={self.num_classes}, device={self.device})"

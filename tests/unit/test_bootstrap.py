@@ -135,3 +135,17 @@ def test_compare_and_seed_aggregation_from_run_files(tmp_path):
     agg = {r["colorizer"]: r for r in aggregate_seeds([p for ps in paths for p in ps])}
     assert agg["tilt"]["seeds"] == [0, 1] and agg["tilt"]["n_seeds"] == 2
     assert agg["gray"]["miou_std"] == 0.0  # gray does not depend on the seed
+
+
+def test_resample_counts_are_drawn_once_and_read_only():
+    """The memoised resamples: the direct numpy draw, the same object for every interval
+    of a run, and read-only (an interval cannot alter the next one's resamples)."""
+    from psc_eval.metrics.bootstrap import resample_counts
+
+    w = resample_counts(37, 200, 5)
+    ref = np.random.default_rng(5).multinomial(37, np.full(37, 1 / 37), size=200)
+    np.testing.assert_array_equal(w, ref)
+    assert w.dtype == np.float64 and (w.sum(1) == 37).all()
+    assert resample_counts(37, 200, 5) is w
+    with pytest.raises(ValueError, match="read-only"):
+        w[0, 0] = 3.0

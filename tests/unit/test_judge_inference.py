@@ -98,3 +98,19 @@ def test_nan_logits_stop_the_run_with_one_line(tmp_path):
         next(p for p in seg.module.parameters() if p.ndim == 4).fill_(float("nan"))
     with pytest.raises(WeightsError, match="produced NaN or infinite logits, random weights"):
         seg.predict(torch.rand(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_one_bad_logit_below_the_maximum_still_stops_the_run(monkeypatch, bad):
+    """predict checks the per-pixel maxima only: one NaN (or +inf) logit of one class at
+    one pixel, not that pixel's largest otherwise, must still be caught."""
+    from psc_eval.errors import WeightsError
+
+    seg = load_segmenter("deeplabv3plus-resnet18", None, num_classes=10)
+    logits = torch.zeros(2, 10, 4, 4)
+    logits[:, 0] = 5.0  # class 0 is every pixel's maximum
+    monkeypatch.setattr(seg, "logits", lambda rgb: logits)
+    assert seg.predict(torch.rand(2, 3, 4, 4)).eq(0).all()
+    logits[1, 7, 2, 3] = bad
+    with pytest.raises(WeightsError, match="produced NaN or infinite logits"):
+        seg.predict(torch.rand(2, 3, 4, 4))

@@ -145,6 +145,65 @@ def test_scoring_thread_gives_the_inline_numbers_bit_for_bit(monkeypatch):
     assert {"miou", "psnr", "semantic_accuracy", "pollution_spread"} <= set(got["1"][0])
 
 
+def test_prefetch_keeps_items_and_order_raises_in_place_and_stops_early():
+    """The loading thread beside the judge: the same items in the same order, made on a
+    thread of its own; an error of the source at its place (after the items before it);
+    a consumer that stops early stops the thread (the source is not drained)."""
+    import threading
+
+    from psc_eval.runner import _prefetch
+
+    made_on = []
+
+    def source(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError(f"broken item {i}")
+            made_on.append(threading.current_thread().name)
+            yield i
+
+    assert list(_prefetch(source(7))) == list(range(7))
+    assert set(made_on) == {"psc-load"}
+    got = []
+    with pytest.raises(ValueError, match="broken item 3"):
+        for x in _prefetch(source(9, fail_at=3)):
+            got.append(x)
+    assert got == [0, 1, 2]
+    made_on.clear()
+    it = _prefetch(source(1000), depth=2)
+    assert [next(it), next(it)] == [0, 1]
+    it.close()  # joins the thread
+    assert len(made_on) <= 2 + 2 + 1  # taken, queued, one blocked on a full queue
+    assert not any(t.name == "psc-load" for t in threading.enumerate())
+
+
+def test_threaded_run_loads_beside_the_judge(monkeypatch):
+    """With the scoring thread on (and no loader workers) the batches are rendered on the
+    loading thread, and the numbers are the inline run's."""
+    import threading
+
+    from psc_eval.data import base
+
+    where = set()
+    real = base.collate
+
+    def spy(samples):
+        where.add(threading.current_thread().name)
+        return real(samples)
+
+    monkeypatch.setattr(base, "collate", spy)
+    import psc_eval.data as data_pkg
+    monkeypatch.setattr(data_pkg, "collate", spy)
+    got = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("PSC_SCORE_THREAD", mode)
+        where.clear()
+        got[mode] = evaluate_rows([TiltColorizer()], toy(), ChromaJudge(), batch_size=2,
+                                  progress=False, cache=False)[0].to_json()["metrics"]
+        assert where == ({"psc-load"} if mode == "1" else {threading.main_thread().name})
+    assert got["0"] == got["1"]
+
+
 def test_cache_repeat_is_free_and_equal_and_no_cache_equal(psc_home):
     ds = toy()
     judge = ChromaJudge()
@@ -288,7 +347,8 @@ def test_sample_zero_is_the_same_with_or_without_diversity():
 
 
 @pytest.mark.parametrize("mode,word", [("nan", "NaN or infinite"), ("range", "out-of-range")])
-def test_bad_colorizer_output_names_image_and_keeps_cache(mode, word, monkeypatch, psc_home):
+def test_bad_colorizer_output_names_image_and_keeps_cache(mode, word, monkeypatch, psc_home,
+                                                          scoring):
     monkeypatch.setenv("PSC_TEST_BAD", mode)
     ds = toy()
     with pytest.raises(ColorizerOutputError) as e:
