@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--judge", default=default_segmenter("toy"))
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads (default: torch's, = cores)")
+    ap.add_argument("--no-inline", action="store_true",
+                    help="skip the inline-scoring pipeline (judge and threaded pipeline only)")
     ap.add_argument("--memory-sizes", default="200,1000",
                     help="dataset sizes for the peak-RSS probe ('' to skip)")
     ap.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
@@ -180,10 +182,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="1")
         tp.append(w)
         cp.append(c)
-        w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="0")
-        ti.append(w)
-        ci.append(c)
-    mj, mp, mi = statistics.median(tj), statistics.median(tp), statistics.median(ti)
+        if not args.no_inline:
+            w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="0")
+            ti.append(w)
+            ci.append(c)
+    nan = float("nan")
+    mj, mp = statistics.median(tj), statistics.median(tp)
+    mi = statistics.median(ti) if ti else nan
     res = {
         "images": len(ds), "size": ds.size, "batch_size": args.batch_size,
         "workers": args.workers, "torch_threads": torch.get_num_threads(),
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         # the same pipeline with the scorers inline (PSC_SCORE_THREAD=0: one thread)
         "pipeline_inline_s": ti, "pipeline_inline_median_s": mi, "ratio_inline": mi / mj,
         "pipeline_inline_cpu_s": ci,
-        "cpu_ratio_inline": statistics.median(ci) / statistics.median(cj),
+        "cpu_ratio_inline": statistics.median(ci) / statistics.median(cj) if ci else nan,
         "judge_cpu_ms_per_img": statistics.median(cj) / len(ds) * 1000,
         "breakdown_cpu_ms_per_img": breakdown(ds, args.batch_size),
         "load_avg_1min": _loadavg(),
