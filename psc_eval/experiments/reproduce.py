@@ -13,8 +13,8 @@ checkpoints and the score cache):
 4. ``psc-eval diversity`` of every stochastic colorizer (Fig. 10);
 5. ``psc-eval seg-curves`` (Fig. 9: h from scratch, from a pretrained colorizer, joint);
 6. ``psc-eval naturalness`` (Table 4's labelled proxy: a CNN critic per method);
-7. the training-seed spread (``SEED_SPREAD``: ``ours`` and the two strongest baselines,
-   two more training seeds each): trained with ``from_scratch`` or when a run of them is
+7. the training-seed spread (``SEED_SPREAD``: ``ours``, the two strongest baselines and
+   Zhang, two more training seeds each): trained with ``from_scratch`` or when a run of them is
    already under ``$PSC_HOME`` (then resumed), and scored like step 3 (Table 3's
    mean +- sd over training seeds); skipped otherwise (their models are not shipped);
 8. the sampling temperature of ``ours`` selected on held-out TRAIN images

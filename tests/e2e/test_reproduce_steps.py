@@ -28,9 +28,9 @@ def test_seed_runs_have_their_own_folders_and_are_skipped_when_absent(tmp_path, 
     assert seed_checkpoint("ours", "toy", 0) == home / "ours" / "last.pt"  # the protocol's
     one, two = seed_checkpoint("ours", "toy", 1), seed_checkpoint("ours", "toy", 2)
     assert one.parent.parent == home / "ours" / "runs" and one != two
-    assert set(SEED_SPREAD) == {"ours", "iizuka2016", "zhang2016"}
+    assert set(SEED_SPREAD) == {"ours", "iizuka2016", "royer2017", "zhang2016"}
     out = seed_spread_step("toy", tmp_path / "out", from_scratch=False, device="cpu")
-    assert out.startswith("skipped") and "6 runs" in out
+    assert out.startswith("skipped") and "8 runs" in out
     assert not (tmp_path / "out").exists()
 
 
