@@ -67,12 +67,14 @@ Differences from COLORGAN that remain (docs/baselines.md):
 - input size: 128 px in the paper config (the benchmark's size; COLORGAN trains LSUN at
   64), so z is projected to 128 x 128;
 - toy config (toy only): the reference's widths divided by 4 (G 32-16-16-16-8, D
-  16-32-64-128) so six epochs run in minutes on one CPU thread. At that budget G gets
-  75 updates, the first ones damped by TF1's RMSProp start, and stays near its
-  initialisation (val ab L1 34.8 Lab units; the old non-saturating GAN reached 15.4):
-  the toy row measures an under-trained WGAN.
+  16-32-64-128) at 64 px, trained by the toy protocol's plateau rule on the validation
+  ab L1 (the shipped run: 12 epochs, 2256 batches, each cycle five critic batches then
+  one generator batch; val ab L1 18.6 Lab units; the checkpoint's run record).
 
 The paper config trains COLORGAN's 100 passes (``REFERENCE_EPOCHS``) at its batch of 64.
+
+Toy config: Polyak averaging at 0.999 (weights and norm statistics), which the reference
+does not do; why: docs/baselines.md, "Weight averaging (toy configs, all six)".
 """
 
 from __future__ import annotations

@@ -69,6 +69,9 @@ learning rate is not divcolor's 1e-6 (paper config 1e-4, toy 1e-3: divcolor's ra
 sized to its tiny initial weights). Sizes: the paper config has divcolor's widths
 (128-256-512-1024 encoder, 64-d code, 8 components) at 64 px, its resolution, and its
 schedule (``REFERENCE_UPDATES``); the toy config is 8x narrower.
+
+Toy config: Polyak averaging at 0.999 (weights and norm statistics), which the reference
+does not do; why: docs/baselines.md, "Weight averaging (toy configs, all six)".
 """
 
 from __future__ import annotations

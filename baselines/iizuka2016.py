@@ -38,6 +38,9 @@ Against ``colorize.lua`` (satoshiiizuka/siggraph2016_colorization): the network 
 Y of YUV in [0, 1] and maps its sigmoid output to ab in [-100, 100]; here L normalised
 by ``psc_eval.color`` and [-128, 128] (the harness's Lab; docs/baselines.md). The paper
 config makes the paper's ~200k updates on VOC train_aug (``REFERENCE_UPDATES``).
+
+Toy config: Polyak averaging at 0.999 (weights and norm statistics), which the reference
+does not do; why: docs/baselines.md, "Weight averaging (toy configs, all six)".
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ deconvolution, whose zero padding leaves the border pixels' histograms summing b
 Training targets are built at the sampled pixels
 only, as the sparse histogram extractor does. The paper config makes the solver's 2M
 updates on VOC train_aug (``REFERENCE_UPDATES``).
+
+Toy config: Polyak averaging at 0.999 (weights and norm statistics), which the reference
+does not do; why: docs/baselines.md, "Weight averaging (toy configs, all six)".
 """
 
 from __future__ import annotations

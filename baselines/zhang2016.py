@@ -54,6 +54,9 @@ Adam at 1e-3 without weight decay and no rate drops (its 750 updates end long be
 first). Against the caffe training layers (``resources/caffe_traininglayers.py``): 5
 soft-encoding neighbours (the paper's; the code's NNEncLayer uses 10, ``neighbours``).
 The table with the reasons is docs/baselines.md.
+
+Toy config: Polyak averaging at 0.999 (weights and norm statistics), which the reference
+does not do; why: docs/baselines.md, "Weight averaging (toy configs, all six)".
 """
 
 from __future__ import annotations

@@ -47,8 +47,17 @@ def test_bench_pipeline_small(one_thread, tmp_path, monkeypatch):
     assert res["images"] == 8 and res["ratio"] > 0 and res["ratio_inline"] > 0
 
 
+@pytest.mark.slow
+def test_bench_pipeline_ab_small_against_this_checkout(one_thread, tmp_path, monkeypatch):
+    # the same checkout stands in for the old code: one process of each, a ratio each
+    monkeypatch.setenv("PSC_HOME", str(tmp_path))
+    res = _load("bench_pipeline_ab").main(["--small", "--old", str(BENCH.parent)])
+    assert len(res["old"]["ratios"]) == len(res["new"]["ratios"]) == 1
+    assert res["old"]["median"] > 0 and res["new"]["median"] > 0
+
+
 def test_bench_scripts_answer_help():
-    for name in ("bench_train", "bench_sampling", "bench_pipeline"):
+    for name in ("bench_train", "bench_sampling", "bench_pipeline", "bench_pipeline_ab"):
         out = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"],
                              capture_output=True, text=True, check=True).stdout
         assert "--small" in out
