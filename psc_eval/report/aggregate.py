@@ -74,8 +74,9 @@ def interval(runs: Sequence[Run], key: str) -> tuple[float, float] | None:
 def training_facts(runs: Sequence[Run]) -> dict[str, Any]:
     """What the checkpoints the runs scored say of their training (the protocol's ``run``
     record, psc_eval.training.plateau): parameters, epochs, images seen, converged.
-    Several checkpoints (training seeds): the range of each count, converged only if all
-    converged. Runs without the record (reference rows, older runs) give None."""
+    Several checkpoints (training seeds): the range of each count; converged "yes" or "no"
+    when all agree, else how many did ("2 of 3"). Runs without the record (reference rows,
+    older runs) give None."""
     recs = [((r.result.provenance.get("colorizer_checkpoint") or {}).get("run") or {})
             for r in runs]
     recs = [x for x in recs if x]
@@ -87,7 +88,9 @@ def training_facts(runs: Sequence[Run]) -> dict[str, Any]:
         return None if not vals else vals[0] if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
 
     conv = [x.get("converged") for x in recs]
-    converged = None if any(c is None for c in conv) else "yes" if all(conv) else "no"
+    k = sum(bool(c) for c in conv)
+    converged = (None if any(c is None for c in conv) else "yes" if k == len(conv)
+                 else "no" if k == 0 else f"{k} of {len(conv)}")
     return {"parameters": span("parameters"), "epochs": span("epochs"),
             "images_seen": span("images_seen"), "converged": converged}
 

@@ -308,7 +308,8 @@ def table3(sel: Selection, dataset: str) -> Table:
                  Column("converged", "converged", text, trained)]
         notes.append("Training columns: from the run record of the checkpoint each row "
                      "scored (psc_eval.training.plateau): converged = its validation loss "
-                     "plateaued by the protocol's rule before the epoch cap; a dash: "
+                     "plateaued by the protocol's rule before the epoch cap (over training "
+                     "seeds: how many did, e.g. 2 of 3); a dash: "
                      "trained for a fixed number of epochs (no plateau rule), trained before "
                      "runs recorded it, or no training.")
         proto = protocol_note(scored)
