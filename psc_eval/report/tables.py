@@ -473,6 +473,9 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
             row.update({k: v for k, v in (losses.get(key) or {}).items() if k != "note"})
             rows.append(row)
             scored.append((row["method"], runs))
+            why = not_converged_note(row["method"], runs[:1])
+            if why:
+                notes.append(why)
     for name in ("gray", "gt"):
         for key, runs in sel.configs(name) or [(name, [])]:
             rows.append({**_metric_row(_label(name, key), runs), "colorizer": name})
@@ -481,10 +484,13 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
             Column("val_L_gen_bpd", "val L_gen (bpd)", fmt(3)),
             Column("val_L_seg", "val L_seg", fmt(3)),
             Column("epoch", "epoch", text),
+            *([Column("converged", "converged", text)]
+              if any(r.get("converged") is not None for r in rows) else []),
             Column("miou", "mIoU (%)", fmt(1, 100)),
             Column("psnr", "PSNR (dB)", fmt(2))]
     if any(r.get("miou_ci") for r in rows):
-        cols.insert(6, Column("miou_ci", "95% CI", fmt_interval(1, 100)))
+        cols.insert(next(i for i, c in enumerate(cols) if c.key == "miou") + 1,
+                    Column("miou_ci", "95% CI", fmt_interval(1, 100)))
     for name, info in losses.items():
         if info.get("note"):
             notes.append(f"{name}: {info['note']}")

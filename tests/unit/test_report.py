@@ -418,9 +418,15 @@ def test_table3_says_why_a_row_did_not_converge(tmp_path):
     assert "The validation loss each rule read: Ours (PSC): L_gen_bpd." in md
     assert "NOT trained by this protocol" not in md
     assert "Polyak" not in md and "not averaged" not in md  # not recorded by this run
-    # the ablation table, of the same network's variants, carries the same note
-    assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in (
-        tmp_path / "rep" / "ablation.md").read_text()
+    # the ablation table, of the same network's variants, carries the same note, a
+    # converged column and the row's reason
+    ab_md = (tmp_path / "rep" / "ablation.md").read_text()
+    assert "window 0.25, tol 1%, at least 4 epochs, cap 8 epochs." in ab_md
+    assert (f"purple-blue-green: f + h + g (Sec. 3.2.2, ours): not converged: stopped at the "
+            f"cap of 8 epochs; its last 2 epochs still improved L_gen_bpd by {gain:.1f}%") in ab_md
+    ab = rows(tmp_path / "rep" / "ablation.csv")
+    assert ab["ours"]["converged"] == "no" and ab["gray"]["converged"] == ""
+    assert "| epoch | converged | mIoU (%) |" in ab_md
     # a trained row of a fixed number of epochs beside it is named as not comparable
     fixed = {"path": "/x/r.pt", "epoch": 5, "step": 50, "val_losses": {}, "history": [],
              "run": {"epochs": 5, "until_plateau": False, "converged": None}}
