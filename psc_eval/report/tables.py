@@ -274,6 +274,17 @@ def table3_order(present: Any) -> list[str]:
     return methods.table_order([*paper, *present], TABLE3_GROUPS)
 
 
+def _convergence_notes(label: str, runs: Sequence[Run]) -> list[str]:
+    """Why a row's model did not converge: a note for each training seed's model among
+    ``runs`` (select sorted them), the seed named when there are several."""
+    by_seed: dict = {}
+    for r in runs:
+        by_seed.setdefault(r.train_seed, r)
+    notes = (not_converged_note(label + (f", training seed {seed}" if len(by_seed) > 1
+                                         else ""), [r]) for seed, r in by_seed.items())
+    return [n for n in notes if n]
+
+
 def table3(sel: Selection, dataset: str) -> Table:
     """Table 3: mIoU of the judge on colorized images and PSNR against the truth."""
     rows, notes, scored = [], [], []
@@ -283,14 +294,7 @@ def table3(sel: Selection, dataset: str) -> Table:
                          f"(psc-eval miou --colorizer {name})")
         for key, runs in sel.configs(name) or [(name, [])]:
             row = _metric_row(_label(name, key), runs, sel.train_seeds.get(key))
-            by_seed: dict = {}  # a note for each training seed's model (select sorted them)
-            for r in sel.train_seeds.get(key) or runs:
-                by_seed.setdefault(r.train_seed, r)
-            for seed, r in by_seed.items():
-                lab = row["method"] + (f", training seed {seed}" if len(by_seed) > 1 else "")
-                why = not_converged_note(lab, [r])
-                if why:
-                    notes.append(why)
+            notes += _convergence_notes(row["method"], sel.train_seeds.get(key) or runs)
             scored.append((row["method"], runs))
             row["colorizer"] = name
             if dataset == "voc":
@@ -473,9 +477,7 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
             row.update({k: v for k, v in (losses.get(key) or {}).items() if k != "note"})
             rows.append(row)
             scored.append((row["method"], runs))
-            why = not_converged_note(row["method"], runs[:1])
-            if why:
-                notes.append(why)
+            notes += _convergence_notes(row["method"], runs)
     for name in ("gray", "gt"):
         for key, runs in sel.configs(name) or [(name, [])]:
             rows.append({**_metric_row(_label(name, key), runs), "colorizer": name})
@@ -487,10 +489,9 @@ def ablation(sel: Selection, losses: dict[str, dict[str, Any]], dataset: str) ->
             *([Column("converged", "converged", text)]
               if any(r.get("converged") is not None for r in rows) else []),
             Column("miou", "mIoU (%)", fmt(1, 100)),
+            *([Column("miou_ci", "95% CI", fmt_interval(1, 100))]
+              if any(r.get("miou_ci") for r in rows) else []),
             Column("psnr", "PSNR (dB)", fmt(2))]
-    if any(r.get("miou_ci") for r in rows):
-        cols.insert(next(i for i, c in enumerate(cols) if c.key == "miou") + 1,
-                    Column("miou_ci", "95% CI", fmt_interval(1, 100)))
     for name, info in losses.items():
         if info.get("note"):
             notes.append(f"{name}: {info['note']}")
