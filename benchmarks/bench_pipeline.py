@@ -57,19 +57,33 @@ def judge_time(seg, batches) -> tuple[float, float]:
 
 
 def pipeline_time(seg, ds, batch_size: int, workers: int,
-                  thread: str | None = None) -> tuple[float, float]:
-    """(wall, process CPU) seconds of the whole runner (workers' CPU is not included);
-    ``thread``: PSC_SCORE_THREAD for the run ("0" inline scoring, "1" a scoring thread,
-    None the runner's choice)."""
+                  thread: str | None = None) -> tuple[float, float, float]:
+    """(wall, process CPU, wall inside the judge's calls) seconds of the whole runner
+    (workers' CPU is not included); ``thread``: PSC_SCORE_THREAD for the run ("0" inline
+    scoring, "1" a scoring thread, None the runner's choice). Wall minus the judge's calls
+    is what the main thread spent outside the judge: setup, waiting for the first batch,
+    the last batch's scoring, the end of the run."""
     before = os.environ.get("PSC_SCORE_THREAD")
     if thread is not None:
         os.environ["PSC_SCORE_THREAD"] = thread
+    inside = [0.0]
+    real = seg.predict
+
+    def timed(x):
+        t = time.perf_counter()
+        try:
+            return real(x)
+        finally:
+            inside[0] += time.perf_counter() - t
+
+    seg.predict = timed
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         evaluate("gt", ds, seg, batch_size=batch_size, cache=False, workers=workers,
                  progress=False, device="cpu")
-        return time.perf_counter() - t0, time.process_time() - c0
+        return time.perf_counter() - t0, time.process_time() - c0, inside[0]
     finally:
+        del seg.predict
         if before is None:
             os.environ.pop("PSC_SCORE_THREAD", None)
         else:
@@ -174,16 +188,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     pipeline_time(seg, get_dataset("toy", split="val", n_images=2 * args.batch_size),
                   args.batch_size, args.workers)
 
-    tj, tp, cj, cp, ti, ci = [], [], [], [], [], []
+    tj, tp, cj, cp, ti, ci, jin = [], [], [], [], [], [], []
     for _ in range(args.repeats):
         w, c = judge_time(seg, batches)
         tj.append(w)
         cj.append(c)
-        w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="1")
+        w, c, inside = pipeline_time(seg, ds, args.batch_size, args.workers, thread="1")
         tp.append(w)
         cp.append(c)
+        jin.append(inside)
         if not args.no_inline:
-            w, c = pipeline_time(seg, ds, args.batch_size, args.workers, thread="0")
+            w, c, _ = pipeline_time(seg, ds, args.batch_size, args.workers, thread="0")
             ti.append(w)
             ci.append(c)
     nan = float("nan")
@@ -197,7 +212,12 @@ def main(argv: list[str] | None = None) -> dict | None:
                                 check=False).stdout.strip(),
         "cpu": cpu_name(), "torch": torch.__version__,
         "judge_s": tj, "pipeline_s": tp, "judge_median_s": mj, "pipeline_median_s": mp,
-        "ratio": mp / mj, "judge_img_per_s": len(ds) / mj, "pipeline_img_per_s": len(ds) / mp,
+        "ratio": mp / mj, "ratio_of_minima": min(tp) / min(tj),
+        # the threaded pipeline's wall split: inside the judge's calls / outside them
+        "pipeline_judge_calls_s": jin,
+        "outside_judge_over_judge": statistics.median(
+            (p - j) / a for p, j, a in zip(tp, jin, tj)),
+        "judge_img_per_s": len(ds) / mj, "pipeline_img_per_s": len(ds) / mp,
         "judge_cpu_s": cj, "pipeline_cpu_s": cp,
         "cpu_ratio": statistics.median(cp) / statistics.median(cj),
         # the same pipeline with the scorers inline (PSC_SCORE_THREAD=0: one thread)

@@ -1,7 +1,8 @@
 """Old against new ``psc-eval miou`` pipeline: ``bench_pipeline.py`` run in separate
 processes with the old or the new ``psc_eval`` package first on ``PYTHONPATH``,
 interleaved old, new, new, old, ...; each process times the judge alone and the threaded
-pipeline (``--no-inline``) and reports their ratio (medians of ``--repeats``).
+pipeline (``--no-inline``) and reports their ratio (medians of ``--repeats``) and the
+main thread's time outside the judge's calls over the judge (the steadier figure).
 
     git worktree add /tmp/old <commit>
     python benchmarks/bench_pipeline_ab.py --old /tmp/old --rounds 4
@@ -33,21 +34,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--old", required=True, help="a checkout of the old code")
     ap.add_argument("--new", default=str(HERE.parent), help="the new code (this checkout)")
     ap.add_argument("--rounds", type=int, default=4, help="processes of each code")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--small", action="store_true", help="8 images, one round (a test)")
     args = ap.parse_args(argv)
     extra = ["--small"] if args.small else []
     rounds = 1 if args.small else args.rounds
     trees = {"old": Path(args.old).resolve(), "new": Path(args.new).resolve()}
     ratios: dict[str, list[float]] = {k: [] for k in trees}
+    outside: dict[str, list[float]] = {k: [] for k in trees}
     for r in range(rounds):
         for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):
             d = one(trees[name], args.repeats, extra)
             ratios[name].append(d["ratio"])
+            outside[name].append(d["outside_judge_over_judge"])
             print(f"{name}: judge {d['judge_median_s']:.2f} s, pipeline "
-                  f"{d['pipeline_median_s']:.2f} s, ratio {d['ratio']:.3f}, load "
-                  f"{d['load_avg_1min']}", flush=True)
-    res = {k: {"ratios": v, "median": statistics.median(v)} for k, v in ratios.items()}
+                  f"{d['pipeline_median_s']:.2f} s, ratio {d['ratio']:.3f}, outside the "
+                  f"judge {d['outside_judge_over_judge']:.3f}, load {d['load_avg_1min']}",
+                  flush=True)
+    res = {k: {"ratios": v, "median": statistics.median(v), "outside": outside[k],
+               "outside_median": statistics.median(outside[k])} for k, v in ratios.items()}
     print(json.dumps(res, indent=2))
     return res
 

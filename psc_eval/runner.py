@@ -24,6 +24,8 @@ Pipeline per batch (paper Sec. 4.3, Table 3; richzhang/colorization's postproces
 5. Every scorer of the row (``psc_eval.metrics.SCORERS``) adds the batch to its sum state
    (streaming: no prediction outlives its batch, memory stays flat); the batch's states
    are stored as one cache shard (``psc_eval.cache``), so a rerun resumes where it stopped.
+   Scorers that do not need the judge run before it (beside it, on the scoring thread)
+   and see ``pred=None``; after the judge only those that read its labels are left.
 
 Randomness and precision: ``psc_eval.colorize`` (the one colorize path, shared with the
 sample grids, the study and the naturalness proxy): per-batch generators seeded from
@@ -45,7 +47,7 @@ import functools
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -219,11 +221,9 @@ def evaluate_rows(colorizers: Sequence[Any], dataset: Any, segmenter: Any = None
             if scoring.pool is not None and not cfg.workers:  # load beside the judge too
                 batches_in = _prefetch(batches_in)
             try:
-                while chunk := list(itertools.islice(batches_in, cfg.sample_batches)):
-                    _draw_ahead(rows, chunk, pending, device, cfg.seed, n_samples)
-                    jobs = [(rows[i], batch, s, e) for (s, e), batch in chunk
-                            for i in pending[(s, e)]]
-                    _run_jobs(jobs, scoring, seg, ds.ids, device, cfg.seed, n_samples, bar)
+                jobs = _jobs(batches_in, rows, pending, cfg.sample_batches, device, cfg.seed,
+                             n_samples)
+                _run_jobs(jobs, scoring, seg, ds.ids, device, cfg.seed, n_samples, bar)
             finally:
                 if hasattr(batches_in, "close"):
                     batches_in.close()  # stops the loading thread on an error or interrupt
@@ -372,17 +372,25 @@ def _prefetch(items: Any, depth: int = 2) -> Any:
         t.join()
 
 
-def _score_and_store(r: _Row, batch: dict[str, Any], all_ids: list[str], fname: str,
-                     ctx: ScoreContext | None) -> None:
-    """The row's scorers on one judged batch -> its cache shard, stored and added."""
-    fresh = {name: s.empty() for name, s in r.scorers.items()}
+def _score(r: _Row, ctx: ScoreContext | None, judged: bool) -> dict[str, Scorer]:
+    """Fresh states of the row's scorers that need the judge (``judged``) or do not, each
+    updated with one batch (none: every image of the batch was skipped)."""
+    fresh = {name: s.empty() for name, s in r.scorers.items() if s.needs_judge == judged}
     if ctx is not None:
         with torch.inference_mode():  # thread-local: entered on the scoring thread
             for s in fresh.values():
                 s.update(ctx)
+    return fresh
+
+
+def _score_and_store(r: _Row, batch: dict[str, Any], all_ids: list[str], fname: str,
+                     ctx: ScoreContext | None, early: Any) -> None:
+    """The row's scorers on one judged batch -> its cache shard, stored and added;
+    ``early()``: the states of the scorers that do not read the judge, scored before it."""
+    fresh = {**early(), **_score(r, ctx, judged=True)}
     shard = {"all_ids": list(all_ids), "ids": list(batch["ids"]),
              "skipped": list(batch["skipped"]),
-             "states": {name: s.state_dict() for name, s in fresh.items()},
+             "states": {name: fresh[name].state_dict() for name in r.scorers},
              "code": dict(r.codes)}
     r.cache.save_scores(fname, shard)
     r.add(shard)
@@ -430,23 +438,50 @@ def _colorize(r: _Row, L: Tensor, ab_true: Tensor, ids: list[str], start: int, f
     return ab.expand(-1, n_samples, -1, -1, -1)
 
 
-def _run_jobs(jobs: list[tuple[_Row, dict[str, Any], int, int]], scoring: _Scoring, seg: Any,
-              all_ids: list[str], device: str, seed: int, n_samples: int, bar: Any) -> None:
-    """Colorize, judge and score (row, batch, start, end) jobs in order: the next job's
-    chroma and RGB are prepared on the scoring thread while the judge labels this one."""
-    def prepare(k: int) -> Any:
-        r, batch, s, e = jobs[k]
+def _jobs(batches_in: Any, rows: list[_Row], pending: dict[tuple[int, int], list[int]],
+          sample_batches: int, device: str, seed: int, n_samples: int) -> Iterator[Any]:
+    """(row, batch, start, end) jobs in data order. A row that samples several batches at
+    once gets its chroma for ``sample_batches`` batches in one call (``_draw_ahead``); with
+    no such row, batches are taken one at a time (the first is judged as soon as loaded)."""
+    size = sample_batches if any(samples_parts(r.colorizer) for r in rows) else 1
+    while chunk := list(itertools.islice(batches_in, size)):
+        _draw_ahead(rows, chunk, pending, device, seed, n_samples)
+        for (s, e), batch in chunk:
+            for i in pending[(s, e)]:
+                yield rows[i], batch, s, e
+
+
+def _run_jobs(jobs: Iterator[tuple[_Row, dict[str, Any], int, int]], scoring: _Scoring,
+              seg: Any, all_ids: list[str], device: str, seed: int, n_samples: int,
+              bar: Any) -> None:
+    """Colorize, judge and score (row, batch, start, end) jobs in order. While the judge
+    labels one job, the scoring thread prepares the next job's chroma and RGB and runs the
+    scorers that do not read the judge on this one (they see ``pred=None``); after the
+    judge, only the scorers that need its labels are left (and the shard is stored)."""
+    def prepare(job: Any) -> Any:
+        r, batch, s, e = job
         return scoring.ahead(_prepare, r, batch, s, shard_name(s, e - s), device, seed,
                              n_samples)
 
-    ahead = prepare(0) if jobs else None
-    for k, (r, batch, s, e) in enumerate(jobs):
+    job = next(jobs, None)
+    ahead = prepare(job) if job is not None else None
+    failed: Exception | None = None
+    while job is not None:
+        r, batch, s, e = job
         ready = scoring.wait(ahead)
-        ahead = prepare(k + 1) if k + 1 < len(jobs) else None
+        try:  # may draw the next chunk's samples (while nothing else colorizes)
+            job = next(jobs, None)
+        except Exception as err:  # noqa: BLE001 - raised once this job is judged and scored
+            failed, job = err, None
+        ahead = prepare(job) if job is not None else None
+        early = scoring.ahead(_score, r, None if ready is None else replace(ready, pred=None),
+                              False)
         scoring.submit(_score_and_store, r, batch, all_ids[s:e], shard_name(s, e - s),
-                       _judge(ready, seg))
-        if k + 1 == len(jobs) or jobs[k + 1][1] is not batch:
+                       _judge(ready, seg), functools.partial(scoring.wait, early))
+        if job is None or job[1] is not batch:
             bar.update(e - s)
+    if failed is not None:
+        raise failed
 
 
 def _prepare(r: _Row, batch: dict[str, Any], start: int, fname: str, device: str,

@@ -11,7 +11,8 @@ that combine by addition, so
   the conventions to record in provenance).
 
 Each scorer declares what it needs: ``needs_judge`` (the loop then segments the colorized
-image and hands the labels over as ``ctx.pred``), ``needs_masks`` (the dataset must have
+image and hands the labels over as ``ctx.pred``; a scorer without it sees ``pred=None``, as
+the loop runs it before the judge), ``needs_masks`` (the dataset must have
 them) and ``n_samples`` (colorizer samples per image; the loop asks the colorizer for the
 largest ``n_samples`` of the run's scorers). Each scorer also declares its ``columns`` (the
 metrics the console summary and ``results.collect()`` show, in that order) and, through
@@ -75,7 +76,7 @@ class ScoreContext:
     rgb_u8: Tensor  # (B,3,H,W) uint8 RGB of sample 0 with the original L (what the judge sees)
     true_u8: Tensor  # (B,3,H,W) uint8 RGB of the dataset image
     mask: Tensor | None = None  # (B,H,W) ground-truth labels (None: dataset without masks)
-    pred: Tensor | None = None  # (B,H,W) judge labels of rgb_u8 (when a scorer needs the judge)
+    pred: Tensor | None = None  # (B,H,W) judge labels of rgb_u8 (for scorers that need the judge)
     colorizer: str = ""  # the row's name
     batch: dict[str, Any] = field(default_factory=dict)  # the collated batch as loaded
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # derived, once per row

@@ -45,6 +45,9 @@ def test_bench_pipeline_small(one_thread, tmp_path, monkeypatch):
     monkeypatch.setenv("PSC_HOME", str(tmp_path))
     res = _load("bench_pipeline").main(["--small"])
     assert res["images"] == 8 and res["ratio"] > 0 and res["ratio_inline"] > 0
+    # the pipeline's wall splits into the judge's calls (timed inside it) and the rest
+    assert all(0 < j < p for j, p in zip(res["pipeline_judge_calls_s"], res["pipeline_s"]))
+    assert 0 < res["outside_judge_over_judge"] < res["ratio"]
 
 
 @pytest.mark.slow
@@ -54,6 +57,7 @@ def test_bench_pipeline_ab_small_against_this_checkout(one_thread, tmp_path, mon
     res = _load("bench_pipeline_ab").main(["--small", "--old", str(BENCH.parent)])
     assert len(res["old"]["ratios"]) == len(res["new"]["ratios"]) == 1
     assert res["old"]["median"] > 0 and res["new"]["median"] > 0
+    assert 0 < res["new"]["outside_median"] < res["new"]["median"]
 
 
 def test_bench_scripts_answer_help():

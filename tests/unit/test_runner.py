@@ -362,6 +362,71 @@ def test_bad_colorizer_output_names_image_and_keeps_cache(mode, word, monkeypatc
     assert [p.name for p in scores] == ["00000000-00002.pt"]
 
 
+def test_scorers_without_the_judge_run_beside_it_and_see_no_labels(monkeypatch):
+    """The loop runs the scorers that do not read the judge before it (on the scoring
+    thread, beside the judge call of the same batch), with ``pred=None``; the mIoU
+    scorer runs after it, with the labels. The judge below waits for the early scoring
+    of its own batch, which only finishes if it was started before the judge."""
+    import threading
+
+    from psc_eval import runner
+
+    seen = []
+    early_done: dict[int, threading.Event] = {}
+    real = runner._score
+
+    def spy(r, ctx, judged):
+        out = real(r, ctx, judged)
+        seen.append((judged, sorted(out), ctx.pred is None))
+        if not judged:
+            early_done.setdefault(ctx.start, threading.Event()).set()
+        return out
+
+    class WaitingJudge(ChromaJudge):
+        def predict(self, rgb):
+            start = self.calls * 2  # batch size 2: the batch's first index
+            waited.append(early_done.setdefault(start, threading.Event()).wait(10))
+            return super().predict(rgb)
+
+    monkeypatch.setattr(runner, "_score", spy)
+    monkeypatch.setenv("PSC_SCORE_THREAD", "1")
+    waited: list[bool] = []
+    res = evaluate(TiltColorizer(), toy(), WaitingJudge(), batch_size=2, progress=False,
+                   cache=False)
+    assert waited == [True] * 4  # every batch's early scoring ran before its judge returned
+    assert ([x for x in seen if not x[0]] ==
+            [(False, ["pollution", "psnr", "semantic"], True)] * 4)
+    assert [x for x in seen if x[0]] == [(True, ["miou"], False)] * 4
+    monkeypatch.setenv("PSC_SCORE_THREAD", "0")
+    inline = evaluate(TiltColorizer(), toy(), ChromaJudge(), batch_size=2, progress=False,
+                      cache=False)
+    assert res.to_json()["metrics"] == inline.to_json()["metrics"]
+
+
+def test_a_failed_draw_of_the_next_chunk_keeps_the_judged_batches(monkeypatch, psc_home,
+                                                                 scoring):
+    """Whole-split batching draws the next chunk's samples while the last batch of this
+    chunk waits for its judge: a colorizer error there is raised only after that batch is
+    judged, scored and stored (nothing computed is lost)."""
+    class PartsColorizer(NoisyColorizer):
+        name = "parts"
+
+        def __init__(self):
+            self.part_calls = 0
+
+        def colorize_parts(self, Ls, n_samples=1, *, generators):
+            self.part_calls += 1
+            if self.part_calls == 2:
+                raise RuntimeError("out of memory")
+            return [self.colorize(L, n_samples, generator=g) for L, g in zip(Ls, generators)]
+
+    with pytest.raises(ColorizerOutputError, match="out of memory"):
+        evaluate(PartsColorizer(), toy(), ChromaJudge(), batch_size=2, sample_batches=2,
+                 progress=False)
+    scores = sorted(p.name for p in (psc_home / "cache" / "eval" / "scores").glob("*/*.pt"))
+    assert scores == ["00000000-00002.pt", "00000002-00002.pt"]  # the whole first chunk
+
+
 def test_check_ab_shapes_and_slack():
     ids = ["a", "b"]
     ok = torch.zeros(2, 1, 2, 4, 4)
