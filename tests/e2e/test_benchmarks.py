@@ -61,7 +61,8 @@ def test_bench_pipeline_ab_small_against_this_checkout(one_thread, tmp_path, mon
 
 
 def test_bench_scripts_answer_help():
-    for name in ("bench_train", "bench_sampling", "bench_pipeline", "bench_pipeline_ab"):
+    for name in ("bench_train", "bench_sampling", "bench_pipeline", "bench_pipeline_ab",
+                 "bench_larsson_targets"):
         out = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"],
                              capture_output=True, text=True, check=True).stdout
         assert "--small" in out
@@ -72,3 +73,10 @@ def test_bench_split_small(one_thread):
     res = _load("bench_split").main(["--small"])
     assert res["bit_identical"] and res["images"] == 64
     assert res["chunked_over_batch_by_batch"] > 0 and res["chunked_over_forward"] > 0
+
+
+def test_bench_larsson_targets_small(one_thread):
+    # the two ways of building Larsson's targets agree (the benchmark checks it), both timed
+    res = _load("bench_larsson_targets").main(["--small"])
+    assert res["toy"]["equal"] and res["toy"]["batch"] == 2
+    assert res["toy"]["full_maps_ms"] > 0 and res["toy"]["sampled_ms"] > 0
