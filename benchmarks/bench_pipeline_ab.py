@@ -40,19 +40,21 @@ def main(argv: list[str] | None = None) -> dict:
     extra = ["--small"] if args.small else []
     rounds = 1 if args.small else args.rounds
     trees = {"old": Path(args.old).resolve(), "new": Path(args.new).resolve()}
-    ratios: dict[str, list[float]] = {k: [] for k in trees}
-    outside: dict[str, list[float]] = {k: [] for k in trees}
+    runs: dict[str, list[dict]] = {k: [] for k in trees}  # each process's results
     for r in range(rounds):
         for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):
             d = one(trees[name], args.repeats, extra)
-            ratios[name].append(d["ratio"])
-            outside[name].append(d["outside_judge_over_judge"])
+            runs[name].append(d)
             print(f"{name}: judge {d['judge_median_s']:.2f} s, pipeline "
                   f"{d['pipeline_median_s']:.2f} s, ratio {d['ratio']:.3f}, outside the "
                   f"judge {d['outside_judge_over_judge']:.3f}, load {d['load_avg_1min']}",
                   flush=True)
-    res = {k: {"ratios": v, "median": statistics.median(v), "outside": outside[k],
-               "outside_median": statistics.median(outside[k])} for k, v in ratios.items()}
+    res = {}
+    for k, ds in runs.items():
+        ratios = [d["ratio"] for d in ds]
+        outside = [d["outside_judge_over_judge"] for d in ds]
+        res[k] = {"ratios": ratios, "median": statistics.median(ratios), "outside": outside,
+                  "outside_median": statistics.median(outside)}
     print(json.dumps(res, indent=2))
     return res
 
