@@ -23,8 +23,10 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..allocator import keep_freed_memory
     from ..dist import abort_run, dist_info, shutdown_distributed
 
+    keep_freed_memory()  # tensors' memory reused, not faulted in again each step
     try:
         rc = cli.main(args=argv, prog_name="psc-eval", standalone_mode=False)
         shutdown_distributed()

@@ -97,7 +97,9 @@ def _train_one(job: Job, dataset: str, device: str, threads: int,
     """One worker's job (a top-level function: it runs in a spawned process)."""
     import torch
 
+    from ..allocator import keep_freed_memory
     from ..training.entry import train
+    keep_freed_memory()  # a spawned process: the command line's setting is not inherited
     torch.set_num_threads(threads)
     last = seed_checkpoint(job.name, dataset, job.seed) if not overrides else None
     res = train(job.name, dataset, dataset, device=device, seed=job.seed,
