@@ -35,6 +35,7 @@ from contextlib import contextmanager
 
 import torch
 
+from psc_eval.allocator import keep_freed_memory
 from psc_eval.data import collate, get_dataset
 from psc_eval.judge import default_segmenter, load_segmenter
 from psc_eval.paths import judge_weights_path
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--small", action="store_true",
                     help="8 images, one round, no memory probe (a test runs this)")
     args = ap.parse_args(argv)
+    keep_freed_memory()  # as the command line does (PSC_MALLOC=system: glibc's defaults)
     if args.small:
         args.n, args.batch_size, args.repeats, args.memory_sizes = 8, 4, 1, ""
     if args.threads:

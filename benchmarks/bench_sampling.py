@@ -45,6 +45,8 @@ from psc_eval.models.config import generator_config, load_config
 from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 from psc_eval.models.sampling import sample, sample_cached, sample_naive
 
+from psc_eval.allocator import keep_freed_memory
+
 NUM_CLASSES = {"toy": None, "paper": 21}  # paper: VOC 2012, 20 objects + background
 
 
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--small", action="store_true",
                     help="a tiny generator and batch, one round (a test runs this)")
     a = ap.parse_args(argv)
+    keep_freed_memory()  # as the command line does (PSC_MALLOC=system: glibc's defaults)
     if a.small:
         a.nr_filters, a.nr_resnet, a.batch, a.batches = 8, 1, 2, "2,3"
         a.repeats, a.cached_runs, a.naive_pixels, a.no_check = 1, 1, 2, True

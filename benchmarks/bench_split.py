@@ -19,6 +19,8 @@ import time
 
 import torch
 
+from psc_eval.allocator import keep_freed_memory
+
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--small", action="store_true", help="64 images, batch 16, one round")
     a = ap.parse_args(argv)
+    keep_freed_memory()  # as the command line does (PSC_MALLOC=system: glibc's defaults)
     if a.small:
         a.images, a.batch_size, a.repeats = 64, 16, 1
     torch.set_num_threads(a.threads)

@@ -26,6 +26,7 @@ import time
 import torch
 from psc_eval.models.method import build_net, resolve_train_config
 
+from psc_eval.allocator import keep_freed_memory
 from psc_eval.data import collate, get_dataset
 
 
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--profile", action="store_true", help="per-phase profile of the step")
     ap.add_argument("--small", action="store_true", help="2 images, 1 step (a test runs this)")
     a = ap.parse_args(argv)
+    keep_freed_memory()  # as the command line does (PSC_MALLOC=system: glibc's defaults)
     if a.small:
         a.batch_size, a.steps, a.warmup = 2, 1, 1
     if a.threads:

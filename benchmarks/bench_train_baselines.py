@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from psc_eval.allocator import keep_freed_memory
 from psc_eval.data import collate, get_dataset
 from psc_eval.training import step_generator
 
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
+    keep_freed_memory()  # as the command line does (PSC_MALLOC=system: glibc's defaults)
     torch.set_num_threads(a.threads)
     runs = {}
     for name in a.methods.split(","):

@@ -80,3 +80,11 @@ def test_bench_larsson_targets_small(one_thread):
     res = _load("bench_larsson_targets").main(["--small"])
     assert res["toy"]["equal"] and res["toy"]["batch"] == 2
     assert res["toy"]["full_maps_ms"] > 0 and res["toy"]["sampled_ms"] > 0
+
+
+@pytest.mark.slow
+def test_bench_allocator_small():
+    # fresh processes under each malloc setting compute the same bits (the benchmark checks)
+    res = _load("bench_allocator").main(["--small", "--workloads", "train-ours,sample-16"])
+    for row in res["workloads"].values():
+        assert row["bit_identical"] and row["system_ms"] > 0 and row["kept_ms"] > 0
