@@ -8,8 +8,9 @@
 Each round runs every workload twice, in two new processes (``PSC_MALLOC=system``, then
 the kept setting; the order alternates between rounds), one torch thread. A process
 warms up, then times ``--steps`` repetitions; it reports the median wall time, the
-minor page faults per repetition, and a digest of what the work computed (the loss after
-every step, the samples, the logits), so the two settings are checked bit-identical.
+minor page faults per repetition, its peak RSS, and a digest of what the work computed
+(the loss after every step, the samples, the logits), so the two settings are checked
+bit-identical.
 Workloads (toy sizes):
 
 * ``train-ours``: the training step of ``ours`` (batch 16: forward, the Eq. 6 losses,
@@ -161,20 +162,23 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{out['machine']}; one torch thread; {a.rounds} rounds x {a.steps} repetitions; "
           f"load {out['load_avg_1min']:.1f}")
     print("| workload | system malloc ms | kept ms | system / kept | faults per rep. "
-          "(system, kept) | same results |")
-    print("|---|---|---|---|---|---|")
+          "(system, kept) | peak RSS MB (system, kept) | same results |")
+    print("|---|---|---|---|---|---|---|")
     for n, by in runs.items():
         ms = {s: statistics.median(x["ms"] for x in v) for s, v in by.items()}
         faults = {s: statistics.median(x["faults"] for x in v) for s, v in by.items()}
+        rss = {s: max(x["max_rss_mb"] for x in v) for s, v in by.items()}
         same = len({x["digest"] for v in by.values() for x in v}) == 1
         row = {"system_ms": ms["system"], "kept_ms": ms["kept"],
                "ratio": ms["system"] / ms["kept"], "faults_system": faults["system"],
-               "faults_kept": faults["kept"], "bit_identical": same,
+               "faults_kept": faults["kept"], "max_rss_mb_system": rss["system"],
+               "max_rss_mb_kept": rss["kept"], "bit_identical": same,
                "kept_took_effect": all(x["kept"] for x in by["kept"]),
                "per_process_ms": {s: [round(x["ms"], 1) for x in v] for s, v in by.items()}}
         out["workloads"][n] = row
         print(f"| {n} | {ms['system']:.1f} | {ms['kept']:.1f} | {row['ratio']:.2f} | "
-              f"{faults['system']:.0f}, {faults['kept']:.0f} | {same} |")
+              f"{faults['system']:.0f}, {faults['kept']:.0f} | {rss['system']:.0f}, "
+              f"{rss['kept']:.0f} | {same} |")
     return out
 
 
