@@ -22,7 +22,8 @@ FOLDERS = {"psc_eval": ROOT / "psc_eval", "psc_eval.models": ROOT / "models",
 
 # lowest first; names are psc_eval's top-level modules and packages ("" = psc_eval itself)
 LAYERS = (
-    ("infrastructure", {"errors", "paths", "progress", "io", "dist", "registry", "methods"}),
+    ("infrastructure", {"errors", "paths", "progress", "io", "dist", "registry", "methods",
+                        "allocator"}),
     ("colour, data, configs, checkpoints", {"color", "data", "config", "checkpoint",
                                             "shipped", "identity"}),
     ("metrics, judges, training, colorizer protocol",
