@@ -7,8 +7,8 @@ of the same sizes then take one page fault per 4 KiB page, and the kernel zeroes
 A toy training step of ``ours`` faulted 19,000-21,600 pages (about 80 MB) per step that
 way. With ``keep_freed_memory()`` blocks up to ``MMAP_THRESHOLD`` come from the heap and up
 to ``TRIM_THRESHOLD`` of free memory stays mapped, so the same step faults none and runs
-1.10x faster (benchmarks/bench_allocator.py, reports/perf.md). Only where memory comes from changes, not
-one number computed with it: results are bit-identical.
+1.10x faster (benchmarks/bench_allocator.py, reports/perf.md). Only where memory comes
+from changes, not one number computed with it: results are bit-identical.
 
 Called once by the command line (``psc_eval.cli.main``); a library user may call it too.
 ``PSC_MALLOC=system`` leaves the C library's defaults. A no-op off glibc (macOS, musl).
@@ -32,7 +32,9 @@ TRIM_THRESHOLD = 256 << 20  # free memory kept at the heap's top before it is gi
 
 def keep_freed_memory() -> bool:
     """Set glibc malloc to keep freed tensor memory for reuse; True if it took effect."""
-    if os.environ.get(ENV, "").strip().lower() == "system" or not sys.platform.startswith("linux"):
+    if os.environ.get(ENV, "").strip().lower() == "system":
+        return False
+    if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
