@@ -14,11 +14,18 @@ Adam, the Polyak average), per phase, medians over ``--steps``; the step's FLOPs
 
     python benchmarks/bench_train.py --profile --threads 1 --steps 10
     python benchmarks/bench_train.py --small          # seconds; tests/e2e/test_benchmarks.py
+
+``--trajectory N``: the losses of N steps on successive batches, compared with another run
+(``--against``), e.g. the drift that 2 threads instead of 1 cause alone:
+
+    python benchmarks/bench_train.py --threads 1 --trajectory 50 --out /tmp/t1.json
+    python benchmarks/bench_train.py --threads 2 --trajectory 50 --against /tmp/t1.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -143,15 +150,19 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--amp", choices=["none", "bf16"], default="none")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--profile", action="store_true", help="per-phase profile of the step")
+    ap.add_argument("--trajectory", type=int, default=0, metavar="N",
+                    help="N steps on successive batches from seed 0; print the losses")
+    ap.add_argument("--against", help="with --trajectory: compare with this --out file")
+    ap.add_argument("--out", help="with --trajectory: write the losses here (JSON)")
     ap.add_argument("--small", action="store_true", help="2 images, 1 step (a test runs this)")
     a = ap.parse_args(argv)
-    keep_freed_memory()  # as the command line does (PSC_MALLOC=system: glibc's defaults)
+    a.kept_malloc = keep_freed_memory()  # as the command line does (PSC_MALLOC=system: off)
     if a.small:
         a.batch_size, a.steps, a.warmup = 2, 1, 1
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = resolve_train_config(a.variant, a.config)
-    if a.profile or a.small:
+    if a.profile or (a.small and not a.trajectory):
         return profile(a, cfg)
     torch.manual_seed(0)
     dev = torch.device(a.device)
@@ -160,15 +171,12 @@ def main(argv: list[str] | None = None) -> dict | None:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr, betas=cfg.train.betas)
     ds = get_dataset("toy", split="train", size=cfg.model.input_size)
-    batch = collate([ds[i] for i in range(a.batch_size)])
-    batch = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    if a.trajectory:
+        return trajectory(a, net, opt, ds, dev)
+    batch = _batch(ds, range(a.batch_size), dev, False)
 
     def step():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.amp == "bf16"):
-            terms = net(batch)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt.step()
+        _step(net, opt, batch, dev, a.amp)
 
     for _ in range(a.warmup):
         step()
@@ -186,7 +194,64 @@ def main(argv: list[str] | None = None) -> dict | None:
           f"channels_last={a.channels_last} load1={os.getloadavg()[0]:.1f}")
     print(f"{a.steps / dt:.3f} steps/s, {a.steps * a.batch_size / dt:.1f} images/s, "
           f"{1000 * dt / a.steps:.0f} ms/step")
+    return None
 
+
+def _batch(ds, indices, dev, channels_last: bool) -> dict:
+    batch = collate([ds[i] for i in indices])
+    batch = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    if channels_last:
+        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                 for k, v in batch.items()}
+    return batch
+
+
+def _step(net, opt, batch, dev, amp: str) -> torch.Tensor:
+    """One training step (forward with the Eq. 6 losses, backward, Adam); the total loss."""
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        terms = net(batch)
+    opt.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    opt.step()
+    return terms["total"].detach()
+
+
+def trajectory(a, net, opt, ds, dev) -> dict:
+    """``--trajectory N``: N steps from seed 0 on successive toy batches (step i trains on
+    images [i*B, (i+1)*B)), the total loss of each; ``--against FILE`` compares them with an
+    earlier run's ``--out`` file: the largest relative difference over the N steps, the
+    first step that differs, whether all are bit-identical. This is how "the same losses to
+    float tolerance over 50 steps" is measured (reports/perf.md, issue 23 goal 1)."""
+    losses, times = [], []
+    for i in range(a.trajectory):
+        batch = _batch(ds, range(i * a.batch_size, (i + 1) * a.batch_size), dev,
+                       a.channels_last)
+        t0 = time.perf_counter()
+        losses.append(float(_step(net, opt, batch, dev, a.amp)))
+        times.append(time.perf_counter() - t0)
+    settings = {"variant": a.variant, "config": a.config, "batch": a.batch_size,
+                "threads": torch.get_num_threads(), "amp": a.amp,
+                "channels_last": a.channels_last,
+                "malloc": "kept" if a.kept_malloc else "system"}
+    res = {"settings": settings, "losses": losses,
+           "step_ms_median": 1e3 * statistics.median(times[min(3, len(times) - 1):])}
+    print(f"{settings}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}, "
+          f"median step {res['step_ms_median']:.0f} ms")
+    if a.against:
+        with open(a.against) as f:
+            ref = json.load(f)["losses"]
+        n = min(len(ref), len(losses))
+        diff = [abs(x - y) / abs(y) for x, y in zip(losses[:n], ref[:n])]
+        first = next((i + 1 for i in range(n) if losses[i] != ref[i]), None)
+        res["against"] = {"file": a.against, "steps": n, "max_relative_difference": max(diff),
+                          "first_differing_step": first, "bit_identical": first is None,
+                          "last": [losses[n - 1], ref[n - 1]]}
+        print(f"against {a.against}: max relative difference {max(diff):.2e} over {n} steps, "
+              f"first differing step {first}, last {losses[n - 1]:.5f} vs {ref[n - 1]:.5f}")
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(res, f)
+    return res
 
 if __name__ == "__main__":
     main()

@@ -88,3 +88,14 @@ def test_bench_allocator_small():
     res = _load("bench_allocator").main(["--small", "--workloads", "train-ours,sample-16"])
     for row in res["workloads"].values():
         assert row["bit_identical"] and row["system_ms"] > 0 and row["kept_ms"] > 0
+
+
+@pytest.mark.slow
+def test_bench_train_trajectory_small(one_thread, tmp_path):
+    # two runs of the same code compare bit-identical; the comparison reads the losses back
+    bench = _load("bench_train")
+    first = bench.main(["--small", "--trajectory", "2", "--out", str(tmp_path / "t.json")])
+    again = bench.main(["--small", "--trajectory", "2", "--against", str(tmp_path / "t.json")])
+    assert len(first["losses"]) == 2 and first["losses"][0] != first["losses"][1]
+    assert again["against"]["bit_identical"] and again["against"]["max_relative_difference"] == 0
+    assert again["against"]["last"] == [first["losses"][1]] * 2
