@@ -35,26 +35,25 @@ import subprocess
 import sys
 import time
 
+from machine import cpu_name  # benchmarks/machine.py
+
 WORKLOADS = ("train-ours", "train-zhang2016", "sample-16", "sample-128", "judge")
 
 
 def _setup(name: str, small: bool):
-    """(work, digest of its last result) for one workload; work() returns a tensor."""
+    """The work of one workload: a function that returns a tensor (what it computed)."""
     import torch
 
     from psc_eval.data import collate, get_dataset
 
     batch_size = 2 if small else 16
     if name.startswith("train-"):
-        from psc_eval.training import step_generator
-        from psc_eval.training.entry import resolve_config
+        from bench_train_baselines import build
 
-        method_name = name[len("train-"):]
-        cls, cfg = resolve_config(method_name, "toy")
-        ds = get_dataset("toy", split="train", size=cls.input_size(cfg))
-        cls.prepare(method_name, cfg, ds.subset(64))
-        torch.manual_seed(0)
-        method = cls.build(method_name, cfg, ds)
+        from psc_eval.training import step_generator
+
+        method, size = build(name[len("train-"):])
+        ds = get_dataset("toy", split="train", size=size)
         method.model.train()
         opt = method.configure_optimizers(1000)[0].optimizer
         batch = collate([ds[i] for i in range(batch_size)])
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
             for setting in (("system", "kept") if r % 2 == 0 else ("kept", "system")):
                 runs[n][setting].append(_child(n, setting, a))
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                      f"{_cpu()}", "load_avg_1min": os.getloadavg()[0], "workloads": {}}
+                      f"{cpu_name()}", "load_avg_1min": os.getloadavg()[0], "workloads": {}}
     print(f"{out['machine']}; one torch thread; {a.rounds} rounds x {a.steps} repetitions; "
           f"load {out['load_avg_1min']:.1f}")
     print("| workload | system malloc ms | kept ms | system / kept | faults per rep. "
@@ -180,14 +179,6 @@ def main(argv: list[str] | None = None) -> dict:
               f"{faults['system']:.0f}, {faults['kept']:.0f} | {rss['system']:.0f}, "
               f"{rss['kept']:.0f} | {same} |")
     return out
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import time
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py
 
 from psc_eval.colorizer import get_colorizer
 from psc_eval.data import get_dataset
@@ -30,17 +30,6 @@ from psc_eval.runner import evaluate_rows
 SETS = {"miou+psnr": ("miou", "psnr"),
         "all (default miou)": ("miou", "psnr", "semantic", "pollution"),
         "+diversity": ("miou", "psnr", "semantic", "pollution", "diversity")}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def timed_updates(names) -> dict[str, float]:
@@ -92,7 +81,7 @@ def main() -> None:
                     per_round[k].append(v)
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["miou+psnr"]
-    out = {"machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "threads": a.threads,
+    out = {"machine": {"nproc": os.cpu_count(), "cpu": cpu_name(), "threads": a.threads,
                        "nproc_cmd": subprocess.run(["nproc"], capture_output=True,
                                                    text=True, check=False).stdout.strip()},
            "images": a.limit, "rows": [getattr(c, "name", "?") for c in cols],

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import time
 from contextlib import contextmanager
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py
 
 from psc_eval.allocator import keep_freed_memory
 from psc_eval.data import collate, get_dataset
@@ -141,17 +141,6 @@ def memory_probe(n: int, batch_size: int, workers: int, judge: str) -> None:
         out["peak_rss_largest_worker_mib"] = round(
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     print(json.dumps(out))
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def main(argv: list[str] | None = None) -> dict | None:

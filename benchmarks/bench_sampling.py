@@ -34,13 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py
 from psc_eval.models.config import generator_config, load_config
 from psc_eval.models.pixelcnn import ConditionalPixelCNNpp, GeneratorConfig
 from psc_eval.models.sampling import sample, sample_cached, sample_naive
@@ -48,17 +47,6 @@ from psc_eval.models.sampling import sample, sample_cached, sample_naive
 from psc_eval.allocator import keep_freed_memory
 
 NUM_CLASSES = {"toy": None, "paper": 21}  # paper: VOC 2012, 20 objects + background
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def build(config: str, nr_filters: int | None, nr_resnet: int | None, seed: int):
@@ -156,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     net, gcfg, cond_ch, size = build(a.config, a.nr_filters, a.nr_resnet, a.seed)
     if a.bound:
         res = {"config": a.config, "generator": gcfg.to_dict(), "canvas": size,
-               "threads": torch.get_num_threads(), "cpu_model": _cpu_name(),
+               "threads": torch.get_num_threads(), "cpu_model": cpu_name(),
                "load_avg_1min": os.getloadavg()[0], "torch": torch.__version__,
                "repeats": a.repeats, "batches": bound(a, net, gcfg, cond_ch, size)}
         if a.json:
@@ -169,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_params = sum(p.numel() for p in net.parameters())
     print(f"generator {gcfg} cond_channels={cond_ch} canvas {size}x{size} batch {a.batch} "
           f"params {n_params / 1e6:.2f}M; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {_cpu_name()}")
+          f"{torch.get_num_threads()} threads, {cpu_name()}")
 
     # wall time and this process's CPU time (less sensitive to other processes' load
     # when running on one thread); medians and minima over the rounds
@@ -194,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     res = {
         "config": a.config, "generator": gcfg.to_dict(), "cond_channels": cond_ch,
         "canvas": size, "batch": a.batch, "threads": torch.get_num_threads(),
-        "cpu_model": _cpu_name(), "nproc": os.cpu_count(), "torch": torch.__version__,
+        "cpu_model": cpu_name(), "nproc": os.cpu_count(), "torch": torch.__version__,
         "repeats": a.repeats, "cached_runs": a.cached_runs, "naive_pixels_timed": n_naive,
     }
     for clock in ("wall", "cpu"):

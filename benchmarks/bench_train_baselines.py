@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py
 
 from psc_eval.allocator import keep_freed_memory
 from psc_eval.data import collate, get_dataset
@@ -74,10 +74,7 @@ def main() -> None:
             for i in range(a.steps):
                 step(name, 1 + r * a.steps + i)
             times[name].append((time.perf_counter() - t0) / a.steps)
-    with open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                   platform.processor())
-    print(f"nproc={os.cpu_count()} cpu={cpu} torch={torch.__version__} "
+    print(f"nproc={os.cpu_count()} cpu={cpu_name()} torch={torch.__version__} "
           f"threads={torch.get_num_threads()} batch={a.batch_size} load1={os.getloadavg()[0]:.1f}")
     print("| method | parameters | steps/s | images/s | ms/step |")
     print("|---|---|---|---|---|")

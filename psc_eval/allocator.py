@@ -30,17 +30,23 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit: bigger blo
 TRIM_THRESHOLD = 256 << 20  # free memory kept at the heap's top before it is given back
 
 
+def glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc on Linux (whose malloc thresholds are set here), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
+
+
 def keep_freed_memory() -> bool:
     """Set glibc malloc to keep freed tensor memory for reuse; True if it took effect."""
     if os.environ.get(ENV, "").strip().lower() == "system":
         return False
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: its thresholds may differ
+    libc = glibc()
+    if libc is None:
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -3,7 +3,6 @@ command line sets it, and ``PSC_MALLOC=system`` leaves the C library alone."""
 
 from __future__ import annotations
 
-import ctypes
 import subprocess
 import sys
 import textwrap
@@ -31,13 +30,6 @@ CHURN = textwrap.dedent("""
 """)
 
 
-def _glibc() -> bool:
-    try:
-        return hasattr(ctypes.CDLL("libc.so.6"), "gnu_get_libc_version")
-    except OSError:
-        return False
-
-
 def _churn_faults(setting: str) -> tuple[bool, float]:
     env = {"PSC_MALLOC": setting, "OMP_NUM_THREADS": "1", "PATH": ""}
     out = subprocess.run([sys.executable, "-c", CHURN], env=env, capture_output=True,
@@ -45,7 +37,7 @@ def _churn_faults(setting: str) -> tuple[bool, float]:
     return out[0] == "True", float(out[1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _glibc(), reason="glibc only")
+@pytest.mark.skipif(allocator.glibc() is None, reason="glibc only")
 def test_freed_memory_is_reused_not_faulted_again():
     pages = 12 * (8 << 20) // 4096  # 24,576 pages of 4 KiB per round
     # Kept: every process reuses the memory (measured: 0 or 410 faults per round).
